@@ -1,0 +1,58 @@
+# Two commands matter: `make run` and `make test`. Both set everything up on a fresh machine and are
+# idempotent: stamps under .stamps/ make the second run skip what is already done.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+SAMPLES := samples
+
+.PHONY: setup run test lint typecheck layers unit bench models samples clean
+
+setup: $(STAMPS)/system $(STAMPS)/deps $(STAMPS)/samples models
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMPS)/system: scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+# torch goes in first, alone, so pip takes the local CPU wheel and nothing later drags in CUDA.
+$(STAMPS)/deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[convert,dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/samples: scripts/make_samples.py $(STAMPS)/deps
+	$(BIN)/python scripts/make_samples.py $(SAMPLES)
+	@touch $@
+
+samples: $(STAMPS)/samples
+
+# Verifies every artifact's hash and fetches/builds only what is missing or corrupt.
+models: $(STAMPS)/deps $(STAMPS)/system
+	$(BIN)/feedlens models pull
+
+run: setup
+	$(BIN)/feedlens analyze $(SAMPLES) --format table
+
+lint: $(STAMPS)/deps
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+typecheck: $(STAMPS)/deps
+	$(BIN)/mypy
+
+layers: $(STAMPS)/deps
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/python -m pytest -q
+
+test: setup lint typecheck layers unit
+
+bench: setup
+	$(BIN)/python benchmarks/run.py --out docs/benchmarks.md
+
+clean:
+	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Recognition capabilities, one module each, all under the contract in `base`."""

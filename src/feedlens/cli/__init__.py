@@ -1,0 +1,1 @@
+"""The `feedlens` command line (Typer). Calls services only."""

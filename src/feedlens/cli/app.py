@@ -1,0 +1,94 @@
+"""`feedlens` CLI entry point: wires services once per invocation, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
+from feedlens.cli import models as models_cli
+from feedlens.cli.context import services_from
+from feedlens.cli.render import OutputFormat, ReportWriter
+from feedlens.config import Settings, load_settings
+from feedlens.core.errors import ConfigError, FeedlensError
+from feedlens.services.factory import build_services
+from feedlens.services.pipeline import iter_image_files
+
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="feedlens",
+    help="Recognise and categorise social-media images on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_cli.app, name="models")
+
+
+@app.callback()
+def _start(ctx: typer.Context) -> None:
+    """Validate configuration and wire the object graph once, before any command runs."""
+    settings: Settings = load_settings()
+    ctx.obj = build_services(settings)
+
+
+def _parse_analyzers(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        analyzer_type(name)  # unknown names fail here, before any work
+    return names
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="image files and folders (searched recursively)")],
+    analyzers: Annotated[
+        str, typer.Option("--analyzers", "-a", help=f"comma-separated; known: {', '.join(ANALYZER_TYPES)}")
+    ] = ",".join(DEFAULT_ANALYZERS),
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+) -> None:
+    """Analyse images and print one result per image. Bad images are reported, not fatal (exit 0)."""
+    services = services_from(ctx)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    pipeline = services.pipeline(_parse_analyzers(analyzers))
+    files = list(iter_image_files(paths))
+    pipeline.load()  # load models before the progress bar starts, so it measures analysis only
+    writer = ReportWriter(output_format, Console(), Console(stderr=True))
+    with writer.progress(len(files)) as advance:
+        for report in pipeline.analyze_paths(files, services.settings.batch_size):
+            writer.add(report)
+            advance()
+    writer.finish(pipeline.stats)
+
+
+@app.command()
+def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
+    """Print the JSON Schema of an analyzer's result."""
+    typer.echo(json.dumps(analyzer_type(name).json_schema(), indent=2))
+
+
+def main() -> None:
+    """Console entry point: feedlens errors become a one-line message and exit code 2, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except FeedlensError as exc:
+        Console(stderr=True).print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,88 @@
+"""Output of `feedlens analyze`: a readable table, JSON or JSON Lines, a progress bar and a failure summary."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from feedlens.core.results import ImageReport, LabelsResult
+from feedlens.services.pipeline import PipelineStats
+
+PROGRESS_MIN_FILES = 20  # short runs finish before a bar would be readable
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+def _summarise(report: ImageReport) -> tuple[str, str]:
+    """(labels, concepts) cells for the table."""
+    labels = report.results.get("labels")
+    if not isinstance(labels, LabelsResult):
+        return "", ""
+    top = ", ".join(f"{lab.name} {lab.score:.2f}" for lab in labels.labels[:3])
+    # The most specific confident concepts read best (cat, feline ... rather than organism, living thing).
+    confident = sorted((c for c in labels.concepts if c.score >= 0.5), key=lambda c: -c.depth)
+    concepts = " › ".join(f"{c.name} {c.score:.2f}" for c in confident[:4])
+    return top, concepts
+
+
+class ReportWriter:
+    """Streams JSON Lines as reports arrive; collects rows for the table and the JSON array."""
+
+    def __init__(self, fmt: OutputFormat, out: Console, err: Console) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.err = err
+        self.reports: list[ImageReport] = []
+
+    @contextlib.contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[], None]]:
+        if total < PROGRESS_MIN_FILES or not self.err.is_terminal:
+            yield lambda: None
+            return
+        columns = (TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            task = bar.add_task("analyse", total=total)
+            yield lambda: bar.advance(task)
+
+    def add(self, report: ImageReport) -> None:
+        self.reports.append(report)
+        if self.fmt is OutputFormat.JSONL:
+            self.out.file.write(json.dumps(report.to_dict()) + "\n")
+            self.out.file.flush()
+
+    def finish(self, stats: PipelineStats) -> None:
+        if self.fmt is OutputFormat.JSON:
+            self.out.file.write(json.dumps([r.to_dict() for r in self.reports], indent=2) + "\n")
+        elif self.fmt is OutputFormat.TABLE:
+            self._table()
+        self._summary(stats)
+
+    def _table(self) -> None:
+        table = Table("image", "size", "labels", "concepts", show_lines=False)
+        for report in self.reports:
+            if report.error is not None:
+                table.add_row(report.path, "", f"[red]{report.error['code']}[/]", report.error["message"][:60])
+                continue
+            labels, concepts = _summarise(report)
+            table.add_row(report.path, f"{report.width}x{report.height}", labels, concepts)
+        self.out.print(table)
+
+    def _summary(self, stats: PipelineStats) -> None:
+        failed = [r for r in self.reports if r.error is not None]
+        analysed = len(self.reports) - len(failed)
+        timing = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in stats.seconds.items())
+        self.err.print(f"{analysed} analysed, {len(failed)} failed ({timing})", highlight=False)
+        if failed:
+            codes = Counter(r.error["code"] for r in failed if r.error is not None)
+            self.err.print("failures: " + ", ".join(f"{c} x{n}" for c, n in codes.most_common()))

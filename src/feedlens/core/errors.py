@@ -1,0 +1,64 @@
+"""Typed errors with stable codes.
+
+Codes are part of the public contract (CLI JSON, and later HTTP problem+json): never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ImageErrorCode(StrEnum):
+    """Why an input image was refused. Stable strings."""
+
+    EMPTY = "empty"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_SMALL = "too_small"
+    CORRUPT = "corrupt"
+    TRUNCATED = "truncated"
+    UNREADABLE = "unreadable"
+
+
+class FeedlensError(Exception):
+    """Base of every error feedlens raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class ImageError(FeedlensError):
+    """Bad input image: the caller's fault, reported per item, never fatal to a batch."""
+
+    def __init__(self, code: ImageErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code.value
+        self.image_code = code
+
+
+class ModelStoreError(FeedlensError):
+    """A model artifact is missing, corrupt or cannot be built. `fix` is the command that repairs it."""
+
+    code = "model_unavailable"
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        full = f"{message} (fix: {fix})" if fix else message
+        super().__init__(full)
+        self.fix = fix
+
+
+class ConfigError(FeedlensError):
+    """Invalid configuration or usage: the operator's fault, fatal for the command."""
+
+    code = "config_error"
+
+
+class UnknownAnalyzerError(ConfigError):
+    code = "unknown_analyzer"

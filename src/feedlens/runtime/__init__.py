@@ -1,0 +1,1 @@
+"""Inference runtimes behind one session interface, and the offline model store."""

@@ -1,0 +1,1 @@
+"""Orchestration over analyzers, runtime and (later) storage. The API and CLI call only this layer."""

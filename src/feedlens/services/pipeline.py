@@ -1,0 +1,136 @@
+"""Run a set of analyzers over many images: one safe decode per image, batched inference, per-item errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from feedlens.analyzers.base import Analyzer
+from feedlens.core.errors import ImageError, ModelStoreError
+from feedlens.core.results import ImageReport
+from feedlens.images import DecodedImage, ImageDecoder
+
+log = logging.getLogger(__name__)
+
+ANALYZER_FAILED = "analyzer_failed"
+
+
+def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files under `paths` (folders recursively, sorted; hidden files and folders skipped)."""
+    for path in paths:
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield path
+
+
+def _batched(items: Iterable[Path], size: int) -> Iterator[list[Path]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+@dataclass
+class PipelineStats:
+    images: int = 0
+    failed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> total wall time
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+class Pipeline:
+    """Decode once at the largest size any analyzer needs, then run each analyzer on the whole batch."""
+
+    def __init__(self, decoder: ImageDecoder, analyzers: Sequence[Analyzer[Any, Any]], threads: int) -> None:
+        self.decoder = decoder
+        self.analyzers = list(analyzers)
+        self.decode_size = max(a.input_size for a in self.analyzers)
+        self.threads = threads
+        self.stats = PipelineStats()
+
+    def load(self) -> None:
+        for analyzer in self.analyzers:
+            analyzer.load()
+
+    def analyze_paths(self, paths: Iterable[Path], batch_size: int) -> Iterator[ImageReport]:
+        """Reports in input order, one per file; bad files become error reports, never exceptions."""
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="decode") as pool:
+            for batch in _batched(paths, batch_size):
+                yield from self._analyze_batch([str(p) for p in batch], batch, pool)
+
+    def analyze_one(self, source: bytes | Path, name: str = "") -> ImageReport:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return self._analyze_batch([name or str(source)], [source], pool)[0]
+
+    def _decode(self, source: bytes | Path) -> DecodedImage | ImageError:
+        try:
+            return self.decoder.decode(source, min_side=self.decode_size)
+        except ImageError as exc:
+            return exc
+
+    def _analyze_batch(
+        self, names: list[str], sources: Sequence[bytes | Path], pool: ThreadPoolExecutor
+    ) -> list[ImageReport]:
+        start = time.perf_counter()
+        decoded = list(pool.map(self._decode, sources))  # Pillow releases the GIL while decoding
+        self.stats.add("decode", time.perf_counter() - start)
+        reports: list[ImageReport] = []
+        good: list[tuple[ImageReport, DecodedImage]] = []
+        for name, item in zip(names, decoded, strict=True):
+            if isinstance(item, ImageError):
+                reports.append(ImageReport(path=name, error=item.to_dict()))
+                continue
+            report = ImageReport(
+                path=name, sha256=item.sha256, width=item.width, height=item.height, format=item.format
+            )
+            reports.append(report)
+            good.append((report, item))
+        images = [d.image for _, d in good]
+        for analyzer in self.analyzers:
+            if not images:
+                break
+            start = time.perf_counter()
+            results = self._run_isolated(analyzer, images)
+            elapsed = time.perf_counter() - start
+            self.stats.add(analyzer.name, elapsed)
+            for (report, _), result in zip(good, results, strict=True):
+                report.timings_ms[analyzer.name] = 1000 * elapsed / len(images)
+                if isinstance(result, Exception):
+                    report.error = {"code": ANALYZER_FAILED, "message": f"{analyzer.name}: {result}"}
+                elif report.error is None:
+                    report.results[analyzer.name] = result
+        self.stats.images += len(reports)
+        self.stats.failed += sum(1 for r in reports if not r.ok)
+        return reports
+
+    @staticmethod
+    def _run_isolated(analyzer: Analyzer[Any, Any], images: list[Any]) -> list[Any]:
+        """Run on the batch; if it fails, retry one image at a time so one bad image cannot sink the rest."""
+        try:
+            return analyzer(images)
+        except ModelStoreError:
+            raise  # configuration, not input: every image would fail the same way
+        except Exception:
+            log.exception("%s failed on a batch of %d; retrying one by one", analyzer.name, len(images))
+        out: list[Any] = []
+        for image in images:
+            try:
+                out.extend(analyzer([image]))
+            except ModelStoreError:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
