@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedlens.core.errors import ConfigError
@@ -16,10 +16,13 @@ def _default_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "feedlens"
 
 
-class DecodeLimits(BaseSettings):
-    """Limits the safe decoder applies before spending memory on an untrusted image."""
+class DecodeLimits(BaseModel):
+    """Limits the safe decoder applies before spending memory on an untrusted image.
 
-    model_config = SettingsConfigDict(env_prefix="FEEDLENS_DECODE_", frozen=True)
+    Set from the environment as FEEDLENS_DECODE__MAX_BYTES and so on.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted file, bytes")
     max_pixels: int = Field(75_000_000, gt=0, description="largest width*height, read from the header")
@@ -30,7 +33,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLENS_", frozen=True, env_nested_delimiter="__")
 
     home: Path = Field(default_factory=_default_home, description="models, caches and (later) data")
-    decode: DecodeLimits = Field(default_factory=DecodeLimits)
+    decode: DecodeLimits = DecodeLimits()  # frozen, so one shared default is safe
     # workers x threads_per_worker should equal the cores: one process pool worker per core by default
     # would starve ONNX Runtime's own intra-op threads, so the CLI runs one worker with all the cores.
     workers: int = Field(1, ge=1)

@@ -71,7 +71,7 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         for p, r in zip(probs, rolled, strict=True):
             top = np.argsort(-p)[:top_k]
             labels = tuple(
-                Label(name=self._classes[i]["name"], wnid=self._classes[i]["wnid"], score=float(p[i]))
+                Label(name=self._classes[i]["name"], wnid=self._classes[i]["wnid"], score=round(float(p[i]), 6))
                 for i in top
             )
             # Ties (a whole chain cat -> ... -> animal shares one score) list the more specific first.
@@ -81,7 +81,7 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
                 Concept(
                     name=self._concepts[j]["name"],
                     wnid=self._concepts[j]["wnid"],
-                    score=float(r[j]),
+                    score=round(float(r[j]), 6),
                     depth=int(self._concepts[j]["depth"]),
                 )
                 for j in order

@@ -26,9 +26,7 @@ def analyzer_type(name: str) -> type[Analyzer[Any, Any]]:
         raise UnknownAnalyzerError(f"unknown analyzer {name!r} (known: {known})") from None
 
 
-def create_analyzers(
-    names: Sequence[str], store: ModelStore, settings: Settings
-) -> list[Analyzer[Any, Any]]:
+def create_analyzers(names: Sequence[str], store: ModelStore, settings: Settings) -> list[Analyzer[Any, Any]]:
     """Instantiate analyzers by name, in the given order, without duplicates. Models load lazily."""
     unique = list(dict.fromkeys(names))
     if not unique:

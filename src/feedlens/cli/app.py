@@ -79,16 +79,17 @@ def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
 def main() -> None:
     """Console entry point: feedlens errors become a one-line message and exit code 2, not a traceback."""
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False lets feedlens errors reach us typed; click then returns exit codes instead.
+        code = app(standalone_mode=False)
     except FeedlensError as exc:
         Console(stderr=True).print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
         sys.exit(EXIT_USAGE)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # click usage errors (bad option, missing argument)
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -21,8 +21,10 @@ def _store(ctx: typer.Context) -> ModelStore:
 @app.command("list")
 def list_models(ctx: typer.Context) -> None:
     """Every artifact in the manifest with its state in the local store."""
-    table = Table("name", "version", "state", "source", "sha256")
-    for status in _store(ctx).list():
+    table = Table()
+    for column in ("name", "version", "state", "source", "sha256"):
+        table.add_column(column, overflow="fold")
+    for status in _store(ctx).statuses():
         style = {"ok": "green", "missing": "yellow", "corrupt": "red"}[status.state.value]
         table.add_row(
             status.spec.name,
@@ -54,7 +56,7 @@ def pull(
 @app.command()
 def verify(ctx: typer.Context) -> None:
     """Check every artifact's SHA-256; exit 1 if any is missing or corrupt."""
-    bad = [s for s in _store(ctx).list() if s.state is not ArtifactState.OK]
+    bad = [s for s in _store(ctx).statuses() if s.state is not ArtifactState.OK]
     for status in bad:
         Console(stderr=True).print(
             f"{status.state.value}: {status.spec.name} (fix: feedlens models pull {status.spec.name})"

@@ -1,4 +1,4 @@
-"""Output of `feedlens analyze`: a readable table, JSON or JSON Lines, a progress bar and a failure summary."""
+"""Output of `feedlens analyze`: a table, JSON or JSON Lines, a progress bar and a failure summary."""
 
 from __future__ import annotations
 
@@ -69,10 +69,15 @@ class ReportWriter:
         self._summary(stats)
 
     def _table(self) -> None:
-        table = Table("image", "size", "labels", "concepts", show_lines=False)
+        table = Table(show_lines=False)
+        table.add_column("image", overflow="fold")
+        for column in ("size", "labels", "concepts"):
+            table.add_column(column)
         for report in self.reports:
             if report.error is not None:
-                table.add_row(report.path, "", f"[red]{report.error['code']}[/]", report.error["message"][:60])
+                table.add_row(
+                    report.path, "", f"[red]{report.error['code']}[/]", report.error["message"][:60]
+                )
                 continue
             labels, concepts = _summarise(report)
             table.add_row(report.path, f"{report.width}x{report.height}", labels, concepts)

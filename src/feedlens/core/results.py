@@ -75,9 +75,9 @@ class LabelsResult:
         return {"schema": self.SCHEMA, **asdict(self)}
 
     def has_concept(self, name_or_wnid: str, min_score: float = 0.0) -> bool:
-        return any(
-            name_or_wnid in (c.name, c.wnid) and c.score >= min_score for c in self.concepts
-        ) or any(name_or_wnid in (lab.name, lab.wnid) and lab.score >= min_score for lab in self.labels)
+        return any(name_or_wnid in (c.name, c.wnid) and c.score >= min_score for c in self.concepts) or any(
+            name_or_wnid in (lab.name, lab.wnid) and lab.score >= min_score for lab in self.labels
+        )
 
 
 @dataclass(slots=True)

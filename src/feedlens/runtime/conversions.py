@@ -71,9 +71,7 @@ def build_imagenet_hierarchy(inputs: dict[str, Path], out: Path) -> None:
     payload = {
         "version": 1,
         "classes": [{"wnid": w, "name": lemmas[w].split(",")[0].strip()} for w in wnids],
-        "concepts": [
-            {"wnid": f"n{o}", "name": synsets[o].name, "depth": depth[o]} for o in concept_offsets
-        ],
+        "concepts": [{"wnid": f"n{o}", "name": synsets[o].name, "depth": depth[o]} for o in concept_offsets],
         "ancestors": [[index[o] for o in anc] for anc in class_ancestors],
     }
     out.write_text(json.dumps(payload, separators=(",", ":"), sort_keys=True))

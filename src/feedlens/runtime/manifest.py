@@ -100,12 +100,14 @@ class Manifest(_Strict):
             raise ConfigError(f"invalid model manifest: {exc}") from exc
         names = [s.name for s in manifest.artifacts]
         if len(set(names)) != len(names):
-            raise ConfigError("model manifest lists an artifact twice")
+            raise ConfigError("invalid model manifest: an artifact is listed twice")
         for spec in manifest.artifacts:
             if isinstance(spec.source, ConversionSource):
                 missing = [i for i in spec.source.inputs if i not in names]
                 if missing:
-                    raise ConfigError(f"artifact {spec.name!r} is built from unknown artifacts {missing}")
+                    raise ConfigError(
+                        f"invalid model manifest: {spec.name!r} is built from unknown artifacts {missing}"
+                    )
             elif spec.sha256 is None and not isinstance(spec.source, UserPathSource):
-                raise ConfigError(f"artifact {spec.name!r} must pin a sha256")
+                raise ConfigError(f"invalid model manifest: {spec.name!r} must pin a sha256")
         return manifest

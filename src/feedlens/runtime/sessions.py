@@ -49,7 +49,7 @@ class OnnxSession:
 
 
 class LiteRTSession:
-    """LiteRT (TensorFlow Lite) interpreter; batches are run one sample at a time when the model is fixed-size."""
+    """LiteRT (TensorFlow Lite) interpreter; fixed-size models, so a batch runs one sample at a time."""
 
     def __init__(self, path: Path, threads: int) -> None:
         try:
@@ -78,15 +78,18 @@ class LiteRTSession:
         return [np.concatenate(parts) for parts in results]
 
 
-class TorchScriptSession:
-    """A TorchScript module (`torch.jit.save`), for user-supplied models that have no ONNX export."""
+class TorchSession:
+    """A user-supplied torch model without an ONNX export: `torch.export` (.pt2) or TorchScript (.pt)."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self._torch = torch
-        self._module = torch.jit.load(str(path), map_location="cpu").eval()
+        if path.suffix.lower() == ".pt2":
+            self._module = torch.export.load(str(path)).module()
+        else:  # TorchScript is deprecated upstream but is what many users still have
+            self._module = torch.jit.load(str(path), map_location="cpu").eval()  # type: ignore[no-untyped-call]
         self._names = ("input",)
 
     @property
@@ -101,11 +104,12 @@ class TorchScriptSession:
         return [o.numpy() for o in outs]
 
 
-_BY_SUFFIX: dict[str, type[OnnxSession] | type[LiteRTSession] | type[TorchScriptSession]] = {
+_BY_SUFFIX: dict[str, type[OnnxSession] | type[LiteRTSession] | type[TorchSession]] = {
     ".onnx": OnnxSession,
     ".tflite": LiteRTSession,
-    ".pt": TorchScriptSession,
-    ".torchscript": TorchScriptSession,
+    ".pt2": TorchSession,
+    ".pt": TorchSession,
+    ".torchscript": TorchSession,
 }
 
 

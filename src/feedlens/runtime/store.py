@@ -103,7 +103,7 @@ class ModelStore:
             self._remember(path)
         return ArtifactStatus(spec, state, path, actual)
 
-    def list(self) -> list[ArtifactStatus]:
+    def statuses(self) -> list[ArtifactStatus]:
         return [self.status(spec.name) for spec in self.manifest.artifacts]
 
     def _remember(self, path: Path) -> None:
@@ -119,16 +119,19 @@ class ModelStore:
 
     # -- loading -----------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
-        """Verified path of an artifact, for loading. A corrupt conversion is rebuilt; any other
-        missing or corrupt artifact raises ModelStoreError naming the command that fixes it."""
+        """Verified path of an artifact, for loading. Nothing is fetched here: a missing or corrupt
+        artifact raises ModelStoreError naming the command that fixes it; a corrupt conversion is rebuilt."""
         path = self.artifact_path(name)
         if self._still_verified(path):
             return path
         status = self.status(name)
         if status.state is ArtifactState.OK:
             return path
-        if isinstance(status.spec.source, ConversionSource):
-            # Derived files are ours to rebuild; their inputs are verified (or fail loudly) on the way.
+        if isinstance(status.spec.source, ConversionSource) and status.state is ArtifactState.CORRUPT:
+            # A damaged derived file is ours to rebuild, from inputs that must themselves be present and
+            # valid (checked here, so a missing input still names its fixing command).
+            for input_name in status.spec.source.inputs:
+                self.path(input_name)
             return self.pull(name, force=True)
         if status.state is ArtifactState.MISSING:
             raise ModelStoreError(f"model artifact {name!r} is not in the store at {path}", fix=_fix(name))
@@ -233,9 +236,7 @@ class ModelStore:
     def _copy_system_file(source: SystemFileSource, dest: Path) -> None:
         origin = Path(source.path)
         if not origin.is_file():
-            raise ModelStoreError(
-                f"{origin} is missing", fix=f"apt-get install -y {source.debian_package}"
-            )
+            raise ModelStoreError(f"{origin} is missing", fix=f"apt-get install -y {source.debian_package}")
         shutil.copyfile(origin, dest)
 
     @staticmethod

@@ -1,0 +1,77 @@
+"""Shared fixtures: real settings, the real model store, real sample photos."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from feedlens.analyzers.labels import LabelsAnalyzer
+from feedlens.config import Settings, load_settings
+from feedlens.images import ImageDecoder
+from feedlens.services.factory import Services, build_services
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_sample_script() -> Callable[[Path], None]:
+    spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts" / "make_samples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    main: Callable[[Path], None] = module.main
+    return main
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real photos scikit-image, scikit-learn and matplotlib ship (copied by the set-up script)."""
+    dest = tmp_path_factory.mktemp("samples")
+    _load_sample_script()(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings) -> Services:
+    return build_services(settings)
+
+
+@pytest.fixture(scope="session")
+def decoder(settings: Settings) -> ImageDecoder:
+    return ImageDecoder(settings.decode)
+
+
+@pytest.fixture(scope="session")
+def labels(services: Services) -> LabelsAnalyzer:
+    analyzer = LabelsAnalyzer(services.store, services.settings)
+    analyzer.load()
+    return analyzer
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def chelsea(sample_dir: Path) -> Image.Image:
+    return Image.open(sample_dir / "chelsea.png").convert("RGB")
+
+
+def gradient(width: int, height: int) -> Image.Image:
+    """A smooth synthetic RGB image (cheap to encode at any size)."""
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    rgb = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb)
