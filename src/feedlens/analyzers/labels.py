@@ -71,7 +71,9 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         for p, r in zip(probs, rolled, strict=True):
             top = np.argsort(-p)[:top_k]
             labels = tuple(
-                Label(name=self._classes[i]["name"], wnid=self._classes[i]["wnid"], score=round(float(p[i]), 6))
+                Label(
+                    name=self._classes[i]["name"], wnid=self._classes[i]["wnid"], score=round(float(p[i]), 6)
+                )
                 for i in top
             )
             # Ties (a whole chain cat -> ... -> animal shares one score) list the more specific first.

@@ -50,7 +50,7 @@ def pull(
         before = store.status(name).state
         path = store.pull(name, force=force)
         verb = "verified" if before is ArtifactState.OK and not force else "pulled"
-        console.print(f"{verb:>8} {name} -> {path}", highlight=False)
+        console.print(f"{verb:>8} {name} -> {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

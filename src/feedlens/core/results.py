@@ -91,7 +91,6 @@ class ImageReport:
     format: str | None = None
     results: dict[str, AnalyzerResult] = field(default_factory=dict)
     error: dict[str, str] | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -107,7 +107,6 @@ class Pipeline:
             elapsed = time.perf_counter() - start
             self.stats.add(analyzer.name, elapsed)
             for (report, _), result in zip(good, results, strict=True):
-                report.timings_ms[analyzer.name] = 1000 * elapsed / len(images)
                 if isinstance(result, Exception):
                     report.error = {"code": ANALYZER_FAILED, "message": f"{analyzer.name}: {result}"}
                 elif report.error is None:
