@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,24 +28,28 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
             f"building the ONNX model needs the conversion extras ({exc.name} is missing)",
             fix="pip install 'feedlens[convert]'",
         ) from exc
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=str(inputs["efficientnet-lite0-pth"])
-    ).eval()
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=str(inputs["efficientnet-lite0-pth"])
+        ).eval()
     sample = torch.from_numpy(
         np.random.default_rng(0).standard_normal((2, 3, EFFICIENTNET_INPUT_SIZE, 224), dtype=np.float32)
     )
     # The TorchScript-based exporter: the model's static same-padding convs export cleanly with it and
     # the graph is byte-stable for a pinned torch, which keeps the recorded hash meaningful.
-    torch.onnx.export(
-        model,
-        (sample,),
-        str(out),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # deprecation and constant-folding notes; the export is checked below
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (sample,),
+            str(out),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     with torch.no_grad():
         expected = model(sample).numpy()
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
