@@ -36,6 +36,7 @@ from feedlens.services.pipeline import Pipeline
 SIZE = (4000, 3000)  # 12 MP at 4:3, a phone camera photo
 QUALITY = 90
 COPIES = 4  # 8 photos x 4 = 32 images per pass: two full batches of 16
+GRAIN_SIGMA = 6.0  # gives 3-4 MB files, like a phone camera's 12 MP JPEG
 PASSES = 3  # timed passes of the batched stages per round, after one warm-up pass
 START, END = "<!-- bench:foundation:start -->", "<!-- bench:foundation:end -->"
 HEADER = (
@@ -86,6 +87,7 @@ class Bench:
     settings: Settings
     services: Services
     files: list[Path]  # the generated JPEGs, COPIES times over
+    grainy: list[Path]  # camera-like copies (one each)
     decoded: list[DecodedImage] = field(default_factory=list)  # filled by stage_decode
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -117,9 +119,11 @@ def timed(fn: Callable[[Any], object], items: Sequence[Any], warmup: int = 2) ->
     return out
 
 
-def make_jpegs(folder: Path) -> list[Path]:
-    """Upscale each shipped photo to 12 MP (centre crop to 4:3) and save it as a quality-90 JPEG."""
-    paths = []
+def make_jpegs(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Upscale each shipped photo to 12 MP (centre crop to 4:3) and save it as a quality-90 JPEG; also a
+    camera-like copy with sensor-like grain, whose larger entropy-coded data costs more to decode."""
+    paths, grainy = [], []
+    noise = np.random.default_rng(0).normal(0, GRAIN_SIGMA, (SIZE[1], SIZE[0], 3)).astype(np.float32)
     for (package, sub), names in SOURCES.items():
         spec = importlib.util.find_spec(package)  # find the package without importing it (slow)
         if spec is None or not spec.submodule_search_locations:
@@ -129,7 +133,10 @@ def make_jpegs(folder: Path) -> list[Path]:
                 big = ImageOps.fit(im.convert("RGB"), SIZE, Image.Resampling.BICUBIC)
             paths.append(folder / f"{Path(name).stem}.jpg")
             big.save(paths[-1], "JPEG", quality=QUALITY)
-    return paths
+            grain = np.clip(np.asarray(big, np.float32) + noise, 0, 255).astype(np.uint8)
+            grainy.append(folder / f"{Path(name).stem}-grain.jpg")
+            Image.fromarray(grain).save(grainy[-1], "JPEG", quality=QUALITY)
+    return paths, grainy
 
 
 def stage_decode(b: Bench) -> list[Row]:
@@ -137,7 +144,12 @@ def stage_decode(b: Bench) -> list[Row]:
     seconds = timed(lambda p: b.services.decoder.decode(p, min_side=size), b.files)
     b.decoded = [b.services.decoder.decode(p, min_side=size) for p in b.files]
     note = f"read + SHA-256 + draft decode to {'x'.join(map(str, b.decoded[0].image.size))}; 1 thread"
-    return [Row("decode", "decode", f"`ImageDecoder.decode(path, min_side={size})`", seconds, note=note)]
+    grain = timed(lambda p: b.services.decoder.decode(p, min_side=size), b.grainy * 2)
+    how = f"`ImageDecoder.decode(path, min_side={size})`"
+    return [
+        Row("decode", "decode", how, seconds, note=note),
+        Row("decode-grain", "decode", how + ", camera-like grain", grain, note=b.notes["grain_mb"]),
+    ]
 
 
 def stage_labels(b: Bench) -> list[Row]:
@@ -270,7 +282,7 @@ def render(rows: list[Row], b: Bench, jpeg_mb: float, rounds: int) -> str:
     # Ratios of p50s: a shared VM's rare long stalls would swing ratios of means.
     speedup = r["naive"].ms() / r["pipeline"].ms()
     ort1, ortn = r["eager-1"].ms() / r["ort-1"].ms(), r["eager-1"].ms() / r["ort-n"].ms()
-    decode_ms = r["decode"].ms()
+    decode_ms, grain_ms = r["decode"].ms(), r["decode-grain"].ms()
     met = {True: "met", False: "**not met**"}
     return "\n".join(
         [
@@ -300,6 +312,8 @@ def render(rows: list[Row], b: Bench, jpeg_mb: float, rounds: int) -> str:
             "| Target | Measured (p50) | Status |",
             "|---|---|---|",
             f"| Decode a 12 MP JPEG to model size <= 20 ms | {decode_ms:.1f} ms | {met[decode_ms <= 20]} |",
+            f"| ... the same, camera-like 12 MP JPEG ({b.notes['grain_mb'].split('mean ')[1]}) "
+            f"| {grain_ms:.1f} ms | {met[grain_ms <= 20]} |",
             f"| `labels` on ONNX Runtime >= 5x the naive torch-eager path per image | {speedup:.1f}x "
             f"(pipeline vs naive, files to labels) | {met[speedup >= 5]} |",
             "",
@@ -327,19 +341,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="feedlens foundation benchmarks")
     parser.add_argument("--out", type=Path, help="markdown file whose foundation section is (re)written")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every stage")
+    parser.add_argument("--budget", type=float, default=120, help="start no round after this many seconds")
     args = parser.parse_args(argv)
     settings = load_settings()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="feedlens-bench-") as tmp:
-        photos = make_jpegs(Path(tmp))
+        photos, grainy = make_jpegs(Path(tmp))
         jpeg_mb = statistics.mean(p.stat().st_size for p in photos) / 1e6
-        bench = Bench(settings, build_services(settings), photos * COPIES)
+        bench = Bench(settings, build_services(settings), photos * COPIES, grainy)
+        grain_mb = statistics.mean(p.stat().st_size for p in grainy) / 1e6
+        bench.notes["grain_mb"] = (
+            f"same photos + Gaussian grain (sigma {GRAIN_SIGMA:g}), mean {grain_mb:.1f} MB"
+        )
         rounds: list[list[Row]] = []
-        for i in range(args.rounds):
-            # Interleaved rounds: a burst of interference from elsewhere hits one round, not one stage.
+        # Interleaved rounds: a burst of interference from elsewhere hits one round, not one stage. On a
+        # machine slowed that much, stop after two rounds rather than run far past the budget.
+        while len(rounds) < args.rounds and (len(rounds) < 2 or time.perf_counter() - began < args.budget):
             rounds.append([row for stage in STAGES for row in stage(bench)])
-            print(f"round {i + 1}/{args.rounds} done at {time.perf_counter() - began:.0f} s", file=sys.stderr)
-    section = render(best_of(rounds), bench, jpeg_mb, args.rounds)
+            print(f"round {len(rounds)} done at {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    section = render(best_of(rounds), bench, jpeg_mb, len(rounds))
     print(section)
     if args.out:
         write_section(args.out, section)

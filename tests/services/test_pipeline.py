@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from feedlens.analyzers.base import Analyzer
+from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.core.errors import ModelStoreError
 from feedlens.core.results import LabelsResult
 from feedlens.services.factory import Services
@@ -82,7 +82,7 @@ class _Flaky(Analyzer[list[Image.Image], LabelsResult]):
     def _load(self) -> None:
         pass
 
-    def preprocess(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+    def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> list[Image.Image]:
         return list(images)
 
     def _forward(self, batch: list[Image.Image]) -> list[Image.Image]:
@@ -90,7 +90,9 @@ class _Flaky(Analyzer[list[Image.Image], LabelsResult]):
             raise self.error("black image")
         return batch
 
-    def postprocess(self, outputs: Any, images: Sequence[Image.Image]) -> list[LabelsResult]:
+    def postprocess(
+        self, outputs: Any, images: Sequence[Image.Image], upstream: Upstream
+    ) -> list[LabelsResult]:
         return [LabelsResult.empty() for _ in images]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from PIL import Image
@@ -20,6 +20,10 @@ from feedlens.runtime.store import ModelStore
 ResultT = TypeVar("ResultT", bound=AnalyzerResult)
 BatchT = TypeVar("BatchT")
 
+Upstream = Mapping[str, Sequence[Any]]
+"""Results of the analyzers named in `depends_on`, by name, aligned with the images being analysed."""
+NO_UPSTREAM: Upstream = {}
+
 
 class Analyzer(ABC, Generic[BatchT, ResultT]):
     """One recognition capability.
@@ -27,6 +31,10 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     Identity is class-level: `name` (stable, used in CLI/API/storage), `code_version` (bump when pre- or
     post-processing changes results), `artifacts` (model store names it loads), `input_size` (the shorter
     image side, px, it needs from the decoder) and `result_type`.
+
+    `depends_on` names analyzers whose results this one reuses (faces -> emotions, one detector shared by
+    safety and faces): the pipeline runs those first and passes their results as `upstream`. `internal`
+    analyzers are such shared stages: run when something depends on them, not reported unless asked for.
     """
 
     name: ClassVar[str]
@@ -34,6 +42,8 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     artifacts: ClassVar[tuple[str, ...]]
     input_size: ClassVar[int]
     result_type: ClassVar[type[Any]]
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    internal: ClassVar[bool] = False
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
@@ -67,20 +77,29 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     def _load(self) -> None: ...
 
     @abstractmethod
-    def preprocess(self, images: Sequence[Image.Image]) -> BatchT: ...
+    def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> BatchT: ...
 
     @abstractmethod
     def _forward(self, batch: BatchT) -> Any: ...
 
     @abstractmethod
-    def postprocess(self, outputs: Any, images: Sequence[Image.Image]) -> list[ResultT]: ...
+    def postprocess(
+        self, outputs: Any, images: Sequence[Image.Image], upstream: Upstream
+    ) -> list[ResultT]: ...
 
-    def __call__(self, images: Sequence[Image.Image]) -> list[ResultT]:
-        """Analyse decoded RGB images, in chunks of `settings.batch_size`; one result per image, in order."""
+    def __call__(self, images: Sequence[Image.Image], upstream: Upstream = NO_UPSTREAM) -> list[ResultT]:
+        """Analyse decoded RGB images, in chunks of `settings.batch_size`; one result per image, in order.
+
+        `upstream` must hold, for every name in `depends_on`, one result per image.
+        """
+        missing = [d for d in self.depends_on if len(upstream.get(d, ())) != len(images)]
+        if missing:
+            raise ValueError(f"{self.name} needs results of {missing} for each image")
         self.load()
         results: list[ResultT] = []
         step = self.settings.batch_size
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
-            results.extend(self.postprocess(self._forward(self.preprocess(chunk)), chunk))
+            part = {d: upstream[d][start : start + step] for d in self.depends_on}
+            results.extend(self.postprocess(self._forward(self.preprocess(chunk, part)), chunk, part))
         return results

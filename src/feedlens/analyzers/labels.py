@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from feedlens.analyzers.base import Analyzer
+from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.core.imageops import center_crop, resize_shorter_side, softmax, to_nchw
 from feedlens.core.results import Concept, Label, LabelsResult
 from feedlens.runtime.sessions import InferenceSession, open_session
@@ -51,7 +51,7 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
             self.store.path("efficientnet-lite0-onnx"), self.settings.threads_per_worker
         )
 
-    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> np.ndarray:
         """RGB images -> float32 (N, 3, 224, 224): shorter side to 256, centre crop, (x - 127) / 128."""
         crops = [
             center_crop(resize_shorter_side(im, RESIZE, Image.Resampling.BILINEAR), CROP) for im in images
@@ -62,7 +62,9 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         """(N, 3, 224, 224) -> logits (N, 1000)."""
         return self._session.run({"input": batch})[0]
 
-    def postprocess(self, outputs: np.ndarray, images: Sequence[Image.Image]) -> list[LabelsResult]:
+    def postprocess(
+        self, outputs: np.ndarray, images: Sequence[Image.Image], upstream: Upstream
+    ) -> list[LabelsResult]:
         probs = softmax(outputs.astype(np.float64))  # (N, 1000)
         rolled = np.clip(probs @ self._membership, 0.0, 1.0)  # (N, C)
         top_k = self.settings.labels_top_k

@@ -15,7 +15,7 @@ from feedlens.runtime.store import ModelStore
 ANALYZER_TYPES: MappingProxyType[str, type[Analyzer[Any, Any]]] = MappingProxyType(
     {cls.name: cls for cls in (LabelsAnalyzer,)}
 )
-DEFAULT_ANALYZERS: tuple[str, ...] = ("labels",)
+DEFAULT_ANALYZERS: tuple[str, ...] = tuple(name for name, cls in ANALYZER_TYPES.items() if not cls.internal)
 
 
 def analyzer_type(name: str) -> type[Analyzer[Any, Any]]:

@@ -22,7 +22,8 @@ class Services:
 
     def pipeline(self, analyzer_names: Sequence[str] = DEFAULT_ANALYZERS) -> Pipeline:
         analyzers = create_analyzers(analyzer_names, self.store, self.settings)
-        return Pipeline(self.decoder, analyzers, threads=self.settings.threads_per_worker)
+        threads = self.settings.threads_per_worker
+        return Pipeline(self.decoder, analyzers, threads=threads, report=analyzer_names)
 
 
 def build_services(settings: Settings) -> Services:

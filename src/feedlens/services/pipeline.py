@@ -12,7 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from feedlens.analyzers.base import Analyzer
+from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.core.errors import ImageError, ModelStoreError
 from feedlens.core.results import ImageReport
 from feedlens.images import DecodedImage, ImageDecoder
@@ -52,11 +52,22 @@ class PipelineStats:
 
 
 class Pipeline:
-    """Decode once at the largest size any analyzer needs, then run each analyzer on the whole batch."""
+    """Decode once at the largest size any analyzer needs, then run each analyzer on the whole batch.
 
-    def __init__(self, decoder: ImageDecoder, analyzers: Sequence[Analyzer[Any, Any]], threads: int) -> None:
+    `analyzers` must be ordered dependencies first (`registry.create_analyzers` does this). Results of
+    `internal` analyzers feed their dependents and are reported only if named in `report`.
+    """
+
+    def __init__(
+        self,
+        decoder: ImageDecoder,
+        analyzers: Sequence[Analyzer[Any, Any]],
+        threads: int,
+        report: Sequence[str] | None = None,
+    ) -> None:
         self.decoder = decoder
         self.analyzers = list(analyzers)
+        self.report = set(report) if report is not None else {a.name for a in analyzers if not a.internal}
         self.decode_size = max(a.input_size for a in self.analyzers)
         self.threads = threads
         self.stats = PipelineStats()
@@ -98,36 +109,41 @@ class Pipeline:
             )
             reports.append(report)
             good.append((report, item))
-        images = [d.image for _, d in good]
+        results: dict[str, dict[int, Any]] = {}  # analyzer -> index in `good` -> result
         for analyzer in self.analyzers:
-            if not images:
+            alive = [i for i, (report, _) in enumerate(good) if report.error is None]
+            if not alive:
                 break
+            upstream = {d: [results[d][i] for i in alive] for d in analyzer.depends_on}
             start = time.perf_counter()
-            results = self._run_isolated(analyzer, images)
-            elapsed = time.perf_counter() - start
-            self.stats.add(analyzer.name, elapsed)
-            for (report, _), result in zip(good, results, strict=True):
+            outputs = self._run_isolated(analyzer, [good[i][1].image for i in alive], upstream)
+            self.stats.add(analyzer.name, time.perf_counter() - start)
+            for i, result in zip(alive, outputs, strict=True):
                 if isinstance(result, Exception):
-                    report.error = {"code": ANALYZER_FAILED, "message": f"{analyzer.name}: {result}"}
-                elif report.error is None:
-                    report.results[analyzer.name] = result
+                    message = f"{analyzer.name}: {result}"
+                    good[i][0].error = {"code": ANALYZER_FAILED, "message": message}
+                else:
+                    results.setdefault(analyzer.name, {})[i] = result
+        for i, (report, _) in enumerate(good):
+            if report.error is None:
+                report.results = {a.name: results[a.name][i] for a in self.analyzers if a.name in self.report}
         self.stats.images += len(reports)
         self.stats.failed += sum(1 for r in reports if not r.ok)
         return reports
 
     @staticmethod
-    def _run_isolated(analyzer: Analyzer[Any, Any], images: list[Any]) -> list[Any]:
+    def _run_isolated(analyzer: Analyzer[Any, Any], images: list[Any], upstream: Upstream) -> list[Any]:
         """Run on the batch; if it fails, retry one image at a time so one bad image cannot sink the rest."""
         try:
-            return analyzer(images)
+            return analyzer(images, upstream)
         except ModelStoreError:
             raise  # configuration, not input: every image would fail the same way
         except Exception:
             log.exception("%s failed on a batch of %d; retrying one by one", analyzer.name, len(images))
         out: list[Any] = []
-        for image in images:
+        for k, image in enumerate(images):
             try:
-                out.extend(analyzer([image]))
+                out.extend(analyzer([image], {d: [v[k]] for d, v in upstream.items()}))
             except ModelStoreError:
                 raise
             except Exception as exc:

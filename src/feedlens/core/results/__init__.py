@@ -1,0 +1,10 @@
+"""Typed result dataclasses, one module per capability, plus the per-image report.
+
+Each result type carries `SCHEMA` (name/version of its JSON form); bump the version whenever the dictionary
+that `to_dict()` returns changes shape, so stored results can be told apart.
+"""
+
+from feedlens.core.results.base import AnalyzerResult, ImageReport, check_score
+from feedlens.core.results.labels import Concept, Label, LabelsResult
+
+__all__ = ["AnalyzerResult", "Concept", "ImageReport", "Label", "LabelsResult", "check_score"]

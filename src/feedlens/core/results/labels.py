@@ -1,0 +1,65 @@
+"""Results of the `labels` analyzer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Self
+
+from feedlens.core.results.base import check_score
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One ImageNet-1k class: readable name, WordNet id (e.g. `n02123045`), softmax probability."""
+
+    name: str
+    wnid: str
+    score: float
+
+    def __post_init__(self) -> None:
+        check_score(self.score, f"label {self.name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    """A broader WordNet concept above the predicted classes (tabby -> cat -> ... -> animal).
+
+    `score` is the roll-up: the summed probability of every ImageNet class below this concept,
+    so it is itself a probability. `depth` is the shortest distance from WordNet's root `entity`.
+    """
+
+    name: str
+    wnid: str
+    score: float
+    depth: int
+
+    def __post_init__(self) -> None:
+        check_score(self.score, f"concept {self.name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelsResult:
+    """Output of the `labels` analyzer: top-k classes and rolled-up concepts, both by score, descending."""
+
+    SCHEMA: ClassVar[str] = "feedlens.labels/1"
+
+    labels: tuple[Label, ...]
+    concepts: tuple[Concept, ...]
+
+    def __post_init__(self) -> None:
+        for seq in (self.labels, self.concepts):
+            scores = [item.score for item in seq]
+            if scores != sorted(scores, reverse=True):
+                raise ValueError("labels and concepts must be sorted by descending score")
+
+    @classmethod
+    def empty(cls) -> Self:
+        return cls(labels=(), concepts=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self)}
+
+    def has_concept(self, name_or_wnid: str, min_score: float = 0.0) -> bool:
+        return any(name_or_wnid in (c.name, c.wnid) and c.score >= min_score for c in self.concepts) or any(
+            name_or_wnid in (lab.name, lab.wnid) and lab.score >= min_score for lab in self.labels
+        )
