@@ -93,7 +93,7 @@ def test_odd_shapes_still_label(labels: LabelsAnalyzer) -> None:
 
 
 def test_preprocess_shape_and_range(labels: LabelsAnalyzer, chelsea: Image.Image) -> None:
-    batch = labels.preprocess([chelsea, chelsea.resize((300, 900))])
+    batch = labels.preprocess([chelsea, chelsea.resize((300, 900))], {})
     assert batch.shape == (2, 3, 224, 224) and batch.dtype == np.float32
     assert batch.min() >= -1.0 and batch.max() <= 1.0 + 1e-6  # (x - 127) / 128
 

@@ -37,7 +37,7 @@ def test_weights_expect_x_minus_127_over_128(services: Services, sample_dir: Pat
     ).eval()
     analyzer = LabelsAnalyzer(services.store, services.settings)
     images = [Image.open(p).convert("RGB") for p in sorted(sample_dir.iterdir())]
-    ours = analyzer.preprocess(images)
+    ours = analyzer.preprocess(images, {})
     assert (INPUT_MEAN, INPUT_STD) == (127.0, 128.0)
     raw = ours * INPUT_STD + INPUT_MEAN  # back to 0..255 pixels
     imagenet = (raw - IMAGENET_MEAN[None, :, None, None]) / IMAGENET_STD[None, :, None, None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from PIL import Image
@@ -114,3 +114,53 @@ def test_model_store_errors_are_not_swallowed(services: Services) -> None:
     pipeline = Pipeline(services.decoder, [Broken(services.store, services.settings)], threads=1)
     with pytest.raises(ModelStoreError):
         pipeline.analyze_one(encode(Image.new("RGB", (64, 64)), "PNG"))
+
+
+class _Count(_Flaky):
+    """An internal stage: the number of distinct colours, as a fake 'detector' others build on."""
+
+    name = "count"
+    internal = True
+
+    def _forward(self, batch: list[Image.Image]) -> list[Image.Image]:
+        return batch
+
+    def postprocess(
+        self, outputs: Any, images: Sequence[Image.Image], upstream: Upstream
+    ) -> list[LabelsResult]:
+        from feedlens.core.results import Label
+
+        return [
+            LabelsResult(labels=(Label("colours", "n0", 1 / len(im.getcolors(10**6) or [1])),), concepts=())
+            for im in images
+        ]
+
+
+class _UsesCount(_Flaky):
+    name = "uses_count"
+    depends_on = ("count",)
+    seen: ClassVar[list[float]] = []
+
+    def postprocess(
+        self, outputs: Any, images: Sequence[Image.Image], upstream: Upstream
+    ) -> list[LabelsResult]:
+        self.seen.extend(r.labels[0].score for r in upstream["count"])
+        return [LabelsResult.empty() for _ in images]
+
+
+def test_dependencies_get_upstream_results_and_internal_stages_stay_hidden(
+    services: Services, tmp_path: Path
+) -> None:
+    analyzers = [_Count(services.store, services.settings), _UsesCount(services.store, services.settings)]
+    pipeline = Pipeline(services.decoder, analyzers, threads=1)
+    one = tmp_path / "one.png"
+    one.write_bytes(encode(Image.new("RGB", (64, 64), (5, 5, 5)), "PNG"))
+    two = tmp_path / "two.png"
+    image = Image.new("RGB", (64, 64), (5, 5, 5))
+    image.paste((200, 0, 0), (0, 0, 32, 64))
+    two.write_bytes(encode(image, "PNG"))
+    reports = list(pipeline.analyze_paths([one, two], batch_size=2))
+    assert _UsesCount.seen == [1.0, 0.5]  # each image got its own upstream result, in order
+    assert all(set(r.results) == {"uses_count"} for r in reports)  # the internal stage is not reported
+    with pytest.raises(ValueError, match="needs results of"):
+        analyzers[1]([image])  # a dependent called without its upstream fails loudly
