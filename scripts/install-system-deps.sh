@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages feedlens needs at set-up: WordNet 3.0 (ImageNet class ids are WordNet noun offsets;
-# the labels analyzer's concept tree is built from it at `feedlens models pull`).
+# Debian packages feedlens needs: WordNet 3.0 (ImageNet class ids are WordNet noun offsets; the labels
+# analyzer's concept tree is built from it at `feedlens models pull`) and Tesseract with English (the
+# second OCR engine, which keeps the spaces between Latin words).
 set -euo pipefail
 need=()
 [ -f /usr/share/wordnet/data.noun ] || need+=(wordnet-base)
+command -v tesseract >/dev/null || need+=(tesseract-ocr)
+ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "feedlens set-up needs these Debian packages: ${need[*]}" >&2
