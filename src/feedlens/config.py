@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         4, ge=0, description="hide WordNet concepts nearer the root than this (entity, object, whole...)"
     )
 
+    safety_explicit_threshold: float = Field(0.5, ge=0.0, le=1.0, description="explicit verdict at or above")
+    safety_suggestive_threshold: float = Field(
+        0.6, ge=0.0, le=1.0, description="suggestive verdict at or above"
+    )
+    safety_region_min_score: float = Field(0.3, ge=0.0, le=1.0, description="regions below are not reported")
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"

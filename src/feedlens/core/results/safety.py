@@ -1,0 +1,61 @@
+"""Results of the `safety` analyzer: a levelled moderation taxonomy over NudeNet's body regions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from feedlens.core.results.base import check_score
+from feedlens.core.results.geometry import Box
+
+
+class Verdict(StrEnum):
+    SAFE = "safe"
+    SUGGESTIVE = "suggestive"
+    EXPLICIT = "explicit"
+
+
+class Category(StrEnum):
+    """Level-1 moderation categories, most severe first."""
+
+    EXPLICIT_NUDITY = "explicit_nudity"
+    SUGGESTIVE = "suggestive"
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyRegion:
+    """A region that counts for moderation: level-1 category, level-2 type, detector class, score, box."""
+
+    category: Category
+    type: str
+    detector_class: str
+    score: float
+    box: Box
+
+    def __post_init__(self) -> None:
+        check_score(self.score, f"safety region {self.type}")
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyResult:
+    """`verdict` from the level-1 `scores` (max region score per category) and the configured thresholds."""
+
+    SCHEMA: ClassVar[str] = "feedlens.safety/1"
+
+    verdict: Verdict
+    scores: dict[str, float]  # level-1 category -> 0..1
+    regions: tuple[SafetyRegion, ...]
+
+    def __post_init__(self) -> None:
+        if set(self.scores) != {c.value for c in Category}:
+            raise ValueError("safety scores must cover every level-1 category")
+        for name, score in self.scores.items():
+            check_score(score, name)
+
+    @classmethod
+    def empty(cls) -> Self:
+        return cls(verdict=Verdict.SAFE, scores={c.value: 0.0 for c in Category}, regions=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self)}
