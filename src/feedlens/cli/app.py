@@ -9,17 +9,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
 from feedlens.cli import models as models_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
 from feedlens.config import Settings, load_settings
-from feedlens.core.errors import ConfigError, FeedlensError
+from feedlens.core.errors import ConfigError, FeedlensError, ImageError
 from feedlens.services.factory import build_services
 from feedlens.services.pipeline import iter_image_files
+from feedlens.services.redact import Method, Target
+from feedlens.services.redact import redact as redact_image
 
 EXIT_USAGE = 2
+EXIT_BAD_INPUT = 1
 
 app = typer.Typer(
     name="feedlens",
@@ -71,6 +75,26 @@ def analyze(
 
 
 @app.command()
+def redact(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="image to redact")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the redacted image")],
+    faces: Annotated[bool, typer.Option("--faces", help="obscure faces")] = False,
+    nudity: Annotated[bool, typer.Option("--nudity", help="obscure nudity regions")] = False,
+    text: Annotated[bool, typer.Option("--text", help="obscure text")] = False,
+    method: Annotated[Method, typer.Option("--method")] = Method.BLUR,
+) -> None:
+    """Blur or pixelate faces, nudity and/or text (all three if none is chosen) and strip all metadata."""
+    services = services_from(ctx)
+    targets = [t for t, on in ((Target.FACES, faces), (Target.NUDITY, nudity), (Target.TEXT, text)) if on]
+    suffix = output.suffix.lower().lstrip(".")
+    result = redact_image(services, image, targets or list(Target), method, output_format=suffix or None)
+    output.write_bytes(result.data)
+    found = ", ".join(f"{n} {t}" for t, n in result.regions.items())
+    Console(stderr=True).print(f"wrote {output} ({result.format}; obscured {found}; metadata stripped)")
+
+
+@app.command()
 def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
     """Print the JSON Schema of an analyzer's result."""
     typer.echo(json.dumps(analyzer_type(name).json_schema(), indent=2))
@@ -81,8 +105,15 @@ def main() -> None:
     try:
         # standalone_mode=False lets feedlens errors reach us typed; click then returns exit codes instead.
         code = app(standalone_mode=False)
+    except ImageError as exc:  # a single-image command (redact) got a bad image: nothing was produced
+        Console(stderr=True).print(
+            f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
+        )
+        sys.exit(EXIT_BAD_INPUT)
     except FeedlensError as exc:
-        Console(stderr=True).print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        Console(stderr=True).print(
+            f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
+        )
         sys.exit(EXIT_USAGE)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)

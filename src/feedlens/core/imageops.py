@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 
 def resize_shorter_side(image: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
@@ -41,3 +41,29 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     exp = np.exp(shifted)
     out: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
     return out
+
+
+def obscure(image: Image.Image, box: tuple[int, int, int, int], method: str) -> None:
+    """Blur or pixelate `box` (x0, y0, x1, y1 in pixels) of an RGB image in place, beyond recognition.
+
+    The strength scales with the box so a large face is not merely softened: Gaussian radius is a quarter
+    of the box's shorter side; pixelation leaves at most 8 blocks across the shorter side.
+    """
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3])
+    if x1 <= x0 or y1 <= y0:
+        return
+    region = image.crop((x0, y0, x1, y1))
+    short = min(region.size)
+    if method == "pixelate":
+        block = max(1, short // 8)
+        small = region.resize(
+            (max(1, region.width // block), max(1, region.height // block)), Image.Resampling.BOX
+        )
+        region = small.resize(region.size, Image.Resampling.NEAREST)
+    elif method == "blur":
+        # Two passes: one wide blur leaves the face's low-frequency layout, a second flattens it further.
+        radius = max(2.0, short / 4)
+        region = region.filter(ImageFilter.GaussianBlur(radius)).filter(ImageFilter.GaussianBlur(radius))
+    else:
+        raise ValueError(f"unknown redaction method {method!r}")
+    image.paste(region, (x0, y0))

@@ -12,6 +12,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.core.errors import ImageError, ModelStoreError
 from feedlens.core.results import ImageReport
@@ -39,6 +41,13 @@ def _batched(items: Iterable[Path], size: int) -> Iterator[list[Path]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFailure:
+    """An analyzer raised on this image (after the one-by-one retry)."""
+
+    message: str
 
 
 @dataclass
@@ -109,27 +118,41 @@ class Pipeline:
             )
             reports.append(report)
             good.append((report, item))
-        results: dict[str, dict[int, Any]] = {}  # analyzer -> index in `good` -> result
+        outcomes = self.analyze_images([d.image for _, d in good])
+        for (report, _), outcome in zip(good, outcomes, strict=True):
+            if isinstance(outcome, AnalysisFailure):
+                report.error = {"code": ANALYZER_FAILED, "message": outcome.message}
+            else:
+                report.results = {name: r for name, r in outcome.items() if name in self.report}
+        self.stats.images += len(reports)
+        self.stats.failed += sum(1 for r in reports if not r.ok)
+        return reports
+
+    def analyze_images(self, images: Sequence[Image.Image]) -> list[dict[str, Any] | AnalysisFailure]:
+        """Run every analyzer (dependencies first) over decoded images.
+
+        Per image: every analyzer's result by name (internal stages included), or the first failure; an
+        image whose analyzer failed is not passed to later analyzers.
+        """
+        results: dict[str, dict[int, Any]] = {}  # analyzer -> image index -> result
+        failures: dict[int, AnalysisFailure] = {}
         for analyzer in self.analyzers:
-            alive = [i for i, (report, _) in enumerate(good) if report.error is None]
+            alive = [i for i in range(len(images)) if i not in failures]
             if not alive:
                 break
             upstream = {d: [results[d][i] for i in alive] for d in analyzer.depends_on}
             start = time.perf_counter()
-            outputs = self._run_isolated(analyzer, [good[i][1].image for i in alive], upstream)
+            outputs = self._run_isolated(analyzer, [images[i] for i in alive], upstream)
             self.stats.add(analyzer.name, time.perf_counter() - start)
             for i, result in zip(alive, outputs, strict=True):
                 if isinstance(result, Exception):
-                    message = f"{analyzer.name}: {result}"
-                    good[i][0].error = {"code": ANALYZER_FAILED, "message": message}
+                    failures[i] = AnalysisFailure(f"{analyzer.name}: {result}")
                 else:
                     results.setdefault(analyzer.name, {})[i] = result
-        for i, (report, _) in enumerate(good):
-            if report.error is None:
-                report.results = {a.name: results[a.name][i] for a in self.analyzers if a.name in self.report}
-        self.stats.images += len(reports)
-        self.stats.failed += sum(1 for r in reports if not r.ok)
-        return reports
+        return [
+            failures[i] if i in failures else {name: per[i] for name, per in results.items()}
+            for i in range(len(images))
+        ]
 
     @staticmethod
     def _run_isolated(analyzer: Analyzer[Any, Any], images: list[Any], upstream: Upstream) -> list[Any]:

@@ -28,9 +28,7 @@ class Box:
             raise ValueError(f"box corners are inverted: {values}")
 
     @classmethod
-    def from_pixels(  # noqa: PLR0917 - a box is four numbers and its frame two
-        cls, x0: float, y0: float, x1: float, y1: float, width: int, height: int
-    ) -> Self:
+    def from_pixels(cls, x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Self:
         """Clip a pixel box to the image and normalise it."""
 
         def clip(v: float, size: int) -> float:
