@@ -100,6 +100,11 @@ def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
     typer.echo(json.dumps(analyzer_type(name).json_schema(), indent=2))
 
 
+def _print_error(exc: FeedlensError) -> None:
+    message = f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}"
+    Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: feedlens errors become a one-line message and exit code 2, not a traceback."""
     try:
