@@ -224,7 +224,7 @@ def stage_model(b: Bench) -> list[Row]:
     import torch
 
     n = b.settings.batch_size
-    batch = b.pipeline.analyzers[0].preprocess([d.image for d in b.decoded[:n]])
+    batch = b.pipeline.analyzers[0].preprocess([d.image for d in b.decoded[:n]], {})
     ones = [batch[i : i + 1] for i in range(n)] * 3
     # A second session opened as the analyzer opens its own: same file, same thread settings.
     session = open_session(b.services.store.path("efficientnet-lite0-onnx"), b.settings.threads_per_worker)
@@ -325,12 +325,12 @@ def render(rows: list[Row], b: Bench, jpeg_mb: float, rounds: int) -> str:
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's marked section, keeping the rest of the file (other issues' sections)."""
+def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace one benchmark's marked section, keeping the rest of the file (other issues' sections)."""
     text = path.read_text() if path.exists() else HEADER
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
