@@ -51,8 +51,13 @@ unit: setup
 
 test: setup lint typecheck layers unit
 
+# The naive baseline calls the nudenet package as its README shows; feedlens itself only takes its model
+# file, so the package is installed for benchmarks alone and without its dependencies (opencv-headless).
 bench: setup
+	$(BIN)/pip install -q --no-deps nudenet==3.4.2
 	$(BIN)/python benchmarks/run.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/safety_fp.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/analyzers_bench.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

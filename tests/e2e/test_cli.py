@@ -92,3 +92,17 @@ def test_missing_store_names_the_fix(tmp_path: Path, photo_dir: Path) -> None:
 def test_schema_command() -> None:
     result = run("schema", "labels")
     assert result.returncode == 0 and json.loads(result.stdout)["$id"] == "feedlens.labels/1"
+
+
+def test_redact_command(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "redacted.png"
+    result = run(
+        "redact", str(photo_dir / "astronaut.png"), "--faces", "--method", "pixelate", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "metadata stripped" in result.stderr and out.is_file()
+    check = run("analyze", str(out), "-a", "faces", "-f", "json")
+    assert json.loads(check.stdout)[0]["results"]["faces"]["count"] == 0
+    bad = run("redact", str(photo_dir / "broken.jpg"), "-o", str(tmp_path / "x.png"))
+    assert bad.returncode == 1 and "[corrupt]" in bad.stderr or "[truncated]" in bad.stderr
+    assert not (tmp_path / "x.png").exists()  # nothing half-written
