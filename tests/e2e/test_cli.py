@@ -104,5 +104,5 @@ def test_redact_command(photo_dir: Path, tmp_path: Path) -> None:
     check = run("analyze", str(out), "-a", "faces", "-f", "json")
     assert json.loads(check.stdout)[0]["results"]["faces"]["count"] == 0
     bad = run("redact", str(photo_dir / "broken.jpg"), "-o", str(tmp_path / "x.png"))
-    assert bad.returncode == 1 and "[corrupt]" in bad.stderr or "[truncated]" in bad.stderr
+    assert bad.returncode == 1 and ("[corrupt]" in bad.stderr or "[truncated]" in bad.stderr)
     assert not (tmp_path / "x.png").exists()  # nothing half-written
