@@ -89,7 +89,9 @@ def redact(
     targets = [t for t, on in ((Target.FACES, faces), (Target.NUDITY, nudity), (Target.TEXT, text)) if on]
     suffix = output.suffix.lower().lstrip(".")
     result = redact_image(services, image, targets or list(Target), method, output_format=suffix or None)
-    output.write_bytes(result.data)
+    staged = output.with_name(f".{output.name}.partial")
+    staged.write_bytes(result.data)
+    staged.replace(output)  # atomic: a reader never sees half an image
     found = ", ".join(f"{n} {t}" for t, n in result.regions.items())
     Console(stderr=True).print(f"wrote {output} ({result.format}; obscured {found}; metadata stripped)")
 
