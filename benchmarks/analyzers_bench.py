@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import SIZE, Bench, machine, make_jpegs, timed, write_section  # noqa: E402 - sibling script
+from run import SIZE, Bench, machine, make_jpegs, timed, write_section
 
 from feedlens.config import load_settings
 from feedlens.services.factory import build_services

@@ -64,6 +64,10 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         schema["$id"] = cls.result_type.SCHEMA
         return schema
 
+    def decode_side(self) -> int:
+        """The shorter side this instance needs from the decoder (its settings may raise `input_size`)."""
+        return self.input_size
+
     def load(self) -> None:
         """Load models once per process (thread-safe); later calls are free."""
         if self._loaded:

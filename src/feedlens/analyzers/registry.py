@@ -8,6 +8,7 @@ from typing import Any
 
 from feedlens.analyzers.base import Analyzer
 from feedlens.analyzers.body_regions import BodyRegionsAnalyzer
+from feedlens.analyzers.faces import FacesAnalyzer
 from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.analyzers.safety import SafetyAnalyzer
 from feedlens.config import Settings
@@ -15,7 +16,7 @@ from feedlens.core.errors import UnknownAnalyzerError
 from feedlens.runtime.store import ModelStore
 
 ANALYZER_TYPES: MappingProxyType[str, type[Analyzer[Any, Any]]] = MappingProxyType(
-    {cls.name: cls for cls in (LabelsAnalyzer, BodyRegionsAnalyzer, SafetyAnalyzer)}
+    {cls.name: cls for cls in (LabelsAnalyzer, BodyRegionsAnalyzer, SafetyAnalyzer, FacesAnalyzer)}
 )
 DEFAULT_ANALYZERS: tuple[str, ...] = tuple(name for name, cls in ANALYZER_TYPES.items() if not cls.internal)
 

@@ -20,9 +20,13 @@ class Services:
     store: ModelStore
     decoder: ImageDecoder
 
-    def pipeline(self, analyzer_names: Sequence[str] = DEFAULT_ANALYZERS) -> Pipeline:
-        analyzers = create_analyzers(analyzer_names, self.store, self.settings)
-        threads = self.settings.threads_per_worker
+    def pipeline(
+        self, analyzer_names: Sequence[str] = DEFAULT_ANALYZERS, settings: Settings | None = None
+    ) -> Pipeline:
+        """A pipeline for these analyzers; `settings` overrides the service's own for this pipeline only."""
+        settings = settings or self.settings
+        analyzers = create_analyzers(analyzer_names, self.store, settings)
+        threads = settings.threads_per_worker
         return Pipeline(self.decoder, analyzers, threads=threads, report=analyzer_names)
 
 

@@ -77,7 +77,7 @@ class Pipeline:
         self.decoder = decoder
         self.analyzers = list(analyzers)
         self.report = set(report) if report is not None else {a.name for a in analyzers if not a.internal}
-        self.decode_size = max(a.input_size for a in self.analyzers)
+        self.decode_size = max(a.decode_side() for a in self.analyzers)
         self.threads = threads
         self.stats = PipelineStats()
 

@@ -83,7 +83,9 @@ def redact(
     fmt = fmt or (decoded.format if decoded.format in OUTPUT_FORMATS else "png")
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"cannot write {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    pipeline = services.pipeline([SOURCES[t][0] for t in targets])
+    # Privacy wants recall: always look for small faces too, whatever the analysis default.
+    thorough = services.settings.model_copy(update={"faces_tiling": True})
+    pipeline = services.pipeline([SOURCES[t][0] for t in targets], settings=thorough)
     [outcome] = pipeline.analyze_images([decoded.image])
     if isinstance(outcome, AnalysisFailure):
         raise RedactionError(f"could not analyse the image, so nothing was redacted: {outcome.message}")

@@ -5,7 +5,19 @@ that `to_dict()` returns changes shape, so stored results can be told apart.
 """
 
 from feedlens.core.results.base import AnalyzerResult, ImageReport, check_score
+from feedlens.core.results.faces import EmotionSummary, Face, FacesResult
 from feedlens.core.results.geometry import Box
 from feedlens.core.results.labels import Concept, Label, LabelsResult
 
-__all__ = ["AnalyzerResult", "Box", "Concept", "ImageReport", "Label", "LabelsResult", "check_score"]
+__all__ = [
+    "AnalyzerResult",
+    "Box",
+    "Concept",
+    "EmotionSummary",
+    "Face",
+    "FacesResult",
+    "ImageReport",
+    "Label",
+    "LabelsResult",
+    "check_score",
+]
