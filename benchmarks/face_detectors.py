@@ -214,5 +214,27 @@ def main() -> None:
     )
 
 
+def cli() -> None:
+    """Print the comparison; with --out, also write it as a section of docs/benchmarks.md."""
+    import argparse
+    import contextlib
+    import io
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from run import write_section
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main()
+    print(buffer.getvalue())
+    if args.out:
+        start, end = "<!-- bench:faces:start -->", "<!-- bench:faces:end -->"
+        write_section(args.out, f"{start}\n{buffer.getvalue().strip()}\n{end}", start, end)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
