@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         "image and decodes at 640 px; redaction always tiles",
     )
 
+    properties_blur_threshold: float = Field(
+        100.0, ge=0.0, description="Laplacian variance at 128 px below which an image counts as blurry"
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
