@@ -9,10 +9,14 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from feedlens.core.results import ImageReport, LabelsResult
+from feedlens.core.results import FacesResult, ImageReport, LabelsResult
+from feedlens.core.results.properties import PropertiesResult
+from feedlens.core.results.safety import SafetyResult
+from feedlens.core.results.text import TextResult
 from feedlens.services.pipeline import PipelineStats
 
 PROGRESS_MIN_FILES = 20  # short runs finish before a bar would be readable
@@ -22,6 +26,25 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     JSONL = "jsonl"
+
+
+def _other(report: ImageReport) -> str:
+    """One cell summarising the other analyzers: safety, faces, text, colours."""
+    parts = []
+    results = report.results
+    if isinstance(safety := results.get("safety"), SafetyResult):
+        parts.append(safety.verdict.value)
+    if isinstance(faces := results.get("faces"), FacesResult) and faces.count:
+        summary = faces.emotion_summary
+        mood = f" {summary.dominant} ({summary.sentiment})" if summary is not None else ""
+        parts.append(f"{faces.count} face{'s' if faces.count > 1 else ''}{mood}")
+    if isinstance(text := results.get("text"), TextResult) and text.full_text:
+        snippet = " ".join(text.full_text.split())
+        parts.append(f"text: {snippet[:40]}{'…' if len(snippet) > 40 else ''}")
+    if isinstance(props := results.get("properties"), PropertiesResult):
+        names = list(dict.fromkeys(c.name for c in props.colours))[:3]
+        parts.append("/".join(names) + (", blurry" if props.blurry else ""))
+    return " · ".join(parts)
 
 
 def _summarise(report: ImageReport) -> tuple[str, str]:
@@ -71,7 +94,7 @@ class ReportWriter:
     def _table(self) -> None:
         table = Table(show_lines=False)
         table.add_column("image", overflow="fold")
-        for column in ("size", "labels", "concepts"):
+        for column in ("size", "labels", "concepts", "safety · faces · text · colours"):
             table.add_column(column)
         for report in self.reports:
             if report.error is not None:
@@ -80,7 +103,9 @@ class ReportWriter:
                 )
                 continue
             labels, concepts = _summarise(report)
-            table.add_row(report.path, f"{report.width}x{report.height}", labels, concepts)
+            table.add_row(
+                report.path, f"{report.width}x{report.height}", labels, concepts, escape(_other(report))
+            )
         self.out.print(table)
 
     def _summary(self, stats: PipelineStats) -> None:
