@@ -164,3 +164,29 @@ def test_dependencies_get_upstream_results_and_internal_stages_stay_hidden(
     assert all(set(r.results) == {"uses_count"} for r in reports)  # the internal stage is not reported
     with pytest.raises(ValueError, match="needs results of"):
         analyzers[1]([image])  # a dependent called without its upstream fails loudly
+
+
+def test_every_analyzer_copes_with_degenerate_images(services: Services, tmp_path: Path) -> None:
+    cases = {
+        "1x1.png": Image.new("RGB", (1, 1)),
+        "5x500.png": Image.new("RGB", (5, 500), (255, 255, 255)),
+        "black.jpg": Image.new("RGB", (640, 480)),
+        "white.png": Image.new("RGB", (640, 480), (255, 255, 255)),
+        "tall.png": Image.new("RGB", (20, 3000), (120, 30, 200)),
+        "wide.jpg": Image.new("RGB", (4000, 16), (10, 200, 10)),
+    }
+    files = []
+    for name, image in cases.items():
+        files.append(tmp_path / name)
+        files[-1].write_bytes(encode(image, "JPEG" if name.endswith("jpg") else "PNG"))
+    pipeline = services.pipeline()  # every default analyzer
+    by_name = {Path(r.path).name: r for r in pipeline.analyze_paths(files, batch_size=4)}
+    assert by_name["1x1.png"].error is not None and by_name["1x1.png"].error["code"] == "too_small"
+    assert by_name["5x500.png"].error is not None and by_name["5x500.png"].error["code"] == "too_small"
+    for name in ("black.jpg", "white.png", "tall.png", "wide.jpg"):
+        report = by_name[name]
+        assert report.ok, (name, report.error)
+        assert set(report.results) == set(pipeline.report)
+        assert report.results["safety"].verdict.value == "safe"
+        assert report.results["faces"].count == 0
+        assert report.results["text"].full_text == ""

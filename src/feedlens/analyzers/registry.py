@@ -12,6 +12,7 @@ from feedlens.analyzers.faces import FacesAnalyzer
 from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.analyzers.properties import PropertiesAnalyzer
 from feedlens.analyzers.safety import SafetyAnalyzer
+from feedlens.analyzers.text import TextAnalyzer
 from feedlens.config import Settings
 from feedlens.core.errors import UnknownAnalyzerError
 from feedlens.runtime.store import ModelStore
@@ -19,7 +20,14 @@ from feedlens.runtime.store import ModelStore
 ANALYZER_TYPES: MappingProxyType[str, type[Analyzer[Any, Any]]] = MappingProxyType(
     {
         cls.name: cls
-        for cls in (LabelsAnalyzer, BodyRegionsAnalyzer, SafetyAnalyzer, FacesAnalyzer, PropertiesAnalyzer)
+        for cls in (
+            LabelsAnalyzer,
+            BodyRegionsAnalyzer,
+            SafetyAnalyzer,
+            FacesAnalyzer,
+            PropertiesAnalyzer,
+            TextAnalyzer,
+        )
     }
 )
 DEFAULT_ANALYZERS: tuple[str, ...] = tuple(name for name, cls in ANALYZER_TYPES.items() if not cls.internal)

@@ -47,7 +47,8 @@ def obscure(image: Image.Image, box: tuple[int, int, int, int], method: str) -> 
     """Blur or pixelate `box` (x0, y0, x1, y1 in pixels) of an RGB image in place, beyond recognition.
 
     The strength scales with the box so a large face is not merely softened: Gaussian radius is a quarter
-    of the box's shorter side; pixelation leaves at most 8 blocks across the shorter side.
+    of the box's shorter side; pixelation leaves at most 4 blocks across the shorter side (8 kept a text
+    line readable).
     """
     x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3])
     if x1 <= x0 or y1 <= y0:
@@ -55,7 +56,7 @@ def obscure(image: Image.Image, box: tuple[int, int, int, int], method: str) -> 
     region = image.crop((x0, y0, x1, y1))
     short = min(region.size)
     if method == "pixelate":
-        block = max(1, short // 8)
+        block = max(1, short // 4)
         small = region.resize(
             (max(1, region.width // block), max(1, region.height // block)), Image.Resampling.BOX
         )
