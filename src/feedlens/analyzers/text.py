@@ -1,8 +1,8 @@
 """`text`: OCR with PP-OCRv4 (RapidOCR), word spaces restored, behind a cheap text-presence gate.
 
-Per image: the gate runs the DB text detector alone on a small copy (longer side `GATE_SIDE`) and counts
-pixels the detector believes are text; below `GATE_MIN_PIXELS` the image is reported `gated` and
-recognition is skipped. Otherwise RapidOCR detects lines on the OCR copy (shorter side `OCR_SIDE`),
+Per image: the gate runs the DB text detector alone on a small copy (longer side
+`FEEDLENS_TEXT_GATE_SIDE`) and counts pixels the detector believes are text; below
+`FEEDLENS_TEXT_GATE_MIN_PIXELS` the image is reported `gated` and recognition is skipped. Otherwise RapidOCR detects lines on the OCR copy (shorter side `OCR_SIDE`),
 classifies 0/180 degrees and recognises them; `SpaceAwareCTCDecode` reads word spaces from the
 recogniser's space probability. Lines are put in reading order on deskewed detection quads.
 
@@ -70,11 +70,8 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
     result_type = TextResult
 
     # Proposed settings (class constants until wired into config.py):
-    GATE_SIDE = 480  # FEEDLENS_TEXT_GATE_SIDE: longer side of the gate's copy, px (multiple of 32)
-    GATE_MIN_PIXELS = 40.0  # FEEDLENS_TEXT_GATE_MIN_PIXELS: detector pixels > 0.3 needed to run OCR; 0 = off
     GATE_MIN_ELONGATION = 2.0  # blobs rounder than this (reflections, pupils) are not text
     SPACE_THRESHOLD = 0.1  # space-class probability in a gap between characters that makes a word space
-    MIN_CONFIDENCE = 0.5  # RapidOCR `text_score`: lines recognised below this are dropped
 
     _gate: InferenceSession
     _ocr: Any  # rapidocr_onnxruntime.RapidOCR (untyped)
@@ -91,7 +88,7 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
             cls_model_path=str(self.store.path("ppocr-mobile-cls-onnx")),
             intra_op_num_threads=threads,
             inter_op_num_threads=1,
-            text_score=self.MIN_CONFIDENCE,
+            text_score=self.settings.text_min_confidence,
             max_side_len=OCR_MAX_SIDE,
             # preprocess() sets the detection size; "max" at OCR_MAX_SIDE keeps RapidOCR from rescaling.
             det_limit_type="max",
@@ -104,7 +101,7 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
     def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> list[_Page]:
         """RGB images -> pages: BGR (H, W, 3) uint8 with the shorter side at `OCR_SIDE` (smaller images
         enlarged by at most `MAX_UPSCALE`, the longer side kept within `OCR_MAX_SIDE`), plus the gate input
-        (1, 3, h, w) float32 with the longer side at `GATE_SIDE`."""
+        (1, 3, h, w) float32 with the longer side at `text_gate_side`."""
         pages = []
         for image in images:
             rgb = image.convert("RGB")
@@ -113,7 +110,7 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
                 size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
                 rgb = rgb.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BILINEAR)
             bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])  # RapidOCR takes arrays as BGR
-            pages.append(_Page(bgr=bgr, gate=gate_input(rgb, self.GATE_SIDE)))
+            pages.append(_Page(bgr=bgr, gate=gate_input(rgb, self.settings.text_gate_side)))
         return pages
 
     def _forward(self, batch: list[_Page]) -> list[_Read]:
@@ -122,7 +119,7 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
         reads = []
         for page in batch:
             score = gate_score(self._gate.run({"x": page.gate})[0], self.GATE_MIN_ELONGATION)
-            if score < self.GATE_MIN_PIXELS:
+            if score < self.settings.text_gate_min_pixels:
                 reads.append(_Read(score, (page.bgr.shape[1], page.bgr.shape[0]), None))
                 continue
             found, _ = self._ocr(page.bgr)
