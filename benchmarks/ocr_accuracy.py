@@ -349,7 +349,8 @@ def gate_section(analyzer: TextAnalyzer) -> None:
         print(f"| {hh} px | {hh * OCR_SIDE / 1200:.1f} px | " + " | ".join(missed) + " |")
     skipped = [n for n, im in photos.items() if analyzer([im])[0].gated]
     print(
-        f"\nNo-text photos skipped by the gate at side {analyzer.settings.text_gate_side}: {len(skipped)}/{len(photos)} "
+        f"\nNo-text photos skipped by the gate at side {analyzer.settings.text_gate_side}: "
+        f"{len(skipped)}/{len(photos)} "
         f"({', '.join(skipped)})"
     )
     wall = []
