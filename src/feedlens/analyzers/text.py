@@ -4,7 +4,8 @@ Per image: the gate runs the DB text detector alone on a small copy (longer side
 `FEEDLENS_TEXT_GATE_SIDE`) and counts pixels the detector believes are text; below
 `FEEDLENS_TEXT_GATE_MIN_PIXELS` the image is reported `gated` and recognition is skipped. Otherwise
 RapidOCR detects lines on the OCR copy (shorter side `OCR_SIDE`), classifies 0/180 degrees and
-recognises them; `SpaceAwareCTCDecode` reads word spaces from the recogniser's space probability. Lines are put in reading order on deskewed detection quads.
+recognises them; `SpaceAwareCTCDecode` reads word spaces from the recogniser's space probability. Lines
+are put in reading order on deskewed detection quads.
 
 Word spaces: RapidOCR's own sizing enlarges every image's shorter side to 736 for detection, which on small
 images (banners, screenshots) yields boxes that split and glue words ("SUMMERSALE50%OFF"); enlarging by at
