@@ -213,8 +213,10 @@ def test_thin_strip_with_text_does_not_crash(ocr: TextAnalyzer) -> None:
 
 
 def test_preprocess_scales_to_ocr_size_and_gate_shape(ocr: TextAnalyzer) -> None:
-    pages = ocr.preprocess([Image.new("RGB", (2000, 1500)), Image.new("RGB", (300, 100))], {})
-    assert pages[0].bgr.shape == (736, 981, 3) and pages[1].bgr.shape == (200, 600, 3)  # 2x at most
+    big, small = (TextAnalyzer.ocr_copy(Image.new("RGB", size)) for size in ((2000, 1500), (300, 100)))
+    assert big.shape == (736, 981, 3) and small.shape == (200, 600, 3)  # 2x at most
+    pages = ocr.preprocess([Image.new("RGB", (2000, 1500))], {})
+    assert pages[0].gate.shape == (1, 3, 384, 480)
     gate = gate_input(Image.new("RGB", (2000, 1500)), 480)
     assert gate.shape == (1, 3, 384, 480) and gate.dtype == np.float32
     assert gate_input(Image.new("RGB", (16, 2000)), 480).shape[2:] == (480, 32)

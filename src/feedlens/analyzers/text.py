@@ -42,9 +42,10 @@ MAX_UPSCALE = 2.0
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    """One image ready for OCR: `bgr` (H, W, 3) uint8 at OCR size and the gate's (1, 3, h, w) input."""
+    """One image: the decoded RGB image and the gate's (1, 3, h, w) input. The OCR-size copy is made only
+    for images that pass the gate, so photos without text do not pay for it."""
 
-    bgr: np.ndarray
+    image: Image.Image
     gate: np.ndarray
 
 
@@ -100,19 +101,21 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
         rec.postprocess_op = SpaceAwareCTCDecode(rec.session.get_character_list(), self.SPACE_THRESHOLD)
 
     def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> list[_Page]:
-        """RGB images -> pages: BGR (H, W, 3) uint8 with the shorter side at `OCR_SIDE` (smaller images
-        enlarged by at most `MAX_UPSCALE`, the longer side kept within `OCR_MAX_SIDE`), plus the gate input
-        (1, 3, h, w) float32 with the longer side at `text_gate_side`."""
-        pages = []
-        for image in images:
-            rgb = image.convert("RGB")
-            scale = min(OCR_SIDE / min(rgb.size), MAX_UPSCALE, max(1.0, OCR_MAX_SIDE / max(rgb.size)))
-            if scale != 1.0:
-                size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-                rgb = rgb.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BILINEAR)
-            bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])  # RapidOCR takes arrays as BGR
-            pages.append(_Page(bgr=bgr, gate=gate_input(rgb, self.settings.text_gate_side)))
-        return pages
+        """RGB images -> pages with the gate input (1, 3, h, w) float32, longer side at `text_gate_side`."""
+        return [
+            _Page(image=im, gate=gate_input(im.convert("RGB"), self.settings.text_gate_side)) for im in images
+        ]
+
+    @staticmethod
+    def ocr_copy(image: Image.Image) -> np.ndarray:
+        """BGR (H, W, 3) uint8 with the shorter side at `OCR_SIDE` (smaller images enlarged by at most
+        `MAX_UPSCALE`, the longer side kept within `OCR_MAX_SIDE`): the size the recogniser expects."""
+        rgb = image.convert("RGB")
+        scale = min(OCR_SIDE / min(rgb.size), MAX_UPSCALE, max(1.0, OCR_MAX_SIDE / max(rgb.size)))
+        if scale != 1.0:
+            size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+            rgb = rgb.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BILINEAR)
+        return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])  # RapidOCR takes arrays as BGR
 
     def _forward(self, batch: list[_Page]) -> list[_Read]:
         """Gate every page (one det pass each, sizes differ), then OCR the pages that pass, one at a time:
@@ -121,11 +124,12 @@ class TextAnalyzer(Analyzer[list[_Page], TextResult]):
         for page in batch:
             score = gate_score(self._gate.run({"x": page.gate})[0], self.GATE_MIN_ELONGATION)
             if score < self.settings.text_gate_min_pixels:
-                reads.append(_Read(score, (page.bgr.shape[1], page.bgr.shape[0]), None))
+                reads.append(_Read(score, page.image.size, None))
                 continue
-            found, _ = self._ocr(page.bgr)
+            bgr = self.ocr_copy(page.image)
+            found, _ = self._ocr(bgr)
             lines = [(np.asarray(q, dtype=np.float32), str(t), float(c)) for q, t, c in found or ()]
-            reads.append(_Read(score, (page.bgr.shape[1], page.bgr.shape[0]), lines))
+            reads.append(_Read(score, (bgr.shape[1], bgr.shape[0]), lines))
         return reads
 
     def postprocess(
