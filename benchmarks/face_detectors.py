@@ -156,7 +156,7 @@ def main() -> None:
         "NudeNet (shared pass)": det.nudenet,
         "Haar cascade": det.haar,
         "NudeNet + Haar for misses": det.nudenet_haar,
-        "NudeNet + tiles (chosen)": det.nudenet_tiles,
+        "NudeNet + tiles (FEEDLENS_FACES_TILING; redaction)": det.nudenet_tiles,
     }
     data = scenes()
     samples = {n: services.decoder.decode(p, min_side=640).image for n, (p, _) in PHOTOS.items()}
