@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Debian packages feedlens needs: WordNet 3.0 (ImageNet class ids are WordNet noun offsets; the labels
 # analyzer's concept tree is built from it at `feedlens models pull`) and Tesseract with English (the
-# second OCR engine, which keeps the spaces between Latin words).
+# second OCR engine, which keeps the spaces between Latin words). PostgreSQL 15 server binaries (the tests
+# start a throwaway cluster from /usr/lib/postgresql/15/bin; Debian does not put initdb on PATH) and Chromium
+# (the browser tests drive it).
 set -euo pipefail
 need=()
 [ -f /usr/share/wordnet/data.noun ] || need+=(wordnet-base)
 command -v tesseract >/dev/null || need+=(tesseract-ocr)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
+[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need+=(postgresql-15)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "feedlens set-up needs these Debian packages: ${need[*]}" >&2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedlens.core.errors import ConfigError
@@ -27,6 +29,55 @@ class DecodeLimits(BaseModel):
     max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted file, bytes")
     max_pixels: int = Field(75_000_000, gt=0, description="largest width*height, read from the header")
     min_side: int = Field(16, ge=1, description="smallest accepted width or height, px")
+
+
+class FetchLimits(BaseModel):
+    """The safe URL fetcher's policy. Fetching is opt-in: nothing leaves the machine unless enabled.
+
+    Environment: FEEDLENS_FETCH__ENABLED=true, FEEDLENS_FETCH__ALLOWED_NETWORKS='["127.0.0.1/32"]'.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(False, description="allow image URLs at all (API, batches, feed files)")
+    allowed_networks: tuple[str, ...] = Field(
+        (),
+        description="CIDRs allowed even though private/loopback/link-local (e.g. 127.0.0.1/32 in tests)",
+    )
+    max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest response body, bytes")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="connect + read timeout per request, seconds")
+    max_redirects: int = Field(3, ge=0, le=20)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
+
+
+class MetadataPolicy(StrEnum):
+    """What metadata the stored copy of an image keeps (the analysis always sees the original)."""
+
+    NONE = "none"  # strip EXIF/XMP/IPTC/text chunks
+    NO_GPS = "no_gps"  # keep EXIF but drop its GPS block
+    ALL = "all"  # byte-identical copy
+
+
+class ApiLimits(BaseModel):
+    """Limits of the HTTP API. FEEDLENS_API__RATE_PER_MINUTE=600 and so on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_request_bytes: int = Field(25 * 1024 * 1024, gt=0, description="largest request body")
+    max_batch_items: int = Field(1000, ge=1, description="items in one POST /v1/batches")
+    rate_per_minute: int = Field(600, ge=1, description="requests per API key per minute (token bucket)")
+    burst: int = Field(60, ge=1, description="requests a key may send at once before the rate applies")
+    inference_workers: int = Field(1, ge=1, description="threads running models; each uses all cores")
+    queue_size: int = Field(
+        4, ge=0, description="requests waiting for a worker before new ones get 429 + Retry-After"
+    )
+    page_size_max: int = Field(200, ge=1)
 
 
 class Settings(BaseSettings):
@@ -77,9 +128,32 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="drop OCR lines recognised below this"
     )
 
+    data_dir: Path | None = Field(
+        None, description="database and stored images; default $FEEDLENS_HOME (models stay in home/models)"
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///$FEEDLENS_HOME/feedlens.db (WAL)"
+    )
+    store_metadata: MetadataPolicy = Field(
+        MetadataPolicy.NONE, description="metadata kept in stored copies: none, no_gps or all"
+    )
+    thumbnail_side: int = Field(320, ge=32, le=2048, description="longer side of stored thumbnails, px")
+    fetch: FetchLimits = FetchLimits()
+    api: ApiLimits = ApiLimits()
+    host: str = Field("127.0.0.1", description="address `feedlens serve` listens on")
+    port: int = Field(8000, ge=1, le=65535)
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return (self.data_dir or self.home) / "blobs"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir or self.home) / 'feedlens.db'}"
 
     @model_validator(mode="after")
     def _cores_not_oversubscribed(self) -> Self:

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
+from feedlens.cli import library as library_cli
 from feedlens.cli import models as models_cli
+from feedlens.cli import serve as serve_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
 from feedlens.config import Settings, load_settings
@@ -33,6 +35,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_cli.app, name="models")
+app.add_typer(library_cli.workspaces_app, name="workspaces")
+app.add_typer(library_cli.keys_app, name="keys")
+app.command()(library_cli.ingest)
+app.command()(library_cli.reanalyze)
+app.command()(serve_cli.serve)
 
 
 @app.callback()

@@ -91,6 +91,15 @@ class Pipeline:
             for batch in _batched(paths, batch_size):
                 yield from self._analyze_batch([str(p) for p in batch], batch, pool)
 
+    def analyze_sources(self, names: Sequence[str], sources: Sequence[bytes | Path]) -> list[ImageReport]:
+        """One batch of already-read images (or files), reported in order."""
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="decode") as pool:
+            return self._analyze_batch(list(names), sources, pool)
+
+    def versions(self) -> dict[str, str]:
+        """Analyzer name -> version of its code and models, for every analyzer this pipeline reports."""
+        return {a.name: a.version for a in self.analyzers if a.name in self.report}
+
     def analyze_one(self, source: bytes | Path, name: str = "") -> ImageReport:
         with ThreadPoolExecutor(max_workers=1) as pool:
             return self._analyze_batch([name or str(source)], [source], pool)[0]

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): app factory, dependencies, problem+json errors, one router per resource."""

@@ -1,0 +1,87 @@
+"""The FastAPI app factory: wiring in the lifespan, routers, problem handlers, middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.api import problems
+from feedlens.api.middleware import BodyLimit, MetricsMiddleware
+from feedlens.api.routers import analyze, batches, health, images
+from feedlens.api.state import AppState, Metrics
+from feedlens.config import Settings, load_settings
+from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.factory import build_services
+from feedlens.services.fetch import SafeFetcher
+from feedlens.services.inference import InferenceGate
+from feedlens.services.ingest import Ingestor
+from feedlens.services.jobs import JobService
+from feedlens.services.library import Library
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings, metrics: Metrics) -> AppState:
+    services = build_services(settings)
+    services.database.migrate()
+    library = Library(services.database, services.blobs, services.decoder, settings)
+    fetcher = SafeFetcher(settings.fetch)
+    ingestor = Ingestor(
+        library, services.pipeline(DEFAULT_ANALYZERS), services.decoder, fetcher, settings.batch_size
+    )
+    return AppState(
+        settings=settings,
+        services=services,
+        library=library,
+        access=AccessService(services.database),
+        limiter=RateLimiter(settings.api.rate_per_minute, settings.api.burst),
+        gate=InferenceGate(settings.api.inference_workers, settings.api.queue_size),
+        fetcher=fetcher,
+        ingestor=ingestor,
+        jobs=JobService(library, ingestor),
+        metrics=metrics,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(build_state, settings, metrics)
+        app.state.feedlens = state
+        await run_in_threadpool(state.ingestor.pipeline.load)  # models load before traffic, not on it
+        state.ready = True
+        state.jobs.start()  # resumes jobs left pending by a previous run
+        log.info("feedlens ready (%s database)", state.services.database.backend)
+        try:
+            yield
+        finally:
+            state.jobs.stop()
+            state.gate.shutdown()
+            state.fetcher.close()
+            state.services.database.dispose()
+
+    app = FastAPI(
+        title="feedlens",
+        version="0.1.0",
+        summary="Recognise and categorise social-media images on your own machine.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (health, analyze, images, batches):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory feedlens.api.app:app_from_environment`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(load_settings())

@@ -1,0 +1,110 @@
+"""Errors as RFC 9457 `application/problem+json`, with a stable `code` a client can switch on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode, UnknownAnalyzerError
+from feedlens.services.access import AccessError
+from feedlens.services.feeds import FeedError
+from feedlens.services.fetch import FetchError
+from feedlens.services.inference import ServerBusyError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+IMAGE_STATUS = {
+    ImageErrorCode.UNSUPPORTED_FORMAT: 415,
+    ImageErrorCode.TOO_LARGE: 413,
+    ImageErrorCode.TOO_MANY_PIXELS: 413,
+}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class Problem(Exception):  # noqa: N818 - reads as what it is: `raise Problem(404, ...)`
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": f"/docs/errors#{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def status_of(exc: FeedlensError) -> int:
+    if isinstance(exc, ImageError):
+        return IMAGE_STATUS.get(ImageErrorCode(exc.code), 422)
+    if isinstance(exc, FetchError):
+        return int(exc.http_status)
+    if isinstance(exc, ServerBusyError):
+        return 429
+    if isinstance(exc, UnknownAnalyzerError | FeedError | AccessError):
+        return 422
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
+
+    @app.exception_handler(FeedlensError)
+    async def _feedlens(_: Request, exc: FeedlensError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusyError) else None
+        return problem_response(status_of(exc), str(exc.code), exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return problem_response(
+            422, "invalid_request", "the request does not match the schema", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return problem_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal_error", "unexpected server error; it has been logged")

@@ -1,0 +1,146 @@
+"""The library: add images (with post metadata), list and filter them, read one, its thumbnail, erase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.api.deps import Admin, Reader, State, Writer
+from feedlens.api.inputs import read_image_input
+from feedlens.api.problems import IMAGE_STATUS, Problem
+from feedlens.api.routers.analyze import BODY_DOC
+from feedlens.core.errors import ImageErrorCode
+from feedlens.services.ingest import IngestItem, Ingestor
+from feedlens.storage import repositories as repo
+
+router = APIRouter(tags=["images"])
+
+
+def _error_problem(error: dict[str, str], fetch_status: int | None = None) -> Problem:
+    code = error.get("code", "failed")
+    try:
+        status = IMAGE_STATUS.get(ImageErrorCode(code), 422)
+    except ValueError:
+        status = fetch_status or 422
+    return Problem(status, code, error.get("message", "the image could not be stored"))
+
+
+@router.post("/v1/images", status_code=201, openapi_extra=BODY_DOC)
+async def add_image(request: Request, state: State, who: Writer) -> JSONResponse:
+    """Store and analyse one image, optionally with its post (`post`: the feed schema). 201 when new,
+    200 when the same bytes were already in the workspace (the post is linked either way)."""
+    given = await read_image_input(request, allow_post=True)
+    item = IngestItem(source=given.name, data=given.data, url=given.url, post=given.post)
+    ingestor = state.ingestor
+    if given.analyzers:
+        pipeline = state.services.pipeline(given.analyzers)
+        ingestor = Ingestor(state.library, pipeline, state.services.decoder, state.fetcher, 1)
+    outcome = await state.gate.run(lambda: ingestor.process_batch(who.workspace_id, [item])[0])
+    state.metrics.images.inc()
+    if outcome.status == "failed" or outcome.image_id is None:
+        raise _error_problem(outcome.error or {}, _fetch_status(outcome.error))
+    view = _view(state, who.workspace_id, outcome.image_id)
+    return JSONResponse(
+        {"status": outcome.status, **view}, status_code=201 if outcome.status == "added" else 200
+    )
+
+
+def _fetch_status(error: dict[str, str] | None) -> int | None:
+    from feedlens.services.fetch import FetchErrorCode
+
+    try:
+        return FetchErrorCode((error or {}).get("code", "")).http_status
+    except ValueError:
+        return None
+
+
+def _view(state: State, workspace: int, image_id: str) -> dict[str, Any]:
+    current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
+    with state.library.database.session() as session:
+        image = repo.get_image(session, workspace, image_id)
+        if image is None:
+            raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+        return state.library.views(session, [image], current)[0]
+
+
+@router.get("/v1/images/{image_id}")
+def get_image(image_id: str, state: State, who: Reader) -> dict[str, Any]:
+    """One image: metadata, posts, the newest result of every analyzer, and which of them are stale."""
+    return _view(state, who.workspace_id, image_id)
+
+
+@router.get("/v1/images/{image_id}/thumbnail", response_class=Response)
+def thumbnail(image_id: str, state: State, who: Reader) -> Response:
+    data = state.library.thumbnail(who.workspace_id, image_id)
+    if data is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/v1/images")
+def list_images(
+    state: State,
+    who: Reader,
+    label: Annotated[str | None, Query(max_length=256, description="label or WordNet concept")] = None,
+    label_min_score: Annotated[float, Query(ge=0, le=1)] = 0.1,
+    safety: Annotated[str | None, Query(pattern="^(safe|suggestive|explicit)$")] = None,
+    emotion: Annotated[str | None, Query(max_length=32)] = None,
+    sentiment: Annotated[str | None, Query(pattern="^(positive|neutral|negative)$")] = None,
+    colour: Annotated[str | None, Query(max_length=32)] = None,
+    has_text: bool | None = None,
+    min_faces: Annotated[int | None, Query(ge=0, le=1000)] = None,
+    author: Annotated[str | None, Query(max_length=256)] = None,
+    hashtag: Annotated[str | None, Query(max_length=256)] = None,
+    platform: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    posted_since: datetime | None = None,
+    posted_until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Images of the workspace, newest first, filtered; follow `next_cursor` for the next page."""
+    filters = repo.ImageFilter(
+        label=label,
+        label_min_score=label_min_score,
+        safety=safety,
+        emotion=emotion,
+        sentiment=sentiment,
+        colour=colour,
+        has_text=has_text,
+        min_faces=min_faces,
+        author=author,
+        hashtag=hashtag,
+        platform=platform,
+        since=since,
+        until=until,
+        posted_since=posted_since,
+        posted_until=posted_until,
+    )
+    current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
+    with state.library.database.session() as session:
+        try:
+            page, next_cursor = repo.list_images(session, who.workspace_id, filters, limit, cursor)
+        except ValueError:
+            raise Problem(422, "invalid_cursor", "the cursor was not made by this server") from None
+        items = state.library.views(session, page, current)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.delete("/v1/images/{image_id}", status_code=204, response_class=Response)
+def delete_image(image_id: str, state: State, who: Writer) -> Response:
+    """Erase an image: its rows, stored copy and thumbnail (unless another workspace holds the same file)."""
+    if not state.library.delete_images(who.workspace_id, [image_id]):
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return Response(status_code=204)
+
+
+@router.delete("/v1/authors/{author}", tags=["erasure"])
+def delete_author(author: str, state: State, who: Admin) -> dict[str, Any]:
+    """Right to erasure: the author's posts and every image that no other author's post shows."""
+    erased = state.library.delete_author(who.workspace_id, author)
+    return {"author": author.lstrip("@"), "erased": erased}

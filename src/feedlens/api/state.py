@@ -1,0 +1,61 @@
+"""Everything the routes use, built once in the app's lifespan (no module-level globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from feedlens.config import Settings
+from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.factory import Services
+from feedlens.services.fetch import SafeFetcher
+from feedlens.services.inference import InferenceGate
+from feedlens.services.ingest import Ingestor
+from feedlens.services.jobs import JobService
+from feedlens.services.library import Library
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    images: Counter
+    inflight: Gauge
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()  # our own, not prometheus_client's process-global default
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "feedlens_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+            ),
+            latency=Histogram(
+                "feedlens_http_request_seconds",
+                "HTTP request latency",
+                ["route"],
+                registry=registry,
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.3, 0.5, 1, 2.5, 5, 10),
+            ),
+            images=Counter("feedlens_images_analyzed", "images analysed through the API", registry=registry),
+            inflight=Gauge(
+                "feedlens_inference_admitted", "inference calls running or queued", registry=registry
+            ),
+        )
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    services: Services
+    library: Library
+    access: AccessService
+    limiter: RateLimiter
+    gate: InferenceGate
+    fetcher: SafeFetcher
+    ingestor: Ingestor
+    jobs: JobService
+    metrics: Metrics
+    ready: bool = False

@@ -1,0 +1,157 @@
+"""`feedlens ingest`, `reanalyze`, `workspaces` and `keys`: the library from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.cli.context import services_from
+from feedlens.core.errors import ConfigError
+from feedlens.services.access import AccessService, Scope
+from feedlens.services.factory import Services
+from feedlens.services.fetch import SafeFetcher
+from feedlens.services.ingest import Ingestor, IngestSummary, items_from_paths
+from feedlens.services.library import Library
+from feedlens.services.reanalyze import reanalyze as reanalyze_images
+
+workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
+
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
+
+
+def _library(services: Services) -> Library:
+    services.database.migrate()
+    return Library(services.database, services.blobs, services.decoder, services.settings)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="image files, folders, feed exports (.jsonl/.csv)")],
+    workspace: Workspace = "default",
+) -> None:
+    """Store and analyse images and posts in a workspace. Idempotent and resumable: a rerun skips what
+    is stored (same bytes, same post id) and finishes what a killed run left."""
+    services = services_from(ctx)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    library = _library(services)
+    workspace_id = AccessService(services.database).create_workspace(workspace)
+    items = list(items_from_paths(paths))
+    pipeline = services.pipeline(DEFAULT_ANALYZERS)
+    pipeline.load()
+    err = Console(stderr=True)
+    summary = IngestSummary()
+    with SafeFetcher(services.settings.fetch) as fetcher, _progress(err) as progress:
+        ingestor = Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size)
+        task = progress.add_task(f"ingest into {workspace}", total=len(items))
+        for outcome in ingestor.ingest(workspace_id, items):
+            summary.count(outcome)
+            progress.advance(task)
+    for failure in summary.errors[:20]:
+        error = failure.error or {}
+        err.print(f"[red]failed[/] {failure.item.source}: [{error.get('code')}] {error.get('message', '')}")
+    if len(summary.errors) > 20:
+        err.print(f"... and {len(summary.errors) - 20} more failures")
+    err.print(
+        f"workspace [bold]{workspace}[/]: {summary.added} added, {summary.duplicate} already stored, "
+        f"{summary.failed} failed"
+    )
+
+
+def reanalyze(
+    ctx: typer.Context,
+    analyzer: Annotated[str, typer.Option("--analyzer", "-a", help="the analyzer whose results to refresh")],
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="default: all")] = None,
+) -> None:
+    """Recompute results stored by an older version of an analyzer (older results are kept)."""
+    services = services_from(ctx)
+    library = _library(services)
+    workspace_id = AccessService(services.database).workspace_id(workspace) if workspace else None
+    pipeline = services.pipeline([analyzer])
+    pipeline.load()
+    err = Console(stderr=True)
+    done = failed = 0
+    with _progress(err) as progress:
+        task = progress.add_task(f"reanalyze {analyzer}", total=None)
+        for step in reanalyze_images(library, pipeline, analyzer, workspace_id, services.settings.batch_size):
+            progress.update(task, total=step.total, completed=step.done + step.failed)
+            done, failed = step.done, step.failed
+    err.print(f"{analyzer} {pipeline.versions()[analyzer]}: {done} recomputed, {failed} failed")
+
+
+@workspaces_app.command("create")
+def workspaces_create(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    services = services_from(ctx)
+    services.database.migrate()
+    AccessService(services.database).create_workspace(name)
+    typer.echo(name)
+
+
+@workspaces_app.command("list")
+def workspaces_list(ctx: typer.Context) -> None:
+    services = services_from(ctx)
+    services.database.migrate()
+    for row in AccessService(services.database).workspaces():
+        typer.echo(f"{row['name']}\t{row['created_at']}")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    workspace: Workspace = "default",
+    scope: Annotated[Scope, typer.Option("--scope", "-s")] = Scope.READ,
+    name: Annotated[str, typer.Option("--name", help="a note: who or what uses it")] = "",
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    services = services_from(ctx)
+    services.database.migrate()
+    secret, view = AccessService(services.database).create_key(workspace, scope, name)
+    Console(stderr=True).print(f"key {view['id']} ({scope}) for workspace {workspace}; store it now:")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, workspace: Workspace = "default") -> None:
+    services = services_from(ctx)
+    services.database.migrate()
+    table = Table("id", "prefix", "scope", "name", "created", "revoked")
+    for key in AccessService(services.database).keys(workspace):
+        table.add_row(
+            str(key["id"]),
+            key["prefix"] + "...",
+            key["scope"],
+            key["name"],
+            key["created_at"],
+            key["revoked_at"] or "",
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context, key_id: Annotated[int, typer.Argument()], workspace: Workspace = "default"
+) -> None:
+    services = services_from(ctx)
+    services.database.migrate()
+    if not AccessService(services.database).revoke_key(workspace, key_id):
+        raise ConfigError(f"no active key {key_id} in workspace {workspace!r}")
+    typer.echo(f"revoked key {key_id}")

@@ -1,0 +1,66 @@
+"""`feedlens serve`: the HTTP API under uvicorn; `--demo` first fills a demo workspace and prints a key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from sqlalchemy import func, select
+
+from feedlens.cli.context import services_from
+from feedlens.cli.library import ingest
+from feedlens.services.access import AccessService, Scope
+from feedlens.storage.tables import Image
+
+DEMO_WORKSPACE = "demo"
+
+
+def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
+    services = services_from(ctx)
+    services.database.migrate()
+    access = AccessService(services.database)
+    workspace_id = access.create_workspace(DEMO_WORKSPACE)
+    with services.database.session() as session:
+        stored = session.scalar(
+            select(func.count()).select_from(Image).where(Image.workspace_id == workspace_id)
+        )
+    if not stored:
+        ingest(ctx, [samples], workspace=DEMO_WORKSPACE)
+    for key in access.keys(DEMO_WORKSPACE):  # keys are stored hashed: mint a fresh one, retire the old
+        if key["name"] == "make-run demo" and not key["revoked_at"]:
+            access.revoke_key(DEMO_WORKSPACE, key["id"])
+    secret, _ = access.create_key(DEMO_WORKSPACE, Scope.WRITE, "make-run demo")
+    url = f"http://{host}:{port}"
+    example = next(iter(sorted(p for p in samples.iterdir() if p.is_file())), samples)
+    console = Console(stderr=True, highlight=False)
+    console.print(f"\n[bold]feedlens API[/] on {url}  (docs: {url}/docs)")
+    console.print(f"demo workspace key (write scope): [bold]{secret}[/]\n")
+    console.print("try:")
+    console.print(
+        f"  curl -s -H 'Authorization: Bearer {secret}' -F file=@{example} {url}/v1/analyze", soft_wrap=True
+    )
+    console.print(
+        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/images?label=cat&limit=5'\n", soft_wrap=True
+    )
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="default FEEDLENS_HOST (127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="default FEEDLENS_PORT (8000)")] = None,
+    demo: Annotated[
+        Path | None, typer.Option(help="ingest this folder into workspace 'demo' (if empty) and print a key")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs). Jobs left pending by a previous run resume."""
+    settings = services_from(ctx).settings
+    host = host or settings.host
+    port = port or settings.port
+    if demo is not None:
+        _demo(ctx, demo, host, port)
+    # A factory path, not an app object: the API module builds everything from the same FEEDLENS_*
+    # environment in its own lifespan, and the CLI does not import the API layer.
+    uvicorn.run("feedlens.api.app:app_from_environment", factory=True, host=host, port=port, log_level="info")

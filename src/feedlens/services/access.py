@@ -1,0 +1,169 @@
+"""Workspaces, API keys and per-key rate limits.
+
+Keys are 256-bit random tokens, so a plain SHA-256 is enough to store them: there is nothing to brute
+force, and a constant-cost lookup by hash keeps authentication off the hot path. The key is shown once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from feedlens.core.errors import FeedlensError
+from feedlens.services.library import utc
+from feedlens.storage import repositories as repo
+from feedlens.storage.database import Database
+from feedlens.storage.tables import ApiKey, Workspace, utcnow
+
+KEY_PREFIX = "fl_"
+_WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+class Scope(StrEnum):
+    """Ordered: each scope includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    def allows(self, needed: Scope) -> bool:
+        order = list(Scope)
+        return order.index(self) >= order.index(needed)
+
+
+class AccessError(FeedlensError):
+    code = "access_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a key of one workspace with one scope."""
+
+    key_id: int
+    workspace_id: int
+    workspace: str
+    scope: Scope
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AccessService:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create_workspace(self, name: str) -> int:
+        if not _WORKSPACE_NAME.fullmatch(name):
+            raise AccessError(
+                f"invalid workspace name {name!r}: 1-64 of a-z, 0-9, '-', '_'; starts with a letter or digit"
+            )
+        with self.database.session() as session:
+            return repo.ensure_workspace(session, name)
+
+    def workspace_id(self, name: str) -> int:
+        with self.database.session() as session:
+            found = repo.workspace_id(session, name)
+        if found is None:
+            raise AccessError(f"no workspace named {name!r} (create it with `feedlens workspaces create`)")
+        return found
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        with self.database.session() as session:
+            rows = session.scalars(select(Workspace).order_by(Workspace.name))
+            return [{"name": w.name, "created_at": utc(w.created_at)} for w in rows]
+
+    def create_key(self, workspace: str, scope: Scope, name: str = "") -> tuple[str, dict[str, Any]]:
+        """A new key for `workspace`: (the secret, shown once; its listing)."""
+        workspace_id = self.workspace_id(workspace)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.database.session() as session:
+            key = ApiKey(
+                workspace_id=workspace_id,
+                name=name,
+                prefix=secret[:10],
+                key_hash=hash_key(secret),
+                scope=scope,
+            )
+            session.add(key)
+            session.flush()
+            return secret, _key_view(key, workspace)
+
+    def keys(self, workspace: str) -> list[dict[str, Any]]:
+        workspace_id = self.workspace_id(workspace)
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.id)
+            )
+            return [_key_view(k, workspace) for k in rows]
+
+    def revoke_key(self, workspace: str, key_id: int) -> bool:
+        workspace_id = self.workspace_id(workspace)
+        with self.database.session() as session:
+            key = session.scalar(
+                select(ApiKey).where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id)
+            )
+            if key is None or key.revoked_at is not None:
+                return False
+            key.revoked_at = utcnow()
+            return True
+
+    def authenticate(self, secret: str) -> Principal | None:
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            return None
+        with self.database.session() as session:
+            row = session.execute(
+                select(ApiKey, Workspace.name)
+                .join(Workspace, Workspace.id == ApiKey.workspace_id)
+                .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        key, workspace = row
+        return Principal(
+            key_id=key.id, workspace_id=key.workspace_id, workspace=workspace, scope=Scope(key.scope)
+        )
+
+
+def _key_view(key: ApiKey, workspace: str) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "workspace": workspace,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scope": key.scope,
+        "created_at": utc(key.created_at),
+        "revoked_at": utc(key.revoked_at) if isinstance(key.revoked_at, datetime) else None,
+    }
+
+
+class RateLimiter:
+    """Token bucket per key: `burst` requests at once, refilled at `per_minute` / 60 per second."""
+
+    def __init__(self, per_minute: int, burst: int, clock: Any = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.clock = clock
+        self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, last refill time)
+        self._lock = threading.Lock()
+
+    def take(self, key: int) -> float:
+        """0 if the request may go ahead, else the seconds until it may (for Retry-After)."""
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return float((1.0 - tokens) / self.rate)

@@ -1,0 +1,177 @@
+"""The image library of a workspace: store analysed images with their posts, read them back, erase them.
+
+Stored copies follow the metadata policy (GPS and EXIF stripped by default); the original bytes are only
+hashed (the dedup key) and analysed. Blob files are written before the rows that name them, so a crash
+leaves at worst an unreferenced file, never a row without its file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from PIL import Image as PILImage
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from feedlens.config import Settings
+from feedlens.core.results import ImageReport
+from feedlens.images import ImageDecoder
+from feedlens.storage import repositories as repo
+from feedlens.storage.blobs import BlobStore
+from feedlens.storage.database import Database
+from feedlens.storage.metadata import stored_copy
+from feedlens.storage.tables import Image, Post
+
+ErasureHook = Callable[[int, Sequence[str]], None]  # (workspace id, erased image ids)
+
+
+def utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands back naive datetimes that were stored as UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def post_view(post: Post) -> dict[str, Any]:
+    return {
+        "platform": post.platform,
+        "post_id": post.post_id,
+        "author": post.author,
+        "caption": post.caption,
+        "hashtags": post.hashtags,
+        "created_at": utc(post.created_at),
+        "likes": post.likes,
+        "comments": post.comments,
+        "shares": post.shares,
+        "url": post.url,
+    }
+
+
+@dataclass
+class Library:
+    database: Database
+    blobs: BlobStore
+    decoder: ImageDecoder
+    settings: Settings
+    erasure_hooks: list[ErasureHook] = field(default_factory=list)  # search index entries, later
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def save(
+        self,
+        session: Session,
+        workspace: int,
+        data: bytes,
+        report: ImageReport,
+        versions: dict[str, str],
+        source: str,
+    ) -> tuple[str, bool]:
+        """Store an analysed image (ok report); returns (image id, created). Idempotent per content."""
+        assert report.ok and report.sha256 and report.format and report.width and report.height
+        results = {name: result.to_dict() for name, result in report.results.items()}
+        existing = repo.images_by_sha(session, workspace, [report.sha256]).get(report.sha256)
+        if existing is not None:
+            repo.add_analyses(session, existing, results, {n: versions[n] for n in results})
+            return existing, False
+        copy = stored_copy(data, report.format, self.settings.store_metadata)
+        blob = self.blobs.put("originals", copy.data)
+        self.blobs.put_as("thumbnails", blob, self._thumbnail(copy.data))
+        image = Image(
+            workspace_id=workspace,
+            sha256=report.sha256,
+            blob=blob,
+            format=copy.format,
+            width=report.width,
+            height=report.height,
+            size_bytes=len(data),
+            source=source[:2000],
+        )
+        try:
+            with session.begin_nested():  # a concurrent ingest of the same bytes may have won the race
+                session.add(image)
+                session.flush()
+        except IntegrityError:
+            found = repo.images_by_sha(session, workspace, [report.sha256])[report.sha256]
+            return found, False
+        repo.add_analyses(session, image.id, results, {n: versions[n] for n in results})
+        return image.id, True
+
+    def _thumbnail(self, data: bytes) -> bytes:
+        side = self.settings.thumbnail_side
+        decoded = self.decoder.decode(data, min_side=side)  # JPEG draft mode: cheap even for 12 MP
+        thumb = decoded.image.copy()
+        thumb.thumbnail((side, side), PILImage.Resampling.LANCZOS)
+        out = io.BytesIO()
+        thumb.save(out, "WEBP", quality=80)
+        return out.getvalue()
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def views(
+        self, session: Session, images: Sequence[Image], current: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """API form of images: metadata, posts, newest result per analyzer, and which results are stale."""
+        ids = [i.id for i in images]
+        analyses = repo.current_analyses(session, ids)
+        posts = repo.posts_of(session, ids)
+        out = []
+        for image in images:
+            results = analyses[image.id]
+            out.append(
+                {
+                    "id": image.id,
+                    "sha256": image.sha256,
+                    "format": image.format,
+                    "width": image.width,
+                    "height": image.height,
+                    "size_bytes": image.size_bytes,
+                    "source": image.source,
+                    "created_at": utc(image.created_at),
+                    "posts": [post_view(p) for p in posts[image.id]],
+                    "results": {name: a.result for name, a in results.items()},
+                    "versions": {name: a.version for name, a in results.items()},
+                    "stale": sorted(
+                        n for n, a in results.items() if n in current and current[n] != a.version
+                    ),
+                }
+            )
+        return out
+
+    def thumbnail(self, workspace: int, image_id: str) -> bytes | None:
+        with self.database.session() as session:
+            image = repo.get_image(session, workspace, image_id)
+            blob = image.blob if image else None
+        if blob is None:
+            return None
+        if not self.blobs.exists("thumbnails", blob):  # made by an older version, or removed by hand
+            self.blobs.put_as("thumbnails", blob, self._thumbnail(self.blobs.get("originals", blob)))
+        return self.blobs.get("thumbnails", blob)
+
+    # -- erasure ---------------------------------------------------------------------------------------
+    def delete_images(self, workspace: int, image_ids: Sequence[str]) -> list[str]:
+        """Erase images: rows (analyses, facets, links cascade), then files no other row uses."""
+        with self.database.session() as session:
+            images = [i for i in (repo.get_image(session, workspace, x) for x in image_ids) if i]
+            blobs = {i.blob for i in images}
+            for image in images:
+                session.delete(image)
+            session.flush()
+            unused = [b for b in blobs if not repo.blob_in_use(session, b)]
+        for blob in unused:  # after commit: a rollback must not leave rows pointing at deleted files
+            self.blobs.delete("originals", blob)
+            self.blobs.delete("thumbnails", blob)
+        erased = [i.id for i in images]
+        for hook in self.erasure_hooks:
+            hook(workspace, erased)
+        return erased
+
+    def delete_author(self, workspace: int, author: str) -> dict[str, int]:
+        """Erase an author's posts and every image no other author's post shows."""
+        with self.database.session() as session:
+            posts, images = repo.orphaned_post_images(session, workspace, author.lstrip("@"))
+            session.execute(delete(Post).where(Post.id.in_(posts)))
+        erased = self.delete_images(workspace, images)
+        return {"posts": len(posts), "images": len(erased)}

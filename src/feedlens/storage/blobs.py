@@ -1,0 +1,71 @@
+"""Content-addressed files: stored image copies and thumbnails, named by the SHA-256 of their bytes.
+
+Writes are atomic (temp file + rename in the same folder), so a crash leaves either the whole file or
+none; writing the same content twice is a no-op. Layout: <root>/<kind>/<ab>/<cd>/<sha256>.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+KINDS = ("originals", "thumbnails", "staging")
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, kind: str, digest: str) -> Path:
+        if kind not in KINDS:
+            raise ValueError(f"unknown blob kind {kind!r}")
+        if not _SHA256.fullmatch(digest):
+            raise ValueError("blob names are sha256 hex digests")  # also blocks path traversal
+        return self.root / kind / digest[:2] / digest[2:4] / digest
+
+    def put(self, kind: str, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        self.put_as(kind, digest, data)
+        return digest
+
+    def put_as(self, kind: str, name: str, data: bytes) -> Path:
+        """Store `data` under `name` (a sha256, e.g. of the original a thumbnail was made from)."""
+        path = self.path(kind, name)
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def get(self, kind: str, digest: str) -> bytes:
+        return self.path(kind, digest).read_bytes()
+
+    def exists(self, kind: str, digest: str) -> bool:
+        return self.path(kind, digest).exists()
+
+    def delete(self, kind: str, digest: str) -> bool:
+        path = self.path(kind, digest)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def count(self, kind: str) -> int:
+        folder = self.root / kind
+        if not folder.exists():
+            return 0
+        return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,276 @@
+"""Queries and writes, one function per question, each taking the caller's session (its unit of work).
+
+Every function that reads or writes a workspace's objects takes the workspace id and filters by it: an
+object of another workspace is simply not found, never "forbidden".
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from feedlens.storage.facets import facets_for
+from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage, Workspace
+
+
+def workspace_id(session: Session, name: str) -> int | None:
+    return session.scalar(select(Workspace.id).where(Workspace.name == name))
+
+
+def ensure_workspace(session: Session, name: str) -> int:
+    found = workspace_id(session, name)
+    if found is not None:
+        return found
+    workspace = Workspace(name=name)
+    session.add(workspace)
+    session.flush()
+    return workspace.id
+
+
+def images_by_sha(session: Session, workspace: int, sha256s: Iterable[str]) -> dict[str, str]:
+    """sha256 -> image id for the given originals already in the workspace."""
+    wanted = list(set(sha256s))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Image.sha256, Image.id).where(Image.workspace_id == workspace, Image.sha256.in_(wanted))
+    )
+    return {sha: image_id for sha, image_id in rows}
+
+
+def add_analyses(
+    session: Session, image_id: str, results: dict[str, dict[str, Any]], versions: dict[str, str]
+) -> None:
+    """Store results at their analyzer versions and make them the image's current facets."""
+    for name, result in results.items():
+        version = versions[name]
+        session.execute(
+            delete(Analysis).where(
+                Analysis.image_id == image_id, Analysis.analyzer == name, Analysis.version == version
+            )
+        )
+        session.add(Analysis(image_id=image_id, analyzer=name, version=version, result=result))
+        session.execute(delete(Facet).where(Facet.image_id == image_id, Facet.analyzer == name))
+        session.add_all(
+            Facet(image_id=image_id, analyzer=name, kind=k, value=v, score=s)
+            for k, v, s in facets_for(name, result)
+        )
+
+
+def current_analyses(session: Session, image_ids: Sequence[str]) -> dict[str, dict[str, Analysis]]:
+    """image id -> analyzer -> newest stored analysis."""
+    out: dict[str, dict[str, Analysis]] = {i: {} for i in image_ids}
+    if not image_ids:
+        return out
+    rows = session.scalars(
+        select(Analysis)
+        .where(Analysis.image_id.in_(image_ids))
+        .order_by(Analysis.created_at.desc(), Analysis.id.desc())
+    )
+    for analysis in rows:
+        out[analysis.image_id].setdefault(analysis.analyzer, analysis)
+    return out
+
+
+def _stale(workspace: int | None, analyzer: str, version: str) -> list[ColumnElement[bool]]:
+    current = exists().where(
+        Analysis.image_id == Image.id, Analysis.analyzer == analyzer, Analysis.version == version
+    )
+    return [~current] + ([Image.workspace_id == workspace] if workspace is not None else [])
+
+
+def stale_images(
+    session: Session,
+    workspace: int | None,
+    analyzer: str,
+    version: str,
+    limit: int,
+    skip: Sequence[str] = (),
+) -> list[Image]:
+    """Images without a result of `analyzer` at `version` (never analysed by it, or by an older one)."""
+    query = select(Image).where(*_stale(workspace, analyzer, version))
+    if skip:
+        query = query.where(Image.id.not_in(list(skip)))
+    return list(session.scalars(query.order_by(Image.created_at, Image.id).limit(limit)))
+
+
+def count_stale(session: Session, workspace: int | None, analyzer: str, version: str) -> int:
+    query = select(func.count()).select_from(Image).where(*_stale(workspace, analyzer, version))
+    return int(session.scalar(query) or 0)
+
+
+def upsert_post(session: Session, workspace: int, fields: dict[str, Any], hashtags: Sequence[str]) -> int:
+    """Insert or update a post by (platform, post id); a later export refreshes counts and caption."""
+    post = session.scalar(
+        select(Post).where(
+            Post.workspace_id == workspace,
+            Post.platform == fields["platform"],
+            Post.post_id == fields["post_id"],
+        )
+    )
+    if post is None:
+        post = Post(workspace_id=workspace, **fields)
+        session.add(post)
+    else:
+        for key, value in fields.items():
+            setattr(post, key, value)
+    post.hashtags = list(hashtags)
+    session.flush()
+    session.execute(delete(Hashtag).where(Hashtag.post_pk == post.id))
+    session.add_all(Hashtag(post_pk=post.id, tag=tag) for tag in dict.fromkeys(hashtags))
+    return post.id
+
+
+def link_post_image(session: Session, post_pk: int, image_id: str, position: int) -> None:
+    if session.get(PostImage, (post_pk, image_id)) is None:
+        session.add(PostImage(post_pk=post_pk, image_id=image_id, position=position))
+
+
+def posts_of(session: Session, image_ids: Sequence[str]) -> dict[str, list[Post]]:
+    out: dict[str, list[Post]] = {i: [] for i in image_ids}
+    if not image_ids:
+        return out
+    rows = session.execute(
+        select(PostImage.image_id, Post)
+        .join(Post, Post.id == PostImage.post_pk)
+        .where(PostImage.image_id.in_(image_ids))
+        .order_by(Post.created_at)
+    )
+    for image_id, post in rows:
+        out[image_id].append(post)
+    return out
+
+
+def get_image(session: Session, workspace: int, image_id: str) -> Image | None:
+    return session.scalar(select(Image).where(Image.workspace_id == workspace, Image.id == image_id))
+
+
+def blob_in_use(session: Session, blob: str) -> bool:
+    return (session.scalar(select(func.count()).select_from(Image).where(Image.blob == blob)) or 0) > 0
+
+
+def orphaned_post_images(session: Session, workspace: int, author: str) -> tuple[list[int], list[str]]:
+    """Posts by `author`, and the images linked only to those posts (not to anyone else's)."""
+    posts = list(
+        session.scalars(select(Post.id).where(Post.workspace_id == workspace, Post.author == author))
+    )
+    if not posts:
+        return [], []
+    linked = set(session.scalars(select(PostImage.image_id).where(PostImage.post_pk.in_(posts))))
+    shared = set(
+        session.scalars(
+            select(PostImage.image_id).where(PostImage.image_id.in_(linked), PostImage.post_pk.not_in(posts))
+        )
+    )
+    return posts, sorted(linked - shared)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFilter:
+    """Filters of GET /v1/images; all given ones must hold."""
+
+    label: str | None = None  # an ImageNet label or a WordNet concept ("dog" finds every breed)
+    label_min_score: float = 0.1
+    safety: str | None = None
+    emotion: str | None = None
+    sentiment: str | None = None
+    colour: str | None = None
+    has_text: bool | None = None
+    min_faces: int | None = None
+    author: str | None = None
+    hashtag: str | None = None
+    platform: str | None = None
+    since: datetime | None = None  # ingested at or after
+    until: datetime | None = None
+    posted_since: datetime | None = None
+    posted_until: datetime | None = None
+
+
+def _facet(kind: str | Sequence[str], value: str, min_score: float | None = None) -> ColumnElement[bool]:
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    condition = and_(Facet.image_id == Image.id, Facet.kind.in_(kinds), Facet.value == value)
+    if min_score is not None:
+        condition = and_(condition, Facet.score >= min_score)
+    return exists().where(condition)
+
+
+def _conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Image.workspace_id == workspace]
+    if f.label:
+        where.append(_facet(("label", "concept"), f.label.lower(), f.label_min_score))
+    for kind, value in (
+        ("safety", f.safety),
+        ("emotion", f.emotion),
+        ("sentiment", f.sentiment),
+        ("colour", f.colour),
+    ):
+        if value:
+            where.append(_facet(kind, value.lower()))
+    if f.has_text is not None:
+        where.append(_facet("has_text", "true" if f.has_text else "false"))
+    if f.min_faces is not None:
+        where.append(
+            exists().where(Facet.image_id == Image.id, Facet.kind == "face_count", Facet.score >= f.min_faces)
+        )
+    if f.since:
+        where.append(Image.created_at >= f.since)
+    if f.until:
+        where.append(Image.created_at < f.until)
+    post_conditions: list[ColumnElement[bool]] = []
+    if f.author:
+        post_conditions.append(func.lower(Post.author) == f.author.lower().lstrip("@"))
+    if f.platform:
+        post_conditions.append(Post.platform == f.platform.lower())
+    if f.posted_since:
+        post_conditions.append(Post.created_at >= f.posted_since)
+    if f.posted_until:
+        post_conditions.append(Post.created_at < f.posted_until)
+    if f.hashtag:
+        post_conditions.append(
+            exists().where(Hashtag.post_pk == Post.id, Hashtag.tag == f.hashtag.lower().lstrip("#"))
+        )
+    if post_conditions:
+        where.append(
+            exists().where(PostImage.image_id == Image.id, Post.id == PostImage.post_pk, *post_conditions)
+        )
+    return where
+
+
+def encode_cursor(image: Image) -> str:
+    return base64.urlsafe_b64encode(f"{image.created_at.isoformat()}|{image.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor this server did not make."""
+    try:
+        stamp, image_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(stamp), image_id
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def list_images(
+    session: Session, workspace: int, filters: ImageFilter, limit: int, cursor: str | None = None
+) -> tuple[list[Image], str | None]:
+    """Newest first, keyset-paginated: (page, cursor of the next page or None)."""
+    query = select(Image).where(*_conditions(workspace, filters))
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Image.created_at < stamp, and_(Image.created_at == stamp, Image.id < last_id))
+        )
+    rows = list(session.scalars(query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    return page, (encode_cursor(page[-1]) if len(rows) > limit else None)
+
+
+def count_images(session: Session, workspace: int, filters: ImageFilter) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Image).where(*_conditions(workspace, filters))) or 0
+    )

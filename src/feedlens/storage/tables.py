@@ -1,0 +1,202 @@
+"""The database schema (SQLAlchemy 2 declarative). Changing it means a new Alembic migration.
+
+Ids of objects a client sees (images, jobs) are random hex strings, not counters, so one workspace cannot
+guess or enumerate another's. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings; the secret never is
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("workspace_id", "sha256"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the original bytes: the dedup key
+    blob: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the stored (sanitised) copy
+    format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text, default="")  # file name, URL or "upload"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    analyses: Mapped[list[Analysis]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Post(Base):
+    """A social-media post; its images are linked through post_images (carousels, reposts)."""
+
+    __tablename__ = "posts"
+    __table_args__ = (UniqueConstraint("workspace_id", "platform", "post_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    post_id: Mapped[str] = mapped_column(String(128))
+    author: Mapped[str | None] = mapped_column(String(256), index=True, default=None)
+    caption: Mapped[str | None] = mapped_column(Text, default=None)
+    hashtags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
+    likes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    comments: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    shares: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class PostImage(Base):
+    __tablename__ = "post_images"
+
+    post_pk: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Hashtag(Base):
+    """One row per (post, tag), lower-cased without '#', so hashtag filters use an index, not JSON."""
+
+    __tablename__ = "hashtags"
+
+    post_pk: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
+
+
+class Analysis(Base):
+    """One analyzer's result for one image at one analyzer version; older versions are kept."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("image_id", "analyzer", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    analyzer: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(256))
+    result: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="analyses")
+
+
+class Facet(Base):
+    """Searchable facts derived from the newest analyses (label names, verdicts, emotions...).
+
+    Filters and, later, analytics join on this narrow table instead of parsing result JSON in SQL,
+    which SQLite and PostgreSQL do differently.
+    """
+
+    __tablename__ = "facets"
+    __table_args__ = (Index("ix_facets_kind_value", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    analyzer: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(256))
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending, running, done
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list[JobItem]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="JobItem.position"
+    )
+
+
+class JobItem(Base):
+    """One image of a batch. Uploaded bytes wait in the blob store (`staged_blob`) until processed."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)  # URL, or the uploaded file's name
+    staged_blob: Mapped[str | None] = mapped_column(String(64), default=None)
+    post: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, done, failed
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), default=None)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    job: Mapped[Job] = relationship(back_populates="items")
