@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.config import Settings, load_settings
 from feedlens.images import ImageDecoder
 from feedlens.services.factory import Services, build_services
+
+from tests.support.postgres import postgres_cluster, postgres_url  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,3 +78,28 @@ def gradient(width: int, height: int) -> Image.Image:
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     rgb = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
     return Image.fromarray(rgb)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs twice: on a SQLite file and on a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedlens.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def stored_services(services: Services, tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """Services over a fresh, migrated database and blob store; models shared with `services`."""
+    from feedlens.storage.blobs import BlobStore
+    from feedlens.storage.database import Database
+
+    settings = services.settings.model_copy(update={"data_dir": tmp_path, "database_url": database_url})
+    database = Database(settings.database)
+    database.migrate()
+    wired = dataclasses.replace(
+        services, settings=settings, database=database, blobs=BlobStore(settings.blobs_dir)
+    )
+    yield wired
+    database.dispose()

@@ -21,10 +21,6 @@ from tests.support.postgres import (
     unique_database_name,
 )
 
-# Registered here so this file runs on its own; once tests/conftest.py registers the fixtures, drop these
-# two lines (else this module starts a second session cluster of its own).
-postgres_cluster = pg_support.postgres_cluster
-postgres_url = pg_support.postgres_url
 
 
 def _port_open(port: int) -> bool:

@@ -1,0 +1,586 @@
+"""HTTP API benchmarks (issue "api"): `feedlens serve` as a user runs it, driven over loopback with httpx.
+
+Four measurements, each against a real server process started on a fresh data directory:
+
+1. `/v1/analyze` latency for one 12 MP JPEG, sequential requests from one client;
+2. sustained ingest through `POST /v1/images` (2 concurrent clients) vs the in-process pipeline;
+3. 2x overload of the inference queue, then the rate limiter at its defaults: status codes and latency;
+4. the server's resident memory (VmRSS, and its peak VmHWM) with every model loaded.
+
+Run with `make bench` (writes a section of docs/benchmarks.md). Figures are measured, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import PHOTOS, QUALITY, SIZE, SOURCES, machine, write_section
+
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.config import Settings, load_settings
+from feedlens.services.access import AccessService
+from feedlens.services.factory import build_services
+from feedlens.services.fetch import SafeFetcher
+from feedlens.services.ingest import IngestItem, Ingestor
+from feedlens.services.library import Library
+
+START, END = "<!-- bench:api:start -->", "<!-- bench:api:end -->"
+NO_OCR = "labels,safety,faces,properties"
+SMALL = 1_000_000  # pixels of the ingest and overload images, a typical feed photo
+# (crop side as a fraction of the photo's, crop centre x, y, mirrored): 6 distinct images per photo
+VARIANTS = [(1.0, 0.5, 0.5, False), (0.9, 0.3, 0.4, False), (0.8, 0.7, 0.6, True)]
+VARIANTS += [(0.75, 0.5, 0.3, False), (0.85, 0.4, 0.7, True), (0.7, 0.6, 0.5, False)]
+WARMUP_VARIANTS = [(0.95, 0.5, 0.5, True), (0.65, 0.5, 0.5, False)]  # not in the timed set
+HIGH_LIMITS = {"FEEDLENS_API__RATE_PER_MINUTE": "100000000", "FEEDLENS_API__BURST": "1000000"}
+TIMEOUT = httpx.Timeout(120.0)
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+def photos() -> Iterator[tuple[str, Image.Image]]:
+    """The real photos the pinned dev dependencies ship (the foundation benchmark's), as RGB."""
+    for (package, sub), names in SOURCES.items():
+        spec = importlib.util.find_spec(package)  # find the package without importing it (slow)
+        if spec is None or not spec.submodule_search_locations:
+            sys.exit(f"the benchmark photos come with {package}: pip install -e '.[dev]'")
+        for name in names:
+            with Image.open(Path(spec.submodule_search_locations[0]) / sub / name) as im:
+                yield Path(name).stem, im.convert("RGB")
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=QUALITY)
+    return out.getvalue()
+
+
+def variant(image: Image.Image, side: float, cx: float, cy: float, mirror: bool) -> Image.Image:
+    """A crop of the photo scaled to about 1 MP: different bytes and pixels for each variant."""
+    w, h = round(image.width * side), round(image.height * side)
+    left, top = round((image.width - w) * cx), round((image.height - h) * cy)
+    crop = image.crop((left, top, left + w, top + h))
+    scale = (SMALL / (w * h)) ** 0.5
+    crop = crop.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    return ImageOps.mirror(crop) if mirror else crop
+
+
+@dataclass
+class Inputs:
+    big: bytes  # one 12 MP JPEG (astronaut)
+    small: bytes  # one ~1 MP JPEG without text (chelsea), for the overload run
+    ingest: list[tuple[str, bytes]]  # distinct ~1 MP JPEGs
+    warmup: list[tuple[str, bytes]]  # more distinct ones, never timed
+
+    @classmethod
+    def make(cls) -> Inputs:
+        shipped = dict(photos())
+        big = jpeg(ImageOps.fit(shipped["astronaut"], SIZE, Image.Resampling.BICUBIC))
+        small = jpeg(variant(shipped["chelsea"], 1.0, 0.5, 0.5, False))
+        ingest = [
+            (f"{n}-{k}.jpg", jpeg(variant(im, *v)))
+            for n, im in shipped.items()
+            for k, v in enumerate(VARIANTS)
+        ]
+        warmup = [
+            (f"{n}-w{k}.jpg", jpeg(variant(im, *v)))
+            for n, im in shipped.items()
+            for k, v in enumerate(WARMUP_VARIANTS)
+        ]
+        if len({data for _, data in ingest + warmup}) != len(ingest) + len(warmup):
+            sys.exit("two benchmark images have the same bytes: the server would not analyse the second")
+        return cls(big, small, ingest, warmup)
+
+
+# -- the server ----------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def feedlens_cli() -> str:
+    """The console script next to this interpreter (the venv's), so the server runs the same install."""
+    return str(Path(sys.executable).parent / "feedlens")
+
+
+def memory(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS) of a process, in MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024  # kB
+    return out
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def memory(self) -> dict[str, float]:
+        return memory(self.proc.pid)
+
+
+@contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[Server]:
+    """`feedlens serve` on a free loopback port, yielded once /readyz answers 200; always stopped after."""
+    port = free_port()
+    cmd = [feedlens_cli(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        server = Server(f"http://127.0.0.1:{port}", proc)
+        began = time.perf_counter()
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            while True:
+                if proc.poll() is not None:
+                    sys.exit(f"feedlens serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+                if time.perf_counter() - began > 180:
+                    sys.exit(f"feedlens serve not ready after 180 s:\n{log.read_text()[-3000:]}")
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass  # not listening yet
+                time.sleep(0.2)
+        print(f"server ready in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def create_key(env: dict[str, str], workspace: str) -> str:
+    """A write-scope key for a new workspace, made the way an operator does: with the CLI."""
+    cli = feedlens_cli()
+    subprocess.run([cli, "workspaces", "create", workspace], env=env, check=True, capture_output=True)
+    made = subprocess.run(
+        [cli, "keys", "create", "-w", workspace, "-s", "write"], env=env, check=True, capture_output=True
+    )
+    return made.stdout.decode().strip().splitlines()[-1]
+
+
+# -- measurements --------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    status: int  # 0: no answer (connection error or timeout)
+    seconds: float
+    code: str = ""  # the problem document's `code`, for errors
+    retry_after: bool = False
+
+
+@dataclass
+class Tally:
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole run
+
+    def of(self, low: int, high: int) -> list[Outcome]:
+        return [o for o in self.outcomes if low <= o.status < high]
+
+    def codes(self) -> str:
+        counted = Counter(f"{o.status} {o.code}".strip() for o in self.outcomes if o.status >= 400)
+        return ", ".join(f"{k}: {n}" for k, n in sorted(counted.items())) or "none"
+
+
+def percentiles(seconds: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99 and mean in ms (nan for no samples)."""
+    if not seconds:
+        return {k: float("nan") for k in ("p50", "p90", "p99", "mean")}
+    ms = 1000 * np.asarray(seconds)
+    return {**{f"p{q}": float(np.percentile(ms, q)) for q in (50, 90, 99)}, "mean": float(ms.mean())}
+
+
+def send(client: httpx.Client, request: Callable[[httpx.Client], httpx.Response]) -> Outcome:
+    start = time.perf_counter()
+    try:
+        response = request(client)
+    except httpx.HTTPError:
+        return Outcome(0, time.perf_counter() - start, "no answer")
+    seconds = time.perf_counter() - start
+    code = ""
+    if response.status_code >= 400:
+        try:
+            code = str(response.json().get("code", ""))
+        except ValueError:
+            code = "not json"
+    return Outcome(response.status_code, seconds, code, "retry-after" in response.headers)
+
+
+def post_image(
+    path: str, name: str, data: bytes, analyzers: str | None = None
+) -> Callable[[httpx.Client], httpx.Response]:
+    form = {"analyzers": analyzers} if analyzers else None
+    return lambda c: c.post(path, files={"file": (name, data, "image/jpeg")}, data=form)
+
+
+def client(server: Server, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT)
+
+
+def sequential_latency(server: Server, key: str, data: bytes, warmup: int, n: int) -> list[float]:
+    request = post_image("/v1/analyze", "big.jpg", data, NO_OCR)
+    out = []
+    with client(server, key) as c:
+        for k in range(warmup + n):
+            outcome = send(c, request)
+            if outcome.status != 200:
+                sys.exit(f"/v1/analyze answered {outcome.status} {outcome.code} to a plain request")
+            if k >= warmup:
+                out.append(outcome.seconds)
+    return out
+
+
+def concurrently(
+    clients: int,
+    work: Callable[[httpx.Client, Tally, threading.Lock], None],
+    make: Callable[[], httpx.Client],
+) -> Tally:
+    """Run `work` on `clients` threads, each with its own connection; wall time from first to last."""
+    tally, lock = Tally(), threading.Lock()
+    pool = [make() for _ in range(clients)]
+    threads = [threading.Thread(target=work, args=(c, tally, lock)) for c in pool]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tally.seconds = time.perf_counter() - start
+    for c in pool:
+        c.close()
+    return tally
+
+
+def api_ingest(server: Server, key: str, images: list[tuple[str, bytes]], clients: int) -> Tally:
+    """Every image once, through POST /v1/images, from `clients` clients taking the next image in turn."""
+    todo = iter(images)
+
+    def work(c: httpx.Client, tally: Tally, lock: threading.Lock) -> None:
+        while True:
+            with lock:
+                item = next(todo, None)
+            if item is None:
+                return
+            outcome = send(c, post_image("/v1/images", *item))
+            with lock:
+                tally.outcomes.append(outcome)
+
+    tally = concurrently(clients, work, lambda: client(server, key))
+    if len(tally.of(201, 202)) != len(images):
+        sys.exit(f"the API did not add every image: {tally.codes()}")
+    return tally
+
+
+def hammer(
+    clients: int,
+    seconds: float,
+    request: Callable[[httpx.Client], httpx.Response],
+    make: Callable[[], httpx.Client],
+    pause: float,
+) -> Tally:
+    """`clients` clients, each sending the next request as soon as it has an answer (after `pause` when
+    refused with 429: an impatient client, which keeps the offered load above capacity) until time is up."""
+    deadline = time.perf_counter() + seconds
+
+    def work(c: httpx.Client, tally: Tally, lock: threading.Lock) -> None:
+        while time.perf_counter() < deadline:
+            outcome = send(c, request)
+            with lock:
+                tally.outcomes.append(outcome)
+            if outcome.status == 429:
+                time.sleep(pause)
+
+    return concurrently(clients, work, make)
+
+
+@dataclass
+class InProcess:
+    pipeline: list[float]  # seconds per pass over all the images
+    ingestor: list[float]
+
+
+def in_process(settings: Settings, images: list[tuple[str, bytes]], passes: int, data_dir: Path) -> InProcess:
+    """The same images through the library API in this process: the pipeline alone, in batches of
+    settings.batch_size, and the Ingestor (pipeline + database + blob store) the server itself uses."""
+    services = build_services(settings.model_copy(update={"data_dir": data_dir}))
+    services.database.migrate()
+    pipeline = services.pipeline(DEFAULT_ANALYZERS)
+    pipeline.load()
+    n = settings.batch_size
+    batches = [images[i : i + n] for i in range(0, len(images), n)]
+
+    def analyse() -> None:
+        for batch in batches:
+            reports = pipeline.analyze_sources([name for name, _ in batch], [data for _, data in batch])
+            if not all(r.ok for r in reports):
+                sys.exit("the pipeline refused a benchmark image; its figures would be meaningless")
+
+    analyse()  # warm-up: first-call allocations and thread pools
+    timed = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        analyse()
+        timed.append(time.perf_counter() - start)
+
+    library = Library(services.database, services.blobs, services.decoder, services.settings)
+    fetcher = SafeFetcher(settings.fetch)
+    ingestor = Ingestor(library, pipeline, services.decoder, fetcher, n)
+    access = AccessService(services.database)
+    stored = []
+    for k in range(passes):  # a fresh workspace per pass: the same bytes again would be skipped
+        workspace = access.create_workspace(f"inproc-{k}")
+        start = time.perf_counter()
+        outcomes = list(ingestor.ingest(workspace, [IngestItem(source=s, data=d) for s, d in images]))
+        stored.append(time.perf_counter() - start)
+        if any(o.status != "added" for o in outcomes):
+            sys.exit("the in-process ingestor did not add every image")
+    fetcher.close()
+    services.database.dispose()
+    return InProcess(timed, stored)
+
+
+# -- report --------------------------------------------------------------------------------------------
+@dataclass
+class Results:
+    settings: Settings
+    big_mb: float
+    small_mb: float
+    n_images: int
+    n_warmup: int
+    latency: list[float] = field(default_factory=list)
+    local: InProcess | None = None
+    ingest: list[Tally] = field(default_factory=list)
+    overload: Tally = field(default_factory=Tally)
+    overload_clients: int = 0
+    limited: Tally = field(default_factory=Tally)
+    limited_clients: int = 0
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)  # moment -> VmRSS/VmHWM
+    startup_s: float = 0.0
+
+
+def render(r: Results) -> str:
+    met = {True: "met", False: "**not met**"}
+    s, api = r.settings, r.settings.api
+    lat = percentiles(r.latency)
+    assert r.local is not None
+    per_pass = [len(t.outcomes) / t.seconds for t in r.ingest]
+    api_rate = statistics.median(per_pass)
+    local_rate = statistics.median(r.n_images / t for t in r.local.pipeline)
+    stored_rate = statistics.median(r.n_images / t for t in r.local.ingestor)
+    ratio = api_rate / local_rate
+    ingest_lat = percentiles([o.seconds for t in r.ingest for o in t.outcomes])
+    ok, busy = r.overload.of(200, 300), r.overload.of(429, 430)
+    fivexx, none = r.overload.of(500, 600), r.overload.of(0, 1)
+    ok_lat, busy_lat = percentiles([o.seconds for o in ok]), percentiles([o.seconds for o in busy])
+    lim_ok, lim_429 = r.limited.of(200, 300), r.limited.of(429, 430)
+    lim_5xx = r.limited.of(500, 600)
+    rate_limited = [o for o in lim_429 if o.code == "rate_limited"]
+    expected_ok = 60 + 600 / 60 * r.limited.seconds
+    peak = max(m["VmHWM"] for m in r.memory.values())
+    final_rss = list(r.memory.values())[-1]["VmRSS"]
+    capacity = api.inference_workers + api.queue_size
+    lines = [
+        START,
+        "## HTTP API: latency, sustained ingest, overload, memory",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} by `benchmarks/api_bench.py`: `feedlens serve` (uvicorn, one "
+        "process) on a fresh data directory (SQLite + blob store), driven over loopback by httpx clients "
+        "running on the same machine (they share its cores with the server). Inference settings are the "
+        f"defaults: {api.inference_workers} inference worker, queue {api.queue_size}, batch size "
+        f"{s.batch_size}, ONNX Runtime {s.threads_per_worker} threads. The rate limiter is set out of the way "
+        "(`FEEDLENS_API__RATE_PER_MINUTE`, `FEEDLENS_API__BURST` very high) except in the run that tests it. "
+        f"Server start to `/readyz` 200: {r.startup_s:.1f} s.",
+        "",
+        f"### `/v1/analyze`, one 12 MP JPEG, sequential ({SIZE[0]}x{SIZE[1]}, {r.big_mb:.1f} MB)",
+        "",
+        f"One client, one request at a time; analyzers `{NO_OCR}` (no OCR); 10 warm-up requests, then "
+        f"{len(r.latency)} timed, client-side wall time (upload + analysis + JSON answer).",
+        "",
+        "| p50 ms | p90 ms | p99 ms | mean ms | requests/s |",
+        "|--:|--:|--:|--:|--:|",
+        f"| {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['mean']:.1f} "
+        f"| {len(r.latency) / sum(r.latency):.1f} |",
+        "",
+        f"### Sustained ingest: `POST /v1/images` vs in process ({r.n_images} distinct ~1 MP JPEGs)",
+        "",
+        f"{r.n_images} distinct JPEGs (mean {r.small_mb:.2f} MB): crops of the foundation section's "
+        f"{PHOTOS} photos scaled to about 1 MP. Every "
+        "analyzer (default set, with OCR). API: 2 concurrent clients, one image per request (multipart "
+        f"`file`), each image once per pass, a fresh workspace per pass ({len(r.ingest)} passes after "
+        f"{r.n_warmup} other images as warm-up). In process: `Pipeline.analyze_sources` in batches of "
+        f"{s.batch_size} ({len(r.local.pipeline)} passes after a warm-up pass), and the `Ingestor` the "
+        "server uses (pipeline + database + blob store + thumbnails), also in batches.",
+        "",
+        "| Path | images/s (median pass) | passes, images/s |",
+        "|---|--:|---|",
+        f"| API, `POST /v1/images`, 2 clients | {api_rate:.1f} | {', '.join(f'{x:.1f}' for x in per_pass)} |",
+        f"| in process, `Pipeline.analyze_sources`, batch {s.batch_size} | {local_rate:.1f} | "
+        + ", ".join(f"{r.n_images / t:.1f}" for t in r.local.pipeline)
+        + " |",
+        f"| in process, `Ingestor` (stores too), batch {s.batch_size} | {stored_rate:.1f} | "
+        + ", ".join(f"{r.n_images / t:.1f}" for t in r.local.ingestor)
+        + " |",
+        "",
+        f"API / in-process pipeline: **{100 * ratio:.0f}%** (API / in-process ingestor: "
+        f"{100 * api_rate / stored_rate:.0f}%). Per-request latency during the API ingest: p50 "
+        f"{ingest_lat['p50']:.0f} ms, p99 {ingest_lat['p99']:.0f} ms.",
+        "",
+        "### Overload and rate limiting",
+        "",
+        f"Overload: {r.overload_clients} concurrent clients (2x the {capacity} requests the server admits: "
+        f"{api.inference_workers} running + {api.queue_size} queued) send `/v1/analyze` with a "
+        f"{r.small_mb:.2f} MB ~1 MP photo (default analyzers) for {r.overload.seconds:.0f} s; a client "
+        "refused with 429 waits 50 ms and sends again, ignoring Retry-After, so the offered load stays "
+        "above capacity. Rate limiter: the server restarted with its default limits (600/min, burst 60 per "
+        f"key); {r.limited_clients} clients send `GET /v1/images?limit=1` with one key for "
+        f"{r.limited.seconds:.1f} s, as fast as answers come.",
+        "",
+        "| Run | requests | 2xx | 429 (with Retry-After) | 5xx | no answer | 2xx p50 / p99 ms | 429 p50 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        f"| overload, 2x capacity | {len(r.overload.outcomes)} | {len(ok)} | {len(busy)} "
+        f"({sum(o.retry_after for o in busy)}) | {len(fivexx)} | {len(none)} | {ok_lat['p50']:.0f} / "
+        f"{ok_lat['p99']:.0f} | {busy_lat['p50']:.1f} |",
+        f"| rate limiter, defaults | {len(r.limited.outcomes)} | {len(lim_ok)} | {len(lim_429)} "
+        f"({sum(o.retry_after for o in lim_429)}) | {len(lim_5xx)} | {len(r.limited.of(0, 1))} | "
+        f"{percentiles([o.seconds for o in lim_ok])['p50']:.0f} / "
+        f"{percentiles([o.seconds for o in lim_ok])['p99']:.0f} | "
+        f"{percentiles([o.seconds for o in lim_429])['p50']:.1f} |",
+        "",
+        f"- Overload error codes: {r.overload.codes()}; {len(ok) / r.overload.seconds:.1f} answered "
+        f"analyses/s.",
+        f"- Rate-limiter error codes: {r.limited.codes()}; the bucket allows about 60 + 10/s x "
+        f"{r.limited.seconds:.1f} s = {expected_ok:.0f} requests, {len(lim_ok)} got through.",
+        "",
+        "### Server memory",
+        "",
+        "`/proc/<pid>/status` of the server process: VmRSS (resident now) and VmHWM (peak resident).",
+        "",
+        "| When | VmRSS MB | VmHWM MB |",
+        "|---|--:|--:|",
+        *(f"| {when} | {m['VmRSS']:.0f} | {m['VmHWM']:.0f} |" for when, m in r.memory.items()),
+        "",
+        "Targets (reported, not asserted):",
+        "",
+        "| Target | Measured | Status |",
+        "|---|---|---|",
+        f"| `/v1/analyze` 12 MP, unloaded: p50 <= 150 ms | {lat['p50']:.1f} ms | {met[lat['p50'] <= 150]} |",
+        f"| ... p99 <= 300 ms | {lat['p99']:.1f} ms | {met[lat['p99'] <= 300]} |",
+        f"| API ingest >= 80% of in-process pipeline throughput | {100 * ratio:.0f}% ({api_rate:.1f} vs "
+        f"{local_rate:.1f} images/s) | {met[ratio >= 0.8]} |",
+        f"| 2x overload: no 5xx, excess refused with 429 + Retry-After | {len(fivexx)} 5xx, {len(none)} "
+        f"unanswered; {len(busy)} 429, {sum(o.retry_after for o in busy)} with Retry-After "
+        f"| {met[not fivexx and not none and all(o.retry_after for o in busy)]} |",
+        f"| Rate limiter at defaults: 429 `rate_limited`, no 5xx | {len(rate_limited)} `rate_limited`, "
+        f"{len(lim_5xx)} 5xx | {met[bool(rate_limited) and not lim_5xx]} |",
+        f"| Server RSS with all models loaded <= 1.5 GB | {final_rss:.0f} MB after the runs, peak "
+        f"{peak:.0f} MB | {met[peak <= 1500]} |",
+        "",
+        "Machine:",
+        "",
+        *(f"- {line}" for line in machine(s)),
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0915 - one linear measurement script
+    parser = argparse.ArgumentParser(description="feedlens HTTP API benchmarks")
+    parser.add_argument("--out", type=Path, help="markdown file whose API section is (re)written")
+    parser.add_argument("--requests", type=int, default=100, help="timed sequential /v1/analyze requests")
+    parser.add_argument("--passes", type=int, default=2, help="API ingest passes (in process: one more)")
+    parser.add_argument("--overload-seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    began = time.perf_counter()
+
+    def progress(what: str) -> None:
+        print(f"{what} at {time.perf_counter() - began:.0f} s", file=sys.stderr)
+
+    inputs = Inputs.make()
+    results = Results(
+        settings,
+        big_mb=len(inputs.big) / 1e6,
+        small_mb=statistics.mean(len(d) for _, d in inputs.ingest) / 1e6,
+        n_images=len(inputs.ingest),
+        n_warmup=len(inputs.warmup),
+    )
+    with tempfile.TemporaryDirectory(prefix="feedlens-api-bench-") as tmp:
+        root = Path(tmp)
+        # In process first, with no server running: the two must not share the cores.
+        results.local = in_process(settings, inputs.ingest, args.passes + 1, root / "inproc")
+        progress("in-process runs done")
+        base = {**os.environ, "FEEDLENS_DATA_DIR": str(root / "data")}
+        keys = [create_key(base, f"bench-{k}") for k in range(args.passes)]
+        loose = {**base, **HIGH_LIMITS}
+        log = root / "server.log"
+        started = time.perf_counter()
+        with serve(loose, log) as server:
+            results.startup_s = time.perf_counter() - started
+            results.memory["after /readyz (models loaded)"] = server.memory()
+            results.latency = sequential_latency(server, keys[0], inputs.big, 10, args.requests)
+            results.memory["after the /v1/analyze latency run"] = server.memory()
+            progress("latency done")
+            with client(server, keys[0]) as c:  # untimed: first calls into the text analyzer, storage
+                for name, data in inputs.warmup:
+                    send(c, post_image("/v1/images", name, data))
+            for key in keys:
+                results.ingest.append(api_ingest(server, key, inputs.ingest, clients=2))
+            results.memory["after the ingest runs"] = server.memory()
+            progress("ingest done")
+            api = settings.api
+            results.overload_clients = 2 * (api.inference_workers + api.queue_size)
+            results.overload = hammer(
+                results.overload_clients,
+                args.overload_seconds,
+                post_image("/v1/analyze", "chelsea.jpg", inputs.small),
+                lambda: client(server, keys[0]),
+                pause=0.05,
+            )
+            results.memory["after the overload run"] = server.memory()
+            progress("overload done")
+        defaults = {k: v for k, v in base.items() if not k.startswith("FEEDLENS_API__")}
+        with serve(defaults, log) as server:
+            results.limited_clients = 4
+            results.limited = hammer(
+                results.limited_clients,
+                3.0,
+                lambda c: c.get("/v1/images", params={"limit": 1}),
+                lambda: client(server, keys[0]),
+                pause=0.0,
+            )
+        progress("rate-limit run done")
+        errors = [line for line in log.read_text().splitlines() if "Traceback" in line or " ERROR " in line]
+        if errors:
+            print(f"server log has {len(errors)} error lines, e.g. {errors[0]}", file=sys.stderr)
+    section = render(results)
+    print(section)
+    if args.out:
+        write_section(args.out, section, START, END)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""A real `feedlens serve` process on a free loopback port, for end-to-end API tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from feedlens.services.access import AccessService, Scope
+from feedlens.storage.database import Database
+
+FEEDLENS = str(Path(sys.executable).parent / "feedlens")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """`feedlens serve` with its own FEEDLENS_* environment; `url` once ready."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "FEEDLENS_DATA_DIR": str(data_dir), **(env or {})}
+        self.log = data_dir / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [FEEDLENS, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown handlers run."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the CLI against the same data (database, blobs) as the server."""
+        return subprocess.run(
+            [FEEDLENS, *args], env=self.env, capture_output=True, text=True, timeout=600, check=False
+        )
+
+    def key(self, workspace: str, scope: str) -> str:
+        """A new API key, made in-process against the server's database (the CLI path is tested too)."""
+        database = Database(self.database_url)
+        try:
+            access = AccessService(database)
+            access.create_workspace(workspace)
+            secret, _ = access.create_key(workspace, Scope(scope), "test")
+            return secret
+        finally:
+            database.dispose()
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("FEEDLENS_DATABASE_URL") or f"sqlite:///{self.data_dir / 'feedlens.db'}"
