@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 SAMPLES := samples
 
-.PHONY: setup run test lint typecheck layers unit bench models samples clean
+.PHONY: setup run analyze test lint typecheck layers unit bench models samples clean
 
 setup: $(STAMPS)/system $(STAMPS)/deps $(STAMPS)/samples models
 
@@ -33,7 +33,12 @@ samples: $(STAMPS)/samples
 models: $(STAMPS)/deps $(STAMPS)/system
 	$(BIN)/feedlens models pull
 
+# First run: ingests the sample photos into workspace "demo"; every run: prints a fresh demo key and a
+# curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.
 run: setup
+	$(BIN)/feedlens serve --demo $(SAMPLES)
+
+analyze: setup
 	$(BIN)/feedlens analyze $(SAMPLES) --format table
 
 lint: $(STAMPS)/deps

@@ -246,6 +246,8 @@ def test_every_bad_input_gets_its_4xx(
     )
     # over the request cap: refused before the body is read
     is_problem(upload(client, key, b"\x00" * (9 * 1024 * 1024)), 413, "request_too_large")
+    for path in ("/v1/images?author=a%00b", "/v1/images/ab%00cd", "/v1/jobs/%00"):
+        is_problem(client.get(path, headers=auth(key)), 422, "invalid_request")
     assert client.get("/readyz").status_code == 200  # and the server is still fine
 
 

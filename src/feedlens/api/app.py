@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api import problems
-from feedlens.api.middleware import BodyLimit, MetricsMiddleware
+from feedlens.api.middleware import MetricsMiddleware, RequestGuard
 from feedlens.api.routers import analyze, batches, health, images
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     for module in (health, analyze, images, batches):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.api.max_request_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

@@ -15,8 +15,9 @@ class _TooLargeError(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse bodies over `max_bytes`: by Content-Length at once, and while streaming for chunked ones."""
+class RequestGuard:
+    """Refuse bodies over `max_bytes` (by Content-Length at once, while streaming for chunked ones) and
+    NUL bytes in the path or query, which PostgreSQL cannot compare against and would turn into a 500."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -25,6 +26,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in raw or b"\x00" in raw:
+            await problem_response(422, "invalid_request", "NUL in the URL")(scope, receive, send)
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")

@@ -57,7 +57,7 @@ def problem_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     body = {
-        "type": f"/docs/errors#{code}",
+        "type": f"urn:feedlens:error:{code}",  # a stable name, not a page to fetch
         "title": code.replace("_", " "),
         "status": status,
         "code": code,

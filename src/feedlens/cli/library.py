@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,7 +69,8 @@ def ingest(
             progress.advance(task)
     for failure in summary.errors[:20]:
         error = failure.error or {}
-        err.print(f"[red]failed[/] {failure.item.source}: [{error.get('code')}] {error.get('message', '')}")
+        detail = escape(f"{failure.item.source}: [{error.get('code')}] {error.get('message', '')}")
+        err.print(f"[red]failed[/] {detail}", soft_wrap=True, highlight=False)
     if len(summary.errors) > 20:
         err.print(f"... and {len(summary.errors) - 20} more failures")
     err.print(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from feedlens.services.feeds import PostRecord
 from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
-from feedlens.services.library import Library, utc
+from feedlens.services.library import Library, printable, utc
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Job, JobItem
 
@@ -54,7 +54,7 @@ class JobService:
                 JobItem(
                     job_id=job.id,
                     position=n,
-                    source=item.url or item.source,
+                    source=item.url or printable(item.source)[:2000],
                     staged_blob=blob,
                     post=item.post.model_dump(mode="json") if item.post else None,
                 )

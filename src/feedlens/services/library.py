@@ -37,6 +37,12 @@ def utc(value: datetime | None) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
+def printable(text: str) -> str:
+    """`text` without control characters: client-chosen names (upload file names) end up in the
+    database, and PostgreSQL refuses NUL in text."""
+    return "".join(ch for ch in text if ch.isprintable())
+
+
 def post_view(post: Post) -> dict[str, Any]:
     return {
         "platform": post.platform,
@@ -88,7 +94,7 @@ class Library:
             width=report.width,
             height=report.height,
             size_bytes=len(data),
-            source=source[:2000],
+            source=printable(source)[:2000],
         )
         try:
             with session.begin_nested():  # a concurrent ingest of the same bytes may have won the race

@@ -120,10 +120,12 @@ def upsert_post(session: Session, workspace: int, fields: dict[str, Any], hashta
     else:
         for key, value in fields.items():
             setattr(post, key, value)
-    post.hashtags = list(hashtags)
+    # The column holds 256 characters; a longer "hashtag" is noise, and must not fail the whole post.
+    tags = list(dict.fromkeys(tag[:256] for tag in hashtags))
+    post.hashtags = tags
     session.flush()
     session.execute(delete(Hashtag).where(Hashtag.post_pk == post.id))
-    session.add_all(Hashtag(post_pk=post.id, tag=tag) for tag in dict.fromkeys(hashtags))
+    session.add_all(Hashtag(post_pk=post.id, tag=tag) for tag in tags)
     return post.id
 
 
