@@ -1,0 +1,124 @@
+"""Re-analysis after an analyzer's version changes: real model, real stored copies, real databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from feedlens.analyzers.labels import LabelsAnalyzer
+from feedlens.services.access import AccessService
+from feedlens.services.factory import Services
+from feedlens.services.fetch import SafeFetcher
+from feedlens.services.ingest import IngestItem, Ingestor
+from feedlens.services.library import Library
+from feedlens.services.pipeline import Pipeline
+from feedlens.services.reanalyze import ReanalyzeProgress, reanalyze
+from feedlens.storage import repositories as repo
+from feedlens.storage.tables import Analysis, Facet, Image
+
+PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg")
+
+
+@pytest.fixture
+def library(stored_services: Services) -> Library:
+    s = stored_services
+    return Library(s.database, s.blobs, s.decoder, s.settings)
+
+
+@pytest.fixture
+def ingested(stored_services: Services, library: Library, sample_dir: Path) -> Iterator[tuple[int, Pipeline]]:
+    """Three photos analysed with labels and properties in workspace team-a; (workspace, pipeline)."""
+    workspace = AccessService(stored_services.database).create_workspace("team-a")
+    pipeline = stored_services.pipeline(["labels", "properties"])
+    with SafeFetcher(stored_services.settings.fetch) as fetcher:
+        ingestor = Ingestor(library, pipeline, stored_services.decoder, fetcher, batch_size=4)
+        items = [IngestItem(name, path=sample_dir / name) for name in PHOTOS]
+        assert [o.status for o in ingestor.ingest(workspace, items)] == ["added"] * len(PHOTOS)
+    yield workspace, pipeline
+
+
+def stale(s: Services, workspace: int | None, version: str) -> int:
+    with s.database.session() as session:
+        return repo.count_stale(session, workspace, "labels", version)
+
+
+def versions_per_image(s: Services, analyzer: str) -> dict[str, set[str]]:
+    with s.database.session() as session:
+        rows = session.execute(
+            select(Analysis.image_id, Analysis.version).where(Analysis.analyzer == analyzer)
+        )
+        out: dict[str, set[str]] = {}
+        for image_id, version in rows:
+            out.setdefault(image_id, set()).add(version)
+        return out
+
+
+def test_new_labels_version_recomputes_and_keeps_old_results(
+    stored_services: Services,
+    library: Library,
+    ingested: tuple[int, Pipeline],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace, pipeline = ingested
+    old = pipeline.versions()["labels"]
+    old_properties = versions_per_image(stored_services, "properties")
+    assert stale(stored_services, workspace, old) == 0
+
+    monkeypatch.setattr(LabelsAnalyzer, "code_version", "labels-test-next")
+    new = pipeline.versions()["labels"]
+    assert new != old and new.startswith("labels-test-next")
+    assert stale(stored_services, workspace, new) == len(PHOTOS)
+    assert stale(stored_services, workspace + 1, new) == 0  # another (empty) workspace id
+    assert stale(stored_services, None, new) == len(PHOTOS)
+
+    steps = list(reanalyze(library, pipeline, "labels", workspace, batch_size=2))
+    assert [(p.total, p.done, p.failed) for p in steps] == [(3, 2, 0), (3, 3, 0)]
+    assert stale(stored_services, workspace, new) == 0
+    assert stale(stored_services, workspace, old) == 0  # the old results are still there
+
+    per_image = versions_per_image(stored_services, "labels")
+    assert len(per_image) == len(PHOTOS) and all(v == {old, new} for v in per_image.values())
+    assert versions_per_image(stored_services, "properties") == old_properties  # untouched
+    with stored_services.database.session() as session:
+        images = list(session.scalars(select(Image).order_by(Image.source)))
+        current = repo.current_analyses(session, [i.id for i in images])
+        views = library.views(session, images, pipeline.versions())
+        facets = session.scalar(
+            select(func.count(func.distinct(Facet.image_id))).where(Facet.analyzer == "labels")
+        )
+    assert all(current[i.id]["labels"].version == new for i in images)
+    assert all(v["versions"]["labels"] == new and v["stale"] == [] for v in views)
+    assert all(v["results"]["labels"]["labels"] for v in views)
+    assert facets == len(PHOTOS)  # facets follow the current results
+
+    # nothing left to do: a rerun yields no batch
+    assert list(reanalyze(library, pipeline, "labels", workspace, batch_size=2)) == []
+
+
+def test_reanalyze_counts_images_it_cannot_read_back(
+    stored_services: Services,
+    library: Library,
+    ingested: tuple[int, Pipeline],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stored copy that no longer decodes is counted as failed and skipped, not retried forever."""
+    workspace, pipeline = ingested
+    with stored_services.database.session() as session:
+        broken = session.scalars(select(Image).where(Image.source == "coffee.png")).one()
+    path = stored_services.blobs.path("originals", broken.blob)
+    path.write_bytes(path.read_bytes()[:2000])  # damaged on disk
+    old = pipeline.versions()["labels"]
+    monkeypatch.setattr(LabelsAnalyzer, "code_version", "labels-test-next")
+    new = pipeline.versions()["labels"]
+
+    last = ReanalyzeProgress(total=0)
+    for last in reanalyze(library, pipeline, "labels", None, batch_size=4):
+        pass
+    assert (last.total, last.done, last.failed) == (3, 2, 1)
+    assert stale(stored_services, workspace, new) == 1
+    per_image = versions_per_image(stored_services, "labels")
+    assert per_image.pop(broken.id) == {old}  # its old result stays current
+    assert all(v == {old, new} for v in per_image.values())
