@@ -453,7 +453,9 @@ def render(r: Results) -> str:
         "",
         f"### `/v1/analyze`, one 12 MP JPEG, sequential ({SIZE[0]}x{SIZE[1]}, {r.big_mb:.1f} MB)",
         "",
-        f"One client, one request at a time; analyzers `{NO_OCR}` (no OCR); {len(r.latency)} timed requests "
+        f"The image: scikit-image's astronaut upscaled to {SIZE[0]}x{SIZE[1]}, quality {QUALITY} (smooth, so "
+        "smaller and quicker to decode than a camera's 3-4 MB photo; see the foundation section). One "
+        f"client, one request at a time; analyzers `{NO_OCR}` (no OCR); {len(r.latency)} timed requests "
         "after 10 warm-up ones; client-side wall time (upload + analysis + JSON answer). Each request is "
         "followed by the same analysis in process (`Pipeline.analyze_one(bytes)`), timed alike.",
         "",

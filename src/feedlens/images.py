@@ -199,11 +199,12 @@ class ImageDecoder:
                 # Pillow picks the largest DCT reduction (1/2, 1/4, 1/8) that stays >= the requested size.
                 image.draft("RGB", (max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))))
         image.load()
-        orientation = image.getexif().get(0x0112, 1)
         try:
+            orientation = image.getexif().get(0x0112, 1)
             upright = ImageOps.exif_transpose(image) or image
-        except (ValueError, TypeError, KeyError, struct.error):
-            upright = image  # unreadable EXIF: keep pixels as stored rather than refuse the image
+        except (SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
+            # unreadable EXIF (any format): keep pixels as stored rather than refuse the image
+            orientation, upright = 1, image
         rgb = _to_rgb(upright)
         if min_side is not None:
             factor = min(rgb.size) // min_side

@@ -19,15 +19,13 @@ def access(stored_services: Services) -> AccessService:
 INVALID_NAMES = ["", "Team", "-team", "_team", "team a", "team/a", "\u00e9t\u00e9", "a" * 65, "a.b", "team\n"]
 
 
-def test_invalid_workspace_names_are_refused(access: AccessService) -> None:
+def test_workspaces_are_validated_created_once_and_listed(access: AccessService) -> None:
     for name in INVALID_NAMES:
         with pytest.raises(AccessError) as caught:
             access.create_workspace(name)
         assert caught.value.code == "access_invalid", name
     assert access.workspaces() == []
 
-
-def test_workspaces_are_created_once_and_listed(access: AccessService) -> None:
     first = access.create_workspace("team-a")
     assert access.create_workspace("team-a") == first  # idempotent
     longest = "0" + "a_-" * 21

@@ -130,10 +130,12 @@ def test_same_bytes_twice_in_one_batch_make_one_image(
 ) -> None:
     _, ingestor = wire(["labels"])
     data = (sample_dir / "chelsea.png").read_bytes()
-    items = [IngestItem("first", data=data), IngestItem("second", data=data)]
+    items = [IngestItem("first\x00.png", data=data), IngestItem("second", data=data)]
     first, second = ingestor.process_batch(workspace, items)
     assert (first.status, second.status) == ("added", "duplicate")
     assert first.image_id == second.image_id
+    with stored_services.database.session() as session:
+        assert session.scalars(select(Image.source)).all() == ["first.png"]  # control characters dropped
     assert rows(stored_services, Image) == 1
     assert rows(stored_services, Analysis) == 1
     assert stored_services.blobs.count("originals") == 1
@@ -251,12 +253,12 @@ def test_jsonl_feed_stores_posts_hashtags_and_carousels(
     _, ingestor = wire(["labels"])
     outcomes = list(ingestor.ingest(workspace, items_from_paths([feed])))
     assert [o.status for o in outcomes] == ["added", "added", "added", "failed", "failed", "failed"]
-    bad = {o.item.source: o.error for o in outcomes[3:]}
-    assert bad[f"{feed}:3"] is not None and bad[f"{feed}:3"]["code"] == "feed_no_image"
+    bad = {o.item.source: o.error or {} for o in outcomes[3:]}
+    assert list(bad) == [f"{feed}:3", f"{feed}:4", str(photos / "missing.jpg")]  # bad rows name their line
+    assert bad[f"{feed}:3"]["code"] == "feed_no_image"
     assert bad[f"{feed}:3"]["message"].startswith("line 3:")
-    assert bad[f"{feed}:4"] is not None and bad[f"{feed}:4"]["code"] == "feed_invalid_json"
-    assert bad[str(photos / "missing.jpg")] == outcomes[5].error
-    assert outcomes[5].error is not None and outcomes[5].error["code"] == "unreadable"
+    assert bad[f"{feed}:4"]["code"] == "feed_invalid_json"
+    assert bad[str(photos / "missing.jpg")]["code"] == "unreadable"
 
     with stored_services.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Post)) == 2  # p5's only image failed
@@ -382,3 +384,23 @@ def test_feed_with_urls_fetches_from_an_allowed_loopback_server(
     refused = closed.process_batch(workspace, [IngestItem("u", url=f"{photo_server}/rocket.jpg")])
     assert refused[0].status == "failed"
     assert refused[0].error is not None and refused[0].error["code"] == "fetch_disabled"
+
+
+def test_an_overlong_hashtag_does_not_sink_the_batch(
+    wire: Wire, stored_services: Services, workspace: int, photos: Path
+) -> None:
+    """Feeds accept hashtags of any length; the hashtags table holds 256 characters (cut, not refused)."""
+    tag = "a" * 300
+    feed = write_jsonl(
+        photos.parent / "feed.jsonl",
+        [
+            {"id": "ok", "image": "photos/coffee.png", "caption": "#fine"},
+            {"id": "long", "image": "photos/chelsea.png", "caption": f"look #{tag} #{tag}b"},
+        ],
+    )
+    _, ingestor = wire(["labels"])
+    outcomes = list(ingestor.ingest(workspace, items_from_paths([feed])))
+    assert [o.status for o in outcomes] == ["added", "added"]
+    with stored_services.database.session() as session:
+        post = post_by_id(session, "long")
+        assert tags(session, post) == {tag[:256]} and post.hashtags == [tag[:256]]

@@ -224,22 +224,6 @@ def test_jobs_of_another_workspace_are_invisible(
     assert owners == {workspace}
 
 
-def test_url_items_fail_while_fetching_is_disabled(
-    make_jobs: MakeJobs, stored_services: Services, workspace: int, sample_dir: Path
-) -> None:
-    jobs = make_jobs()
-    job_id = jobs.create_batch(
-        workspace, [BatchItem(source="x", url="http://127.0.0.1:9/a.jpg"), *uploads(sample_dir, "coffee.png")]
-    )
-    drain(jobs)
-    view = jobs.view(workspace, job_id)
-    assert view is not None
-    url_item, upload = view["items"]
-    assert url_item["source"] == "http://127.0.0.1:9/a.jpg" and url_item["status"] == "failed"
-    assert url_item["error"]["code"] == "fetch_disabled"
-    assert upload["status"] == "done"
-
-
 def test_erasing_an_image_keeps_the_job_history(
     make_jobs: MakeJobs, stored_services: Services, workspace: int, sample_dir: Path
 ) -> None:
@@ -276,15 +260,19 @@ def test_background_worker_finishes_a_job(
     assert images_in(stored_services) == 3
 
 
-def test_lost_staged_bytes_fail_the_item_not_the_job(
+def test_items_that_cannot_be_read_fail_alone(
     make_jobs: MakeJobs, stored_services: Services, workspace: int, sample_dir: Path
 ) -> None:
-    jobs = make_jobs()
-    items = uploads(sample_dir, "chelsea.png", "coffee.png")
+    jobs = make_jobs(batch_size=4)
+    url = "http://127.0.0.1:9/a.jpg"
+    items = [*uploads(sample_dir, "chelsea.png", "coffee.png"), BatchItem(source="remote", url=url)]
     job_id = jobs.create_batch(workspace, items)
     lost = stored_services.blobs.put("staging", items[0].data or b"")  # the same name: content-addressed
     assert stored_services.blobs.delete("staging", lost)
     drain(jobs)
     view = jobs.view(workspace, job_id)
-    assert view is not None and (view["status"], view["done"], view["failed"]) == ("done", 1, 1)
-    assert view["items"][0]["error"]["code"] == "staging_lost"
+    assert view is not None and (view["status"], view["done"], view["failed"]) == ("done", 1, 2)
+    staged, upload, remote = view["items"]
+    assert staged["error"]["code"] == "staging_lost"
+    assert upload["status"] == "done" and set(upload["results"]) == set(ANALYZERS)
+    assert remote["source"] == url and remote["error"]["code"] == "fetch_disabled"  # fetching is opt-in

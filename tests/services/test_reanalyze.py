@@ -15,7 +15,7 @@ from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.services.library import Library
 from feedlens.services.pipeline import Pipeline
-from feedlens.services.reanalyze import ReanalyzeProgress, reanalyze
+from feedlens.services.reanalyze import reanalyze
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Analysis, Facet, Image
 
@@ -74,8 +74,9 @@ def test_new_labels_version_recomputes_and_keeps_old_results(
     assert stale(stored_services, workspace + 1, new) == 0  # another (empty) workspace id
     assert stale(stored_services, None, new) == len(PHOTOS)
 
-    steps = list(reanalyze(library, pipeline, "labels", workspace, batch_size=2))
-    assert [(p.total, p.done, p.failed) for p in steps] == [(3, 2, 0), (3, 3, 0)]
+    # progress is read as it is yielded, after each committed batch
+    steps = [(p.total, p.done, p.failed) for p in reanalyze(library, pipeline, "labels", workspace, 2)]
+    assert steps == [(3, 2, 0), (3, 3, 0)]
     assert stale(stored_services, workspace, new) == 0
     assert stale(stored_services, workspace, old) == 0  # the old results are still there
 
@@ -114,10 +115,8 @@ def test_reanalyze_counts_images_it_cannot_read_back(
     monkeypatch.setattr(LabelsAnalyzer, "code_version", "labels-test-next")
     new = pipeline.versions()["labels"]
 
-    last = ReanalyzeProgress(total=0)
-    for last in reanalyze(library, pipeline, "labels", None, batch_size=4):
-        pass
-    assert (last.total, last.done, last.failed) == (3, 2, 1)
+    steps = [(p.total, p.done, p.failed) for p in reanalyze(library, pipeline, "labels", None, 4)]
+    assert steps == [(3, 2, 1)]
     assert stale(stored_services, workspace, new) == 1
     per_image = versions_per_image(stored_services, "labels")
     assert per_image.pop(broken.id) == {old}  # its old result stays current

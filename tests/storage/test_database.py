@@ -123,7 +123,7 @@ def test_migrate_creates_every_table(database_url: str) -> None:
         database.dispose()
 
 
-def test_migrate_twice_is_a_noop(db: Database) -> None:
+def test_migrate_twice_is_a_noop_and_matches_the_models(db: Database) -> None:
     with db.session() as session:
         ws = repo.ensure_workspace(session, "kept")
         _image(session, ws, "a")
@@ -134,17 +134,12 @@ def test_migrate_twice_is_a_noop(db: Database) -> None:
     with db.engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == revision
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        # A model change without a migration (or the reverse) shows here, on both backends.
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     with db.session() as session:
         assert repo.workspace_id(session, "kept") == ws
         assert _count(session, Image, workspace_id=ws) == 1
     assert schema_is_current(db.engine)
-
-
-def test_migration_matches_the_models(db: Database) -> None:
-    """A model change without a migration (or the reverse) shows here, on both backends."""
-    with db.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert diffs == []
 
 
 def test_sqlite_pragmas_and_folder(tmp_path: Path) -> None:
@@ -173,14 +168,6 @@ def test_engine_urls() -> None:
             create_db_engine(bad)
 
 
-def test_session_rolls_back_on_error(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.session() as session:
-        repo.ensure_workspace(session, "rolled back")
-        raise RuntimeError("boom")
-    with db.session() as session:
-        assert repo.workspace_id(session, "rolled back") is None
-
-
 # -- constraints --------------------------------------------------------------------------------------------
 
 
@@ -201,10 +188,12 @@ def test_deleting_a_workspace_cascades(db: Database) -> None:
     with db.session() as session:
         session.delete(session.get(Workspace, ws))  # ORM delete; the database does the cascading
     with db.session() as session:
-        for table in (Image, Post, ApiKey, Job):
+        owned: tuple[type[Base], ...] = (Image, Post, ApiKey, Job)
+        for table in owned:
             assert _count(session, table, workspace_id=ws) == 0, table.__tablename__
             assert _count(session, table, workspace_id=other) == 1, table.__tablename__
-        for table in (Analysis, Facet, PostImage, Hashtag, JobItem):
+        dependent: tuple[type[Base], ...] = (Analysis, Facet, PostImage, Hashtag, JobItem)
+        for table in dependent:
             assert _count(session, table) == 1, table.__tablename__  # only the other workspace's rows
 
 
@@ -232,8 +221,12 @@ def test_deleting_an_image_cascades_and_unlinks_job_items(db: Database) -> None:
 def test_image_sha256_is_unique_per_workspace(db: Database) -> None:
     with db.session() as session:
         ws, other = repo.ensure_workspace(session, "a"), repo.ensure_workspace(session, "b")
-        _image(session, ws, "same")
+        image = _image(session, ws, "same")
         _image(session, other, "same")  # another workspace may hold the same photo
+        assert repo.get_image(session, ws, image) is not None
+        assert repo.get_image(session, other, image) is None  # not found, rather than forbidden
+        assert repo.blob_in_use(session, _sha("stored same"))
+        assert not repo.blob_in_use(session, _sha("nothing"))
     with pytest.raises(IntegrityError), db.session() as session:
         _image(session, ws, "same")
     with db.session() as session:
@@ -245,7 +238,7 @@ def test_image_sha256_is_unique_per_workspace(db: Database) -> None:
 # -- repositories -------------------------------------------------------------------------------------------
 
 
-def test_ensure_workspace_is_idempotent(db: Database) -> None:
+def test_ensure_workspace_is_idempotent_and_sessions_roll_back(db: Database) -> None:
     with db.session() as session:
         first = repo.ensure_workspace(session, "team")
         assert repo.ensure_workspace(session, "team") == first
@@ -254,16 +247,12 @@ def test_ensure_workspace_is_idempotent(db: Database) -> None:
         assert repo.workspace_id(session, "team") == first
         assert repo.workspace_id(session, "nobody") is None
         assert _count(session, Workspace) == 1
-
-
-def test_get_image_is_scoped_to_its_workspace(db: Database) -> None:
+    # A session is a unit of work: an error rolls everything in it back.
+    with pytest.raises(RuntimeError), db.session() as session:
+        repo.ensure_workspace(session, "rolled back")
+        raise RuntimeError("boom")
     with db.session() as session:
-        ws, other = repo.ensure_workspace(session, "a"), repo.ensure_workspace(session, "b")
-        image = _image(session, ws, "x")
-        assert repo.get_image(session, ws, image) is not None
-        assert repo.get_image(session, other, image) is None
-        assert repo.blob_in_use(session, _sha("stored x"))
-        assert not repo.blob_in_use(session, _sha("nothing"))
+        assert repo.workspace_id(session, "rolled back") is None
 
 
 def test_add_analyses_replaces_facets_and_keeps_older_versions(db: Database) -> None:
@@ -367,20 +356,6 @@ def test_list_images_filters(db: Database, gallery: dict[str, Any]) -> None:
     assert _listed(db, gallery["other"], label="cat") == {g["other_cat"]}  # other workspace's own
 
 
-@pytest.mark.parametrize(
-    "database_url",
-    [
-        pytest.param(
-            "sqlite",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: repositories bind non-UTC datetimes as given; SQLite stores wall-clock text",
-            ),
-        ),
-        "postgresql",
-    ],
-    indirect=True,
-)
 def test_time_filters_honour_the_offset(db: Database, gallery: dict[str, Any]) -> None:
     """The API passes ?posted_since=2024-05-03T13:00:00+02:00 through as given; that is 11:00 UTC."""
     ws, g = gallery["ws"], gallery
@@ -419,6 +394,8 @@ def test_keyset_pagination_returns_every_image_once(db: Database) -> None:
             i.id: (i.created_at, i.id) for i in session.scalars(select(Image).where(Image.workspace_id == ws))
         }
     assert [stamps[i] for i in seen] == sorted(stamps.values(), reverse=True)  # newest first
+    with db.session() as session, pytest.raises(ValueError):
+        repo.list_images(session, ws, repo.ImageFilter(), limit=3, cursor="bogus!")
 
 
 @pytest.mark.parametrize(
@@ -436,13 +413,6 @@ def test_invalid_cursor_is_a_value_error(cursor: str) -> None:
         repo.decode_cursor(cursor)
 
 
-def test_invalid_cursor_in_list_images(db: Database) -> None:
-    with db.session() as session:
-        ws = repo.ensure_workspace(session, "w")
-        with pytest.raises(ValueError):
-            repo.list_images(session, ws, repo.ImageFilter(), limit=3, cursor="bogus!")
-
-
 def test_orphaned_post_images(db: Database) -> None:
     with db.session() as session:
         ws, other = repo.ensure_workspace(session, "w"), repo.ensure_workspace(session, "o")
@@ -453,11 +423,10 @@ def test_orphaned_post_images(db: Database) -> None:
         p1 = _post(session, ws, "1", "alice", [only_a, shared])
         p2 = _post(session, ws, "2", "alice", [also_a, only_a])  # an image in two of her own posts
         _post(session, ws, "3", "bob", [shared, bobs])
-        _post(session, ws, "4", "alice", [], platform="tiktok")  # a post without images
+        p4 = _post(session, ws, "4", "alice", [], platform="tiktok")  # a post without images
         _post(session, other, "1", "alice", [foreign])  # same name, other workspace
     with db.session() as session:
         posts, images = repo.orphaned_post_images(session, ws, "alice")
-        p4 = session.scalar(select(Post.id).where(Post.workspace_id == ws, Post.post_id == "4"))
         assert sorted(posts) == sorted([p1, p2, p4])
         assert images == sorted([only_a, also_a])
         assert repo.orphaned_post_images(session, ws, "nobody") == ([], [])

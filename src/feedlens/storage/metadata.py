@@ -8,6 +8,7 @@ cut out safely here, so they are re-encoded as lossless PNG. GIF and BMP carry n
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ _JPEG_EXIF = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
 _WEBP_META_CHUNKS = {b"EXIF", b"XMP "}
+_JPEG_MPF = b"MPF\x00"
+# Entropy-coded data has 0xFF only before 0x00 (stuffing), RSTn or 0xFF (fill): anything else is a marker.
+_JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_UNREADABLE_EXIF = (SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +46,15 @@ def reduce_exif(exif_payload: bytes, policy: MetadataPolicy) -> bytes | None:
     NONE still keeps the Orientation tag: without it the stored copy would show (and re-analyse) sideways.
     """
     exif = Image.Exif()
-    exif.load(exif_payload)
-    if policy is MetadataPolicy.NO_GPS:
-        if GPS_IFD_TAG in exif:
-            del exif[GPS_IFD_TAG]
-        return _exif_payload(exif)
-    orientation = exif.get(ORIENTATION_TAG, 1)
+    try:
+        exif.load(exif_payload)
+        if policy is MetadataPolicy.NO_GPS:
+            if GPS_IFD_TAG in exif:
+                del exif[GPS_IFD_TAG]
+            return _exif_payload(exif)
+        orientation = exif.get(ORIENTATION_TAG, 1)
+    except _UNREADABLE_EXIF:
+        return None  # the decoder accepts images with unreadable EXIF; what cannot be read is dropped whole
     if orientation == 1:
         return None
     only = Image.Exif()
@@ -55,28 +63,43 @@ def reduce_exif(exif_payload: bytes, policy: MetadataPolicy) -> bytes | None:
 
 
 def _jpeg(data: bytes, policy: MetadataPolicy) -> bytes:
-    """Drop APPn segments (1 EXIF/XMP, 13 IPTC) and comments before the scan; keep JFIF/ICC/Adobe."""
+    """Drop APPn segments (1 EXIF/XMP, 13 IPTC, 2 MPF) and comments, also between scans; keep JFIF/ICC/Adobe.
+
+    Everything after the primary image's EOI is dropped: MPO frames and HDR gain maps carry their own EXIF.
+    """
     out = bytearray(data[:2])
     pos = 2
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             break  # not a marker where one must be: leave the rest untouched
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker == 0xDA or 0xD0 <= marker <= 0xD9:  # start of scan / markers without length
+        if marker == 0xD9:  # EOI of the primary image
+            return bytes(out + b"\xff\xd9")
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            out += data[pos : pos + 2]
+            pos += 2
+            continue
+        if pos + 4 > len(data):
             break
         length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
         segment = data[pos : pos + 2 + length]
         payload = segment[4:]
+        if marker == 0xDA:  # scan header, then entropy-coded data up to the next real marker
+            found = _JPEG_NEXT_MARKER.search(data, pos + 2 + length)
+            end = found.start() if found else len(data)
+            out += data[pos:end]
+            pos = end
+            continue
         if marker == 0xE1 and payload.startswith(_JPEG_EXIF):
             reduced = reduce_exif(payload[len(_JPEG_EXIF) :], policy)
             if reduced is not None and len(reduced) + len(_JPEG_EXIF) + 2 <= 0xFFFF:
                 body = _JPEG_EXIF + reduced
                 out += b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
-        elif marker in (0xE1, 0xED, 0xFE):  # EXIF/XMP, IPTC/Photoshop, comment
-            pass
+        elif marker in (0xE1, 0xED, 0xFE) or (marker == 0xE2 and payload.startswith(_JPEG_MPF)):
+            pass  # EXIF/XMP, IPTC/Photoshop, comment; MPF indexes the frames dropped after EOI
         else:
             out += segment
         pos += 2 + length

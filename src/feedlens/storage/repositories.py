@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
@@ -194,6 +194,11 @@ class ImageFilter:
     posted_until: datetime | None = None
 
 
+def _utc(value: datetime) -> datetime:
+    """Aware UTC (naive means UTC): SQLite keeps datetimes as wall-clock text, so offsets must go first."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _facet(kind: str | Sequence[str], value: str, min_score: float | None = None) -> ColumnElement[bool]:
     kinds = [kind] if isinstance(kind, str) else list(kind)
     condition = and_(Facet.image_id == Image.id, Facet.kind.in_(kinds), Facet.value == value)
@@ -221,18 +226,18 @@ def _conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool]]:
             exists().where(Facet.image_id == Image.id, Facet.kind == "face_count", Facet.score >= f.min_faces)
         )
     if f.since:
-        where.append(Image.created_at >= f.since)
+        where.append(Image.created_at >= _utc(f.since))
     if f.until:
-        where.append(Image.created_at < f.until)
+        where.append(Image.created_at < _utc(f.until))
     post_conditions: list[ColumnElement[bool]] = []
     if f.author:
         post_conditions.append(func.lower(Post.author) == f.author.lower().lstrip("@"))
     if f.platform:
         post_conditions.append(Post.platform == f.platform.lower())
     if f.posted_since:
-        post_conditions.append(Post.created_at >= f.posted_since)
+        post_conditions.append(Post.created_at >= _utc(f.posted_since))
     if f.posted_until:
-        post_conditions.append(Post.created_at < f.posted_until)
+        post_conditions.append(Post.created_at < _utc(f.posted_until))
     if f.hashtag:
         post_conditions.append(
             exists().where(Hashtag.post_pk == Post.id, Hashtag.tag == f.hashtag.lower().lstrip("#"))
@@ -252,7 +257,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError on a cursor this server did not make."""
     try:
         stamp, image_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), image_id
+        return _utc(datetime.fromisoformat(stamp)), image_id
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError("invalid cursor") from exc
 
