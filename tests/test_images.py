@@ -232,3 +232,10 @@ def test_error_serialises_with_stable_code(decoder: ImageDecoder) -> None:
     with pytest.raises(ImageError) as info:
         decoder.decode(b"")
     assert info.value.to_dict() == {"code": "empty", "message": "the image is empty (0 bytes)"}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_unreadable_exif_keeps_the_pixels(decoder: ImageDecoder, chelsea: Image.Image, fmt: str) -> None:
+    data = encode(chelsea, fmt, exif=b"Exif\x00\x00garbage, not a TIFF structure")
+    decoded = decoder.decode(data)
+    assert (decoded.width, decoded.height) == chelsea.size
