@@ -170,17 +170,9 @@ def test_bad_files_fail_with_decoder_codes_and_store_nothing(
 
 
 def test_a_batch_that_fails_to_commit_leaves_nothing_behind(
-    wire: Wire, stored_services: Services, workspace: int, sample_dir: Path, request: pytest.FixtureRequest
+    wire: Wire, stored_services: Services, workspace: int, sample_dir: Path
 ) -> None:
     """The module promises: a batch's images, analyses and posts commit together or not at all."""
-    if stored_services.database.backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: on SQLite the SAVEPOINT in Library.save opens pysqlite's transaction, so its "
-                "RELEASE commits the batch's first image on its own (without its analyses)",
-            )
-        )
     _, ingestor = wire(["labels"])
     items = [IngestItem(n, data=(sample_dir / n).read_bytes()) for n in ("chelsea.png", "coffee.png")]
 

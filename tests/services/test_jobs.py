@@ -28,7 +28,7 @@ ANALYZERS = ["labels", "properties"]
 
 
 class ProcessKilledError(Exception):
-    pass
+    """Stands for the process dying: raised inside the unit of work, before its commit."""
 
 
 class RecordingIngestor(Ingestor):
@@ -181,16 +181,7 @@ def test_a_chunk_killed_before_commit_is_redone_whole(
     stored_services: Services,
     workspace: int,
     sample_dir: Path,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if stored_services.database.backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: on SQLite the SAVEPOINT in Library.save commits the chunk's first image early; "
-                "after the restart it is a 'duplicate' and stays without analyses",
-            )
-        )
     first = make_jobs()
     job_id = first.create_batch(workspace, uploads(sample_dir, "chelsea.png", "coffee.png", "rocket.jpg"))
     assert isinstance(first.ingestor, RecordingIngestor)

@@ -277,3 +277,17 @@ def test_delete_author_keeps_images_another_author_shows(
         assert row is not None
         expected = [True, True] if image_id in left else [False, False]
         assert blob_files(stored_services, row.blob) == expected
+
+
+def test_delete_author_erases_what_the_author_filter_shows(
+    wire: Wire, stored_services: Services, access: AccessService, sample_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copy(sample_dir / "chelsea.png", tmp_path / "chelsea.png")
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "a1", "image": "chelsea.png", "author": "@Alice"}) + "\n")
+    library, ingestor = wire()
+    workspace = access.create_workspace("team-a")
+    add(ingestor, workspace, list(items_from_paths([feed])))
+    with stored_services.database.session() as session:
+        assert repo.count_images(session, workspace, repo.ImageFilter(author="alice")) == 1
+    assert library.delete_author(workspace, "alice") == {"posts": 1, "images": 1}

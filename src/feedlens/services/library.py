@@ -15,7 +15,6 @@ from typing import Any
 
 from PIL import Image as PILImage
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
@@ -86,7 +85,8 @@ class Library:
         copy = stored_copy(data, report.format, self.settings.store_metadata)
         blob = self.blobs.put("originals", copy.data)
         self.blobs.put_as("thumbnails", blob, self._thumbnail(copy.data))
-        image = Image(
+        image_id, created = repo.insert_image(
+            session,
             workspace_id=workspace,
             sha256=report.sha256,
             blob=blob,
@@ -96,15 +96,9 @@ class Library:
             size_bytes=len(data),
             source=printable(source)[:2000],
         )
-        try:
-            with session.begin_nested():  # a concurrent ingest of the same bytes may have won the race
-                session.add(image)
-                session.flush()
-        except IntegrityError:
-            found = repo.images_by_sha(session, workspace, [report.sha256])[report.sha256]
-            return found, False
-        repo.add_analyses(session, image.id, results, {n: versions[n] for n in results})
-        return image.id, True
+        # Not created: a concurrent ingest of the same bytes won the race; its analyses are as good.
+        repo.add_analyses(session, image_id, results, {n: versions[n] for n in results})
+        return image_id, created
 
     def _thumbnail(self, data: bytes) -> bytes:
         side = self.settings.thumbnail_side

@@ -6,6 +6,7 @@ copies, so it needs no access to the original files.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,4 +46,4 @@ def reanalyze(
                 result = report.results[analyzer].to_dict()
                 repo.add_analyses(session, image.id, {analyzer: result}, {analyzer: version})
                 progress.done += 1
-        yield progress
+        yield dataclasses.replace(progress)  # a snapshot: callers may keep them

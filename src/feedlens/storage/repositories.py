@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from feedlens.storage.facets import facets_for
-from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage, Workspace
+from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage, Workspace, new_id
 
 
 def workspace_id(session: Session, name: str) -> int | None:
@@ -42,6 +44,26 @@ def images_by_sha(session: Session, workspace: int, sha256s: Iterable[str]) -> d
         select(Image.sha256, Image.id).where(Image.workspace_id == workspace, Image.sha256.in_(wanted))
     )
     return {sha: image_id for sha, image_id in rows}
+
+
+def insert_image(session: Session, **values: Any) -> tuple[str, bool]:
+    """Insert an image row unless its (workspace, sha256) exists: (image id, created).
+
+    INSERT ... ON CONFLICT DO NOTHING instead of a savepoint: with pysqlite a SAVEPOINT that opens the
+    transaction becomes the outer one and its RELEASE would commit half a batch.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(Image)
+        .values(id=new_id(), **values)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "sha256"])
+        .returning(Image.id)
+    )
+    created = session.scalar(statement)
+    if created is not None:
+        return created, True
+    found = images_by_sha(session, values["workspace_id"], [values["sha256"]])
+    return found[values["sha256"]], False
 
 
 def add_analyses(
@@ -160,7 +182,9 @@ def blob_in_use(session: Session, blob: str) -> bool:
 def orphaned_post_images(session: Session, workspace: int, author: str) -> tuple[list[int], list[str]]:
     """Posts by `author`, and the images linked only to those posts (not to anyone else's)."""
     posts = list(
-        session.scalars(select(Post.id).where(Post.workspace_id == workspace, Post.author == author))
+        session.scalars(
+            select(Post.id).where(Post.workspace_id == workspace, func.lower(Post.author) == author.lower())
+        )
     )
     if not posts:
         return [], []
