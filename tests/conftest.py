@@ -16,7 +16,6 @@ from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.config import Settings, load_settings
 from feedlens.images import ImageDecoder
 from feedlens.services.factory import Services, build_services
-
 from tests.support.postgres import postgres_cluster, postgres_url  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support import postgres as pg_support
 from tests.support.postgres import (
     SKIP_ENV,
     PostgresCluster,
@@ -20,7 +19,6 @@ from tests.support.postgres import (
     require_postgres,
     unique_database_name,
 )
-
 
 
 def _port_open(port: int) -> bool:
