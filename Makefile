@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python benchmarks/safety_fp.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/analyzers_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/face_detectors.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/api_bench.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

@@ -448,3 +448,23 @@ def test_job_resumes_after_server_killed(tmp_path: Path, sample_dir: Path, chels
         assert staged == []
     finally:
         server.stop()
+
+
+def test_concurrent_uploads_are_batched_and_each_gets_its_own_image(
+    client: httpx.Client, server: Server, chelsea: Image.Image
+) -> None:
+    key = server.key("team-c", "write")
+    images = [encode(chelsea.rotate(angle, expand=True), "PNG") for angle in (5, 15, 25, 35)]
+
+    def polite(data: bytes) -> httpx.Response:  # a well-behaved client: on 429, wait and resend
+        while (response := upload(client, key, data, "r.png", "/v1/images")).status_code == 429:
+            time.sleep(0.2)
+        return response
+
+    with ThreadPoolExecutor(4) as pool:  # the server admits 2 at a time here (queue size 1)
+        responses = list(pool.map(polite, images))
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+    ids = [r.json()["id"] for r in responses]
+    assert len(set(ids)) == 4
+    for data, response in zip(images, responses, strict=True):
+        assert response.json()["size_bytes"] == len(data)  # each request got its own image back

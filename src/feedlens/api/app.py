@@ -19,7 +19,7 @@ from feedlens.services.access import AccessService, RateLimiter
 from feedlens.services.factory import build_services
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
-from feedlens.services.ingest import Ingestor
+from feedlens.services.ingest import CoalescingIngestor, Ingestor
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
 
@@ -43,6 +43,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         gate=InferenceGate(settings.api.inference_workers, settings.api.queue_size),
         fetcher=fetcher,
         ingestor=ingestor,
+        coalescer=CoalescingIngestor(ingestor),
         jobs=JobService(library, ingestor),
         metrics=metrics,
     )

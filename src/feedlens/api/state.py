@@ -11,7 +11,7 @@ from feedlens.services.access import AccessService, RateLimiter
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
-from feedlens.services.ingest import Ingestor
+from feedlens.services.ingest import CoalescingIngestor, Ingestor
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
 
@@ -56,6 +56,7 @@ class AppState:
     gate: InferenceGate
     fetcher: SafeFetcher
     ingestor: Ingestor
+    coalescer: CoalescingIngestor  # batches concurrent POST /v1/images into shared forward passes
     jobs: JobService
     metrics: Metrics
     ready: bool = False

@@ -53,11 +53,17 @@ class InferenceGate:
             self._admitted -= 1
             self._mean_seconds = 0.9 * self._mean_seconds + 0.1 * seconds
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on an inference thread, or raise ServerBusyError at once if the queue is full."""
+    async def run(self, fn: Callable[[], T], on_admit: Callable[[], object] | None = None) -> T:
+        """Run `fn` on an inference thread, or raise ServerBusyError at once if the queue is full.
+
+        `on_admit` runs on the caller's thread once admitted, before `fn` is queued (e.g. to enqueue the
+        request's item where a running `fn` can already take it).
+        """
         self._admit()
         start = time.perf_counter()
         try:
+            if on_admit is not None:
+                on_admit()
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         finally:
             self._release(time.perf_counter() - start)

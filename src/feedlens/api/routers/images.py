@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +16,7 @@ from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import IMAGE_STATUS, Problem
 from feedlens.api.routers.analyze import BODY_DOC
 from feedlens.core.errors import ImageErrorCode
-from feedlens.services.ingest import IngestItem, Ingestor
+from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
 from feedlens.storage import repositories as repo
 
 router = APIRouter(tags=["images"])
@@ -35,11 +37,17 @@ async def add_image(request: Request, state: State, who: Writer) -> JSONResponse
     200 when the same bytes were already in the workspace (the post is linked either way)."""
     given = await read_image_input(request, allow_post=True)
     item = IngestItem(source=given.name, data=given.data, url=given.url, post=given.post)
-    ingestor = state.ingestor
-    if given.analyzers:
+    if given.analyzers:  # a custom analyzer set runs alone
         pipeline = state.services.pipeline(given.analyzers)
         ingestor = Ingestor(state.library, pipeline, state.services.decoder, state.fetcher, 1)
-    outcome = await state.gate.run(lambda: ingestor.process_batch(who.workspace_id, [item])[0])
+        outcome = await state.gate.run(lambda: ingestor.process_batch(who.workspace_id, [item])[0])
+    else:
+        waiting: list[Future[ItemOutcome]] = []
+        await state.gate.run(
+            state.coalescer.drain,
+            on_admit=lambda: waiting.append(state.coalescer.submit(who.workspace_id, item)),
+        )
+        outcome = await asyncio.wrap_future(waiting[0])  # done by this drain or one running beside it
     state.metrics.images.inc()
     if outcome.status == "failed" or outcome.image_id is None:
         raise _error_problem(outcome.error or {}, _fetch_status(outcome.error))
