@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from feedlens.core.errors import FeedlensError
@@ -53,17 +53,24 @@ class InferenceGate:
             self._admitted -= 1
             self._mean_seconds = 0.9 * self._mean_seconds + 0.1 * seconds
 
-    async def run(self, fn: Callable[[], T], on_admit: Callable[[], object] | None = None) -> T:
-        """Run `fn` on an inference thread, or raise ServerBusyError at once if the queue is full.
-
-        `on_admit` runs on the caller's thread once admitted, before `fn` is queued (e.g. to enqueue the
-        request's item where a running `fn` can already take it).
-        """
+    async def run_coalesced(self, submit: Callable[[], Future[T]], drain: Callable[[], object]) -> T:
+        """Admit a request, `submit` its item to a shared queue and schedule one `drain` of that queue on
+        an inference thread; then wait for the item's own future, not for that drain: an earlier drain
+        may take the item along with others, and the answer should go out as soon as it is ready."""
         self._admit()
         start = time.perf_counter()
         try:
-            if on_admit is not None:
-                on_admit()
+            future = submit()
+            self._executor.submit(drain)
+            return await asyncio.wrap_future(future)
+        finally:
+            self._release(time.perf_counter() - start)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on an inference thread, or raise ServerBusyError at once if the queue is full."""
+        self._admit()
+        start = time.perf_counter()
+        try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         finally:
             self._release(time.perf_counter() - start)

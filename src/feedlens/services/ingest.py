@@ -238,11 +238,13 @@ class CoalescingIngestor:
         with self._lock:
             taken = self._waiting[: self.ingestor.batch_size]
             del self._waiting[: len(taken)]
+        if taken:
+            log.debug("coalesced %d waiting images into one batch", len(taken))
         for workspace in dict.fromkeys(w.workspace for w in taken):
             group = [w for w in taken if w.workspace == workspace]  # a batch commits into one workspace
             try:
                 outcomes = self.ingestor.process_batch(workspace, [w.item for w in group])
-            except Exception as exc:  # e.g. the database went away: every waiting request learns it
+            except BaseException as exc:  # e.g. the database went away: every waiting request learns it
                 for waiting in group:
                     waiting.future.set_exception(exc)
                 continue

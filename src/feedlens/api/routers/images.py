@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,7 +14,7 @@ from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import IMAGE_STATUS, Problem
 from feedlens.api.routers.analyze import BODY_DOC
 from feedlens.core.errors import ImageErrorCode
-from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
+from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.storage import repositories as repo
 
 router = APIRouter(tags=["images"])
@@ -42,12 +40,9 @@ async def add_image(request: Request, state: State, who: Writer) -> JSONResponse
         ingestor = Ingestor(state.library, pipeline, state.services.decoder, state.fetcher, 1)
         outcome = await state.gate.run(lambda: ingestor.process_batch(who.workspace_id, [item])[0])
     else:
-        waiting: list[Future[ItemOutcome]] = []
-        await state.gate.run(
-            state.coalescer.drain,
-            on_admit=lambda: waiting.append(state.coalescer.submit(who.workspace_id, item)),
+        outcome = await state.gate.run_coalesced(
+            lambda: state.coalescer.submit(who.workspace_id, item), state.coalescer.drain
         )
-        outcome = await asyncio.wrap_future(waiting[0])  # done by this drain or one running beside it
     state.metrics.images.inc()
     if outcome.status == "failed" or outcome.image_id is None:
         raise _error_problem(outcome.error or {}, _fetch_status(outcome.error))
