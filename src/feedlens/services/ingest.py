@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -222,8 +223,10 @@ class CoalescingIngestor:
     done afterwards (by this drain or an earlier one).
     """
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, linger_s: float = 0.05) -> None:
         self.ingestor = ingestor
+        self.linger_s = linger_s
+        self._last_batch = 1
         self._lock = threading.Lock()
         self._waiting: list[_Waiting] = []
 
@@ -236,8 +239,16 @@ class CoalescingIngestor:
     def drain(self) -> int:
         """Process up to one batch of waiting items; returns how many were taken."""
         with self._lock:
+            short = 0 < len(self._waiting) < self._last_batch
+        if short:
+            # Clients that were just answered send their next image within milliseconds; waiting that
+            # long keeps batches full instead of alternating between one image and the rest.
+            time.sleep(self.linger_s)
+        with self._lock:
             taken = self._waiting[: self.ingestor.batch_size]
             del self._waiting[: len(taken)]
+            if taken:
+                self._last_batch = len(taken)
         if taken:
             log.debug("coalesced %d waiting images into one batch", len(taken))
         for workspace in dict.fromkeys(w.workspace for w in taken):
