@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     thumbnail_side: int = Field(320, ge=32, le=2048, description="longer side of stored thumbnails, px")
     fetch: FetchLimits = FetchLimits()
     api: ApiLimits = ApiLimits()
+    jobs_worker: bool = Field(
+        True,
+        description="process batch jobs in this server; with several servers on one database keep it on "
+        "in exactly one (jobs are not yet claimed across processes)",
+    )
     host: str = Field("127.0.0.1", description="address `feedlens serve` listens on")
     port: int = Field(8000, ge=1, le=65535)
 

@@ -58,7 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.feedlens = state
         await run_in_threadpool(state.ingestor.pipeline.load)  # models load before traffic, not on it
         state.ready = True
-        state.jobs.start()  # resumes jobs left pending by a previous run
+        if settings.jobs_worker:
+            state.jobs.start()  # resumes jobs left pending by a previous run
         log.info("feedlens ready (%s database)", state.services.database.backend)
         try:
             yield
