@@ -11,7 +11,9 @@ def test_labels_must_be_sorted() -> None:
 
 
 def test_empty_and_serialisation() -> None:
-    assert LabelsResult.empty().to_dict() == {"schema": "feedlens.labels/1", "labels": (), "concepts": ()}
+    assert LabelsResult.empty().to_dict() == {"schema": "feedlens.labels/1", "labels": [], "concepts": []}
+    with_features = LabelsResult(labels=(), concepts=(), features=[0.5] * 1280)
+    assert "features" not in with_features.to_dict()  # vectors live in the embeddings table, not JSON
     result = LabelsResult(
         labels=(Label("tabby", "n02123045", 0.6),), concepts=(Concept("cat", "n1", 0.9, 13),)
     )

@@ -58,19 +58,21 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         ]
         return to_nchw(crops, INPUT_MEAN, INPUT_STD)
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, 224, 224) -> logits (N, 1000)."""
-        return self._session.run({"input": batch})[0]
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, 224, 224) -> logits (N, 1000) and pooled features (N, 1280)."""
+        logits, features = self._session.run({"input": batch})
+        return logits, features
 
     def postprocess(
-        self, outputs: np.ndarray, images: Sequence[Image.Image], upstream: Upstream
+        self, outputs: tuple[np.ndarray, np.ndarray], images: Sequence[Image.Image], upstream: Upstream
     ) -> list[LabelsResult]:
-        probs = softmax(outputs.astype(np.float64))  # (N, 1000)
+        logits, features = outputs
+        probs = softmax(logits.astype(np.float64))  # (N, 1000)
         rolled = np.clip(probs @ self._membership, 0.0, 1.0)  # (N, C)
         top_k = self.settings.labels_top_k
         min_score = self.settings.labels_concept_min_score
         results = []
-        for p, r in zip(probs, rolled, strict=True):
+        for p, r, f in zip(probs, rolled, features, strict=True):
             top = np.argsort(-p)[:top_k]
             labels = tuple(
                 Label(
@@ -90,5 +92,5 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
                 )
                 for j in order
             )
-            results.append(LabelsResult(labels=labels, concepts=concepts))
+            results.append(LabelsResult(labels=labels, concepts=concepts, features=f, probabilities=p))
         return results

@@ -29,9 +29,22 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
             fix="pip install 'feedlens[convert]'",
         ) from exc
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained(
+        net = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=str(inputs["efficientnet-lite0-pth"])
         ).eval()
+
+    class LogitsAndFeatures(torch.nn.Module):
+        """The classifier plus its pooled 1280-d features (the visual embedding), from one pass."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            features = self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+            return self.net._fc(features), features  # dropout is the identity in eval mode
+
+    model = LogitsAndFeatures().eval()
     sample = torch.from_numpy(
         np.random.default_rng(0).standard_normal((2, 3, EFFICIENTNET_INPUT_SIZE, 224), dtype=np.float32)
     )
@@ -45,16 +58,21 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
             (sample,),
             str(out),
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=["logits", "features"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
     with torch.no_grad():
-        expected = model(sample).numpy()
+        expected_logits, expected_features = (t.numpy() for t in model(sample))
+        reference = net(sample).numpy()  # the package's own forward: the wrapper must not change logits
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": sample.numpy()})[0]
-    if not np.allclose(got, expected, atol=1e-3):
+    logits, features = session.run(None, {"input": sample.numpy()})
+    if not (
+        np.allclose(logits, expected_logits, atol=1e-3)
+        and np.allclose(logits, reference, atol=1e-3)
+        and np.allclose(features, expected_features, atol=1e-3)
+    ):
         raise ModelStoreError("the ONNX export disagrees with the torch model; refusing the export")
 
 

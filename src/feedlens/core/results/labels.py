@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Self
 
 from feedlens.core.results.base import check_score
@@ -45,6 +45,10 @@ class LabelsResult:
 
     labels: tuple[Label, ...]
     concepts: tuple[Concept, ...]
+    # The backbone's pooled features (1280,) and the full class distribution (1000,), for analyzers that
+    # build on labels (embeddings); never serialised.
+    features: Any = field(default=None, compare=False, repr=False)
+    probabilities: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for seq in (self.labels, self.concepts):
@@ -57,7 +61,11 @@ class LabelsResult:
         return cls(labels=(), concepts=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **asdict(self)}
+        return {
+            "schema": self.SCHEMA,
+            "labels": [asdict(label) for label in self.labels],
+            "concepts": [asdict(concept) for concept in self.concepts],
+        }
 
     def has_concept(self, name_or_wnid: str, min_score: float = 0.0) -> bool:
         return any(name_or_wnid in (c.name, c.wnid) and c.score >= min_score for c in self.concepts) or any(
