@@ -80,6 +80,33 @@ class ApiLimits(BaseModel):
     page_size_max: int = Field(200, ge=1)
 
 
+class SearchSettings(BaseModel):
+    """Search scoring and the vector index. FEEDLENS_SEARCH__MIN_SCORE=0.6 and so on (docs/search.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="relevance cut-off on calibrated scores; weaker matches are not returned",
+    )
+    # Logistic calibration cosine -> [0, 1], measured on the sample library (docs/search.md).
+    text_center: float = Field(0.55, ge=-1.0, le=1.0, description="word-query cosine that scores 0.5")
+    text_scale: float = Field(0.05, gt=0.0, le=1.0)
+    image_center: float = Field(0.55, ge=-1.0, le=1.0, description="image-query cosine that scores 0.5")
+    image_scale: float = Field(0.06, gt=0.0, le=1.0)
+    caption_weight: float = Field(0.7, ge=0.0, le=10.0, description="weight of captions+hashtags vs content")
+    negative_weight: float = Field(0.5, ge=0.0, le=2.0, description="how far negative terms push a query")
+    backend: str = Field("faiss", pattern="^(faiss|exact)$", description="vector index backend")
+    # Duplicate relations (thresholds picked from measured precision/recall curves, docs/search.md).
+    near_cosine: float = Field(0.90, ge=0.0, le=1.0, description="visual cosine for a near-duplicate")
+    near_phash_bits: int = Field(10, ge=0, le=64, description="pHash Hamming distance for a near-duplicate")
+    near_phash_cosine: float = Field(0.80, ge=0.0, le=1.0, description="cosine needed with a pHash match")
+    similar_cosine: float = Field(0.75, ge=0.0, le=1.0, description="visual cosine for 'similar'")
+    save_interval_s: float = Field(30.0, ge=0.0, description="persist changed indexes at most this often")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLENS_", frozen=True, env_nested_delimiter="__")
 
@@ -140,6 +167,7 @@ class Settings(BaseSettings):
     thumbnail_side: int = Field(320, ge=32, le=2048, description="longer side of stored thumbnails, px")
     fetch: FetchLimits = FetchLimits()
     api: ApiLimits = ApiLimits()
+    search: SearchSettings = SearchSettings()
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; with several servers on one database keep it on "
@@ -155,6 +183,10 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return (self.data_dir or self.home) / "blobs"
+
+    @property
+    def index_dir(self) -> Path:
+        return (self.data_dir or self.home) / "index"
 
     @property
     def database(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from feedlens.analyzers.base import Analyzer
 from feedlens.analyzers.body_regions import BodyRegionsAnalyzer
+from feedlens.analyzers.embedding import EmbeddingAnalyzer
 from feedlens.analyzers.faces import FacesAnalyzer
 from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.analyzers.properties import PropertiesAnalyzer
@@ -27,6 +28,7 @@ ANALYZER_TYPES: MappingProxyType[str, type[Analyzer[Any, Any]]] = MappingProxyTy
             FacesAnalyzer,
             PropertiesAnalyzer,
             TextAnalyzer,
+            EmbeddingAnalyzer,
         )
     }
 )

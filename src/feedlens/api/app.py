@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api import problems
 from feedlens.api.middleware import MetricsMiddleware, RequestGuard
-from feedlens.api.routers import analyze, batches, health, images
+from feedlens.api.routers import analyze, batches, health, images, search
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
 from feedlens.services.access import AccessService, RateLimiter
@@ -22,6 +22,7 @@ from feedlens.services.inference import InferenceGate
 from feedlens.services.ingest import CoalescingIngestor, Ingestor
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
+from feedlens.services.search import build_search
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,16 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
     services = build_services(settings)
     services.database.migrate()
     library = Library(services.database, services.blobs, services.decoder, settings)
+    search = build_search(services)
+    library.erasure_hooks.append(search.forget)
     fetcher = SafeFetcher(settings.fetch)
     ingestor = Ingestor(
-        library, services.pipeline(DEFAULT_ANALYZERS), services.decoder, fetcher, settings.batch_size
+        library,
+        services.pipeline(DEFAULT_ANALYZERS),
+        services.decoder,
+        fetcher,
+        settings.batch_size,
+        after_commit=search.after_ingest,
     )
     return AppState(
         settings=settings,
@@ -46,6 +54,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         coalescer=CoalescingIngestor(ingestor),
         jobs=JobService(library, ingestor),
         metrics=metrics,
+        search=search,
     )
 
 
@@ -65,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             state.jobs.stop()
+            state.search.flush()
             state.gate.shutdown()
             state.fetcher.close()
             state.services.database.dispose()
@@ -76,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, analyze, images, batches):
+    for module in (health, analyze, images, batches, search):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

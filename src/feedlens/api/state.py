@@ -14,6 +14,7 @@ from feedlens.services.inference import InferenceGate
 from feedlens.services.ingest import CoalescingIngestor, Ingestor
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
+from feedlens.services.search import SearchService
 
 
 @dataclass
@@ -59,4 +60,5 @@ class AppState:
     coalescer: CoalescingIngestor  # batches concurrent POST /v1/images into shared forward passes
     jobs: JobService
     metrics: Metrics
+    search: SearchService
     ready: bool = False

@@ -14,6 +14,7 @@ from rich.markup import escape
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
 from feedlens.cli import library as library_cli
 from feedlens.cli import models as models_cli
+from feedlens.cli import search as search_cli
 from feedlens.cli import serve as serve_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
@@ -40,6 +41,11 @@ app.add_typer(library_cli.keys_app, name="keys")
 app.command()(library_cli.ingest)
 app.command()(library_cli.reanalyze)
 app.command()(serve_cli.serve)
+app.add_typer(search_cli.index_app, name="index")
+app.command()(search_cli.search)
+app.command()(search_cli.similar)
+app.command()(search_cli.duplicates)
+app.command()(search_cli.clusters)
 
 
 @app.callback()

@@ -20,6 +20,7 @@ from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import Ingestor, IngestSummary, items_from_paths
 from feedlens.services.library import Library
 from feedlens.services.reanalyze import reanalyze as reanalyze_images
+from feedlens.services.search import build_search
 
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
@@ -62,7 +63,10 @@ def ingest(
     err = Console(stderr=True)
     summary = IngestSummary()
     with SafeFetcher(services.settings.fetch) as fetcher, _progress(err) as progress:
-        ingestor = Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size)
+        search = build_search(services)
+        ingestor = Ingestor(
+            library, pipeline, services.decoder, fetcher, services.settings.batch_size, search.after_ingest
+        )
         task = progress.add_task(f"ingest into {workspace}", total=len(items))
         for outcome in ingestor.ingest(workspace_id, items):
             summary.count(outcome)

@@ -90,7 +90,9 @@ class Ingestor:
         decoder: ImageDecoder,
         fetcher: SafeFetcher,
         batch_size: int,
+        after_commit: Callable[[int, list[str]], None] | None = None,
     ) -> None:
+        self.after_commit = after_commit  # (workspace, image ids): e.g. fuse captions into search vectors
         self.library = library
         self.pipeline = pipeline
         self.decoder = decoder
@@ -143,6 +145,12 @@ class Ingestor:
                 )
             if on_commit is not None:
                 on_commit(session, outcomes)
+        image_ids = list(dict.fromkeys(o.image_id for o in outcomes if o.image_id is not None))
+        if image_ids and self.after_commit is not None:
+            try:
+                self.after_commit(workspace, image_ids)
+            except Exception:  # the batch is committed; what the hook derives is redone lazily later
+                log.exception("after-commit hook failed for %d images", len(image_ids))
         return outcomes
 
     def _store(

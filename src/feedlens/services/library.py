@@ -18,8 +18,9 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
-from feedlens.core.results import ImageReport
+from feedlens.core.results import EmbeddingResult, ImageReport
 from feedlens.images import ImageDecoder
+from feedlens.storage import embeddings as vectors
 from feedlens.storage import repositories as repo
 from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
@@ -81,6 +82,7 @@ class Library:
         existing = repo.images_by_sha(session, workspace, [report.sha256]).get(report.sha256)
         if existing is not None:
             repo.add_analyses(session, existing, results, {n: versions[n] for n in results})
+            self.store_vectors(session, existing, report, versions)
             return existing, False
         copy = stored_copy(data, report.format, self.settings.store_metadata)
         blob = self.blobs.put("originals", copy.data)
@@ -98,7 +100,15 @@ class Library:
         )
         # Not created: a concurrent ingest of the same bytes won the race; its analyses are as good.
         repo.add_analyses(session, image_id, results, {n: versions[n] for n in results})
+        self.store_vectors(session, image_id, report, versions)
         return image_id, created
+
+    @staticmethod
+    def store_vectors(session: Session, image_id: str, report: ImageReport, versions: dict[str, str]) -> None:
+        embedding = report.results.get("embedding")
+        if isinstance(embedding, EmbeddingResult):
+            vectors.put(session, image_id, "visual", versions["embedding"], embedding.visual)
+            vectors.put(session, image_id, "content", versions["embedding"], embedding.content)
 
     def _thumbnail(self, data: bytes) -> bytes:
         side = self.settings.thumbnail_side

@@ -45,5 +45,6 @@ def reanalyze(
                     continue
                 result = report.results[analyzer].to_dict()
                 repo.add_analyses(session, image.id, {analyzer: result}, {analyzer: version})
+                library.store_vectors(session, image.id, report, {analyzer: version})
                 progress.done += 1
         yield dataclasses.replace(progress)  # a snapshot: callers may keep them

@@ -231,7 +231,7 @@ def _facet(kind: str | Sequence[str], value: str, min_score: float | None = None
     return exists().where(condition)
 
 
-def _conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool]]:
+def filter_conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Image.workspace_id == workspace]
     if f.label:
         where.append(_facet(("label", "concept"), f.label.lower(), f.label_min_score))
@@ -290,7 +290,7 @@ def list_images(
     session: Session, workspace: int, filters: ImageFilter, limit: int, cursor: str | None = None
 ) -> tuple[list[Image], str | None]:
     """Newest first, keyset-paginated: (page, cursor of the next page or None)."""
-    query = select(Image).where(*_conditions(workspace, filters))
+    query = select(Image).where(*filter_conditions(workspace, filters))
     if cursor:
         stamp, last_id = decode_cursor(cursor)
         query = query.where(
@@ -303,5 +303,6 @@ def list_images(
 
 def count_images(session: Session, workspace: int, filters: ImageFilter) -> int:
     return int(
-        session.scalar(select(func.count()).select_from(Image).where(*_conditions(workspace, filters))) or 0
+        session.scalar(select(func.count()).select_from(Image).where(*filter_conditions(workspace, filters)))
+        or 0
     )

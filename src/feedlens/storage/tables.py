@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -164,6 +165,21 @@ class Facet(Base):
     kind: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(String(256))
     score: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class Embedding(Base):
+    """An image's vector of one kind: `visual` (similar images, duplicates), `content` (what the image
+    shows, in sentence space) and `semantic` (content fused with its posts' captions: word queries).
+    `model` is the producing analyzer's version: a model change means re-embedding."""
+
+    __tablename__ = "embeddings"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Job(Base):

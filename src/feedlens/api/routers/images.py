@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api.deps import Admin, Reader, State, Writer
+from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import IMAGE_STATUS, Problem
 from feedlens.api.routers.analyze import BODY_DOC
@@ -88,42 +88,11 @@ def thumbnail(image_id: str, state: State, who: Reader) -> Response:
 def list_images(
     state: State,
     who: Reader,
-    label: Annotated[str | None, Query(max_length=256, description="label or WordNet concept")] = None,
-    label_min_score: Annotated[float, Query(ge=0, le=1)] = 0.1,
-    safety: Annotated[str | None, Query(pattern="^(safe|suggestive|explicit)$")] = None,
-    emotion: Annotated[str | None, Query(max_length=32)] = None,
-    sentiment: Annotated[str | None, Query(pattern="^(positive|neutral|negative)$")] = None,
-    colour: Annotated[str | None, Query(max_length=32)] = None,
-    has_text: bool | None = None,
-    min_faces: Annotated[int | None, Query(ge=0, le=1000)] = None,
-    author: Annotated[str | None, Query(max_length=256)] = None,
-    hashtag: Annotated[str | None, Query(max_length=256)] = None,
-    platform: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    posted_since: datetime | None = None,
-    posted_until: datetime | None = None,
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Images of the workspace, newest first, filtered; follow `next_cursor` for the next page."""
-    filters = repo.ImageFilter(
-        label=label,
-        label_min_score=label_min_score,
-        safety=safety,
-        emotion=emotion,
-        sentiment=sentiment,
-        colour=colour,
-        has_text=has_text,
-        min_faces=min_faces,
-        author=author,
-        hashtag=hashtag,
-        platform=platform,
-        since=since,
-        until=until,
-        posted_since=posted_since,
-        posted_until=posted_until,
-    )
     current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
     with state.library.database.session() as session:
         try:

@@ -5,6 +5,7 @@ that `to_dict()` returns changes shape, so stored results can be told apart.
 """
 
 from feedlens.core.results.base import AnalyzerResult, ImageReport, check_score
+from feedlens.core.results.embedding import EmbeddingResult
 from feedlens.core.results.faces import EmotionSummary, Face, FacesResult
 from feedlens.core.results.geometry import Box
 from feedlens.core.results.labels import Concept, Label, LabelsResult
@@ -13,6 +14,7 @@ __all__ = [
     "AnalyzerResult",
     "Box",
     "Concept",
+    "EmbeddingResult",
     "EmotionSummary",
     "Face",
     "FacesResult",

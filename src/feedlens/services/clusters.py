@@ -1,0 +1,54 @@
+"""Visual clusters of a workspace: HDBSCAN over the visual embeddings, each cluster named from its
+members' labels and WordNet concepts, with the images that fit no cluster listed as outliers.
+
+HDBSCAN rather than k-means: a library has no natural k, and outliers (one-off images) should stay out
+rather than be forced into the nearest group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.cluster import HDBSCAN
+
+from feedlens.storage import embeddings as vectors
+from feedlens.storage import repositories as repo
+from feedlens.storage.database import Database
+
+
+def name_cluster(results: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The concept (or label) with the highest summed score over the members, and the runners-up."""
+    scores: dict[str, float] = {}
+    for labels in results:
+        for item in labels.get("labels", [])[:3]:
+            scores[item["name"]] = scores.get(item["name"], 0.0) + float(item["score"])
+        for item in labels.get("concepts", []):
+            # deeper concepts are more telling ("cat" over "organism")
+            weight = float(item["score"]) * min(int(item.get("depth", 0)), 12) / 12
+            scores[item["name"]] = scores.get(item["name"], 0.0) + weight
+    top = sorted(scores, key=lambda name: -scores[name])[:4]
+    return (top[0] if top else "unnamed"), top[1:]
+
+
+def find_clusters(database: Database, workspace: int, min_cluster_size: int = 3) -> dict[str, Any]:
+    with database.session() as session:
+        ids = sorted(vectors.ids(session, workspace, "visual"))
+        found = vectors.get(session, ids, "visual")
+        analyses = repo.current_analyses(session, ids)
+    ids = [i for i in ids if i in found]
+    if len(ids) < max(2, min_cluster_size):
+        return {"clusters": [], "outliers": ids}
+    matrix = np.stack([found[i] for i in ids]).astype(np.float64)
+    # cosine distance on unit vectors == euclidean / sqrt(2): euclidean keeps HDBSCAN's fast tree path
+    labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=1, copy=True).fit_predict(matrix)
+    clusters: list[dict[str, Any]] = []
+    for label in sorted(set(labels) - {-1}):
+        members = [i for i, lab in zip(ids, labels, strict=True) if lab == label]
+        centre = matrix[[ids.index(m) for m in members]].mean(axis=0)
+        order = sorted(members, key=lambda m: -float(matrix[ids.index(m)] @ centre))
+        name, also = name_cluster([analyses[m]["labels"].result for m in members if "labels" in analyses[m]])
+        clusters.append({"name": name, "also": also, "size": len(members), "images": order})
+    clusters.sort(key=lambda c: -int(c["size"]))
+    outliers = [i for i, lab in zip(ids, labels, strict=True) if lab == -1]
+    return {"clusters": clusters, "outliers": outliers}

@@ -1,0 +1,258 @@
+"""Search a workspace by words or by example, over vectors kept in step with the embeddings table.
+
+Word queries: the query's MiniLM embedding against each image's `semantic` vector (its ConSE content
+vector fused with its posts' captions and hashtags). Example queries: visual features against `visual`.
+Cosine scores are mapped to [0, 1] by a logistic calibration measured on the sample library
+(docs/search.md) and cut at `FEEDLENS_SEARCH__MIN_SCORE`, so an unrelated query returns nothing rather
+than the least bad images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from feedlens.config import Settings
+from feedlens.index.store import IndexStore
+from feedlens.runtime.text_encoder import TextEncoder
+from feedlens.services.factory import Services
+from feedlens.storage import embeddings as vectors
+from feedlens.storage import repositories as repo
+from feedlens.storage.database import Database
+from feedlens.storage.tables import Image, Post
+
+log = logging.getLogger(__name__)
+
+VISUAL, CONTENT, SEMANTIC = "visual", "content", "semantic"
+DIMS = {VISUAL: 1280, CONTENT: 384, SEMANTIC: 384}
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """score = 1 / (1 + exp(-(cosine - center) / scale)): 0.5 at `center`."""
+
+    center: float
+    scale: float
+
+    def __call__(self, cosine: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(cosine - self.center) / self.scale))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    image_id: str
+    score: float  # calibrated, [0, 1]
+    cosine: float
+
+
+def fuse_captions(content: np.ndarray, captions: np.ndarray | None, caption_weight: float) -> np.ndarray:
+    """semantic = normalise(content + w * e(captions and hashtags)); content alone without posts."""
+    fused = content if captions is None else content + caption_weight * captions
+    return (fused / max(float(np.linalg.norm(fused)), 1e-12)).astype(np.float32)
+
+
+def caption_text(posts: Sequence[Post]) -> str:
+    parts: list[str] = []
+    for post in posts:
+        if post.caption:
+            parts.append(post.caption)
+        parts.extend(f"#{tag}" for tag in post.hashtags or [])
+    return " ".join(dict.fromkeys(parts))[:2000]
+
+
+class SearchService:
+    def __init__(
+        self,
+        database: Database,
+        indexes: IndexStore,
+        encoder: TextEncoder,
+        settings: Settings,
+        semantic_model: str,
+    ) -> None:
+        self.database = database
+        self.semantic_model = semantic_model  # the text encoder's version, recorded with fused vectors
+        self.indexes = indexes
+        self.encoder = encoder
+        self.settings = settings
+        self.text_calibration = Calibration(settings.search.text_center, settings.search.text_scale)
+        self.image_calibration = Calibration(settings.search.image_center, settings.search.image_scale)
+        self._lock = threading.Lock()
+        self._marks: dict[tuple[int, str], tuple[int, datetime | None]] = {}
+        self._saved: dict[tuple[int, str], float] = {}
+
+    # -- writing (visual and content vectors are written by the library with the image) ------------------
+    def refresh_semantic(self, session: Session, image_ids: Sequence[str]) -> int:
+        """(Re)compute the caption-fused vectors of these images from their content vectors and posts."""
+        contents = vectors.get(session, image_ids, CONTENT)
+        if not contents:
+            return 0
+        posts = repo.posts_of(session, list(contents))
+        texts = {i: caption_text(p) for i, p in posts.items()}
+        with_text = [i for i, t in texts.items() if t]
+        encoded = dict(zip(with_text, self.encoder.encode([texts[i] for i in with_text]), strict=True))
+        for image_id, content in contents.items():
+            semantic = fuse_captions(content, encoded.get(image_id), self.settings.search.caption_weight)
+            vectors.put(session, image_id, SEMANTIC, self.semantic_model, semantic)
+        return len(contents)
+
+    def after_ingest(self, workspace: int, image_ids: list[str]) -> None:
+        """Ingest hook: fuse the new images' (or newly linked posts') captions into their vectors."""
+        with self.database.session() as session:
+            self.refresh_semantic(session, image_ids)
+
+    # -- keeping the index in step ---------------------------------------------------------------------
+    def sync(self, workspace: int, kind: str, force: bool = False) -> None:
+        """Make the in-memory index equal the table: cheap (a count and a max) when nothing changed."""
+        key = (workspace, kind)
+        with self._lock:
+            with self.database.session() as session:
+                mark = vectors.watermark(session, workspace, kind)
+                if not force and self._marks.get(key) == mark:
+                    return
+                if kind == SEMANTIC:  # content stored but not yet fused (a crash between the two)
+                    pending = vectors.missing(session, workspace, SEMANTIC, having=CONTENT)
+                    if pending:
+                        self.refresh_semantic(session, pending)
+                        mark = vectors.watermark(session, workspace, kind)
+                wanted = vectors.ids(session, workspace, kind)
+                index = self.indexes.get(workspace, kind, DIMS[kind])
+                present = set(index.ids())
+                stale = present - wanted
+                if stale:
+                    index.remove(sorted(stale))
+                new = sorted(wanted - present) if not force else sorted(wanted)
+                for start in range(0, len(new), 4096):
+                    chunk = new[start : start + 4096]
+                    found = vectors.get(session, chunk, kind)
+                    if found:
+                        index.add(list(found), np.stack(list(found.values())))
+            self._marks[key] = mark
+            if stale or new:
+                self._maybe_save(key)
+
+    def _maybe_save(self, key: tuple[int, str]) -> None:
+        """Persist at most every `save_interval_s`; the table is the truth, so a lost save only costs a
+        re-sync at the next start."""
+        now = time.monotonic()
+        if now - self._saved.get(key, 0.0) >= self.settings.search.save_interval_s:
+            self.indexes.save(*key)
+            self._saved[key] = now
+
+    def flush(self) -> None:
+        with self._lock:
+            for key in list(self._marks):
+                self.indexes.save(*key)
+
+    def forget(self, workspace: int, image_ids: Sequence[str]) -> None:
+        """Erasure hook: drop the images from every index now (the rows are already gone)."""
+        with self._lock:
+            for kind, dim in DIMS.items():
+                index = self.indexes.get(workspace, kind, dim)
+                index.remove(list(image_ids))
+                self._marks.pop((workspace, kind), None)
+                self.indexes.save(workspace, kind)
+
+    # -- queries ---------------------------------------------------------------------------------------
+    def _allowed(self, workspace: int, filters: repo.ImageFilter | None) -> set[str] | None:
+        if filters is None or filters == repo.ImageFilter():
+            return None
+        with self.database.session() as session:
+            return set(session.scalars(select(Image.id).where(*repo.filter_conditions(workspace, filters))))
+
+    def _search(
+        self,
+        workspace: int,
+        kind: str,
+        query: np.ndarray,
+        calibration: Calibration,
+        filters: repo.ImageFilter | None,
+        limit: int,
+        offset: int,
+        min_score: float | None,
+        exclude: Sequence[str] = (),
+    ) -> list[Hit]:
+        self.sync(workspace, kind)
+        allowed = self._allowed(workspace, filters)
+        if allowed is not None and not allowed:
+            return []
+        k = offset + limit + len(exclude)
+        raw = self.indexes.get(workspace, kind, DIMS[kind]).search(query, k, allowed)
+        hits = raw[0] if raw else []
+        cut = self.settings.search.min_score if min_score is None else min_score
+        out = [Hit(i, calibration(s), s) for i, s in hits if i not in exclude]
+        return [h for h in out if h.score >= cut][offset : offset + limit]
+
+    def text(
+        self,
+        workspace: int,
+        query: str,
+        negative: Sequence[str] = (),
+        filters: repo.ImageFilter | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Images matching words; `negative` terms push their meaning away (query - 0.5 * negatives)."""
+        encoded = self.encoder.encode([query, *negative])
+        vector = encoded[0] - self.settings.search.negative_weight * encoded[1:].sum(axis=0)
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return self._search(
+            workspace, SEMANTIC, vector, self.text_calibration, filters, limit, offset, min_score
+        )
+
+    def similar(
+        self,
+        workspace: int,
+        vector: np.ndarray | None = None,
+        image_id: str | None = None,
+        filters: repo.ImageFilter | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        min_score: float | None = None,
+    ) -> list[Hit] | None:
+        """Images that look like an uploaded image's visual vector or a stored image; None: no such image."""
+        exclude: tuple[str, ...] = ()
+        if image_id is not None:
+            with self.database.session() as session:
+                if repo.get_image(session, workspace, image_id) is None:
+                    return None
+                stored = vectors.get(session, [image_id], VISUAL)
+            if image_id not in stored:
+                return None
+            vector, exclude = stored[image_id], (image_id,)
+        assert vector is not None
+        return self._search(
+            workspace, VISUAL, vector, self.image_calibration, filters, limit, offset, min_score, exclude
+        )
+
+    def rebuild(self, workspace: int) -> dict[str, int]:
+        """Rebuild every index of the workspace from the table (`feedlens index rebuild`)."""
+        out: dict[str, Any] = {}
+        with self._lock:
+            for kind, dim in DIMS.items():
+                with self.database.session() as session:
+                    wanted = sorted(vectors.ids(session, workspace, kind))
+                    found = vectors.get(session, wanted, kind)
+                matrix = np.stack(list(found.values())) if found else np.zeros((0, dim), np.float32)
+                self.indexes.rebuild(workspace, kind, list(found), matrix)
+                self._marks.pop((workspace, kind), None)
+                out[kind] = len(found)
+        return out
+
+
+def build_search(services: Services) -> SearchService:
+    """The search service over the services' database, with its index files under the data folder."""
+    settings = services.settings
+    encoder = TextEncoder(services.store, threads=settings.threads_per_worker)
+    indexes = IndexStore(settings.index_dir, backend=settings.search.backend)
+    return SearchService(services.database, indexes, encoder, settings, encoder.version)
