@@ -105,7 +105,8 @@ def test_removed_ids_are_never_returned(make: Make) -> None:
     assert index.remove(set(ids)) == 151 and len(index) == 0 and index.search(vectors[0], 5) == [[]]
 
 
-@pytest.mark.parametrize("share", [0.05, 0.6])  # a small subset and most of the index (two exact paths)
+# 2%: ids mapped to positions (a selector); 60%: an unfiltered search for more candidates, then filtered
+@pytest.mark.parametrize("share", [0.02, 0.6])
 def test_allowed_ids_filter_matches_exact_filtered_search(make: Make, share: float) -> None:
     vectors = clustered(2000, DIM, seed=5)
     ids = image_ids(2000)
@@ -116,9 +117,23 @@ def test_allowed_ids_filter_matches_exact_filtered_search(make: Make, share: flo
     got, want = index.search(queries, 10, allowed), reference.search(queries, 10, allowed)
     assert ranking(got) == ranking(want)
     assert all(i in allowed for row in got for i, _ in row)
+    assert ranking(index.search(queries, 10, sorted(allowed))) == ranking(want)  # any collection
     assert index.search(queries[0], 10, set()) == [[]]
     assert index.search(queries[0], 10, {"unknown-id"}) == [[]]
     assert {i for i, _ in index.search(queries[0], 50, set(ids[:3]))[0]} == set(ids[:3])
+
+
+def test_a_broad_filter_far_from_the_query_still_finds_its_best(make: Make) -> None:
+    """30% allowed, all of them the query's worst matches: the candidates of an unfiltered search hold
+    none, so the index must fall back to searching the allowed ids themselves."""
+    vectors = clustered(2000, DIM, seed=16)
+    ids = image_ids(2000)
+    index = make(ids, vectors)
+    order = np.argsort(vectors @ vectors[0])  # worst first
+    allowed = {ids[i] for i in order[:600]}
+    want = make_index("exact", ids, vectors).search(vectors[0], 10, allowed)
+    assert len(want[0]) == 10
+    assert ranking(index.search(vectors[0], 10, allowed)) == ranking(want)
 
 
 def test_empty_index_and_k_larger_than_the_index(make: Make) -> None:

@@ -10,8 +10,9 @@ import uvicorn
 from rich.console import Console
 from sqlalchemy import func, select
 
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import services_from
-from feedlens.cli.library import ingest
+from feedlens.cli.library import ingest, reanalyze
 from feedlens.services.access import AccessService, Scope
 from feedlens.storage.tables import Image
 
@@ -29,6 +30,9 @@ def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
         )
     if not stored:
         ingest(ctx, [samples], workspace=DEMO_WORKSPACE)
+    else:  # a demo from an older feedlens: bring results (and search vectors) up to the current analyzers
+        for name in DEFAULT_ANALYZERS:
+            reanalyze(ctx, analyzer=name, workspace=DEMO_WORKSPACE)
     for key in access.keys(DEMO_WORKSPACE):  # keys are stored hashed: mint a fresh one, retire the old
         if key["name"] == "make-run demo" and not key["revoked_at"]:
             access.revoke_key(DEMO_WORKSPACE, key["id"])

@@ -12,11 +12,13 @@ arrays (`.npy` records, never pickled) and, for FAISS, the index bytes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, Self, runtime_checkable
@@ -201,17 +203,43 @@ def normalised(vectors: npt.ArrayLike, dim: int, what: str = "vectors", copy: bo
     return array
 
 
-def allowed_ids(allowed: Collection[str] | None) -> Collection[str] | None:
+def allowed_ids(allowed: Collection[str] | None) -> AbstractSet[str] | None:
+    """`allowed` as a set (a list or tuple is converted once: membership is tested per candidate)."""
     if isinstance(allowed, str):
         raise VectorIndexError("allowed must be a collection of ids, not one string")
-    return allowed
+    if allowed is None or isinstance(allowed, AbstractSet):
+        return allowed
+    return set(allowed)
 
 
-def positions_of(pos: dict[str, int], allowed: Collection[str]) -> npt.NDArray[np.int64]:
+# A filter that lets at least this share of the index through is applied after an unfiltered search for
+# ceil(2 k / share) candidates (at most POSTFILTER_MAX of them): a few set lookups, where mapping every
+# allowed id to a position costs ~0.3 us an id (~150 ms for a 500k-id filter at 1M vectors).
+POSTFILTER_SHARE = 0.05
+POSTFILTER_MAX = 2048
+
+
+def postfiltered(
+    search: Callable[[int], list[list[Match]]], allowed: AbstractSet[str], k: int, live: int
+) -> list[list[Match]] | None:
+    """The filtered top-k from an unfiltered search for more candidates, or None where that cannot work:
+    a selective filter, or too few allowed ids among the candidates of some query (the caller then maps
+    the allowed ids). Exact on an exact backend: the first k allowed ids of the full ranking are the
+    first k allowed ids of any prefix holding k of them; on HNSW, as good as its recall at that depth."""
+    share = len(allowed) / live if live else 0.0
+    if share < POSTFILTER_SHARE:
+        return None
+    wide = min(live, math.ceil(2 * k / min(share, 1.0)))
+    if POSTFILTER_MAX < wide < live:
+        return None
+    out = [[m for m in row if m[0] in allowed][:k] for row in search(wide)]
+    return out if wide >= live or all(len(row) == k for row in out) else None
+
+
+def positions_of(pos: dict[str, int], allowed: AbstractSet[str]) -> npt.NDArray[np.int64]:
     """Sorted positions of the allowed ids that are present. The loops run in C (set intersection, map):
-    ~0.2 us an id, where a Python loop over a 15k-id filter took 8-10 ms."""
-    wanted = allowed if isinstance(allowed, set | frozenset) else set(allowed)
-    common = wanted & pos.keys()
+    ~0.3 us an id, a third of a Python loop's cost."""
+    common = pos.keys() & allowed
     rows = np.fromiter(map(pos.__getitem__, common), dtype=np.int64, count=len(common))
     rows.sort()
     return rows

@@ -32,6 +32,7 @@ from feedlens.index.base import (
     id_array,
     normalised,
     positions_of,
+    postfiltered,
     read_array,
     read_header,
     removal_ids,
@@ -138,8 +139,13 @@ class ExactIndex:
         queries = normalised(query, self._dim, "query", copy=False)
         allowed = allowed_ids(allowed)
         with self._rw.read():
+            if not self._ids:
+                return [[] for _ in queries]
             if allowed is None:
-                return self._search_rows(queries, k, None) if self._ids else [[] for _ in queries]
+                return self._search_rows(queries, k, None)
+            wide = postfiltered(lambda n: self._search_rows(queries, n, None), allowed, k, len(self._ids))
+            if wide is not None:
+                return wide
             rows = positions_of(self._pos, allowed)
             return self._search_rows(queries, k, rows) if rows.size else [[] for _ in queries]
 

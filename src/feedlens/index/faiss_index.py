@@ -15,11 +15,14 @@ tombstone is never returned while the graph still routes through it. Tombstones 
 speed; `maintain()` rebuilds the graph once they exceed `max_dead_fraction` of the nodes (or on demand,
 with `purge=True`, when an erasure must leave no trace of the vector).
 
-Filters (`allowed`). Flat: a bitmap selector, exact. HNSW: when at most `exact_filter_limit` live ids are
-allowed the search is exact over just those rows (a selector on the HNSW's own flat storage: one bit
-test per row plus one dot product per allowed row, ~1-5 ms at 20k x 1280-d), because graph search with
-a selective filter wastes its effort on rejected nodes and loses recall. Larger allowed sets search the
-graph with the selector and `efSearch` raised by 1 / (allowed fraction), capped at `max_filtered_ef`.
+Filters (`allowed`). A filter that lets at least 5% of the index through is applied to an unfiltered
+search for ceil(2 k / share) candidates (`base.postfiltered`: no per-id work beyond a set lookup per
+candidate; exact on flat). A more selective one (or one that left some query short) maps its ids to
+positions and passes FAISS a bitmap selector. Flat: exact. HNSW: when at most `exact_filter_limit` ids
+are allowed, exact over just those rows (the selector on the graph's own flat storage: one bit test per
+row plus one dot product per allowed row), because graph search with a selective filter wastes its
+effort on rejected nodes and loses recall; larger allowed sets search the graph with the selector and
+`efSearch` raised by 1 / (allowed share), capped at `max_filtered_ef`.
 
 Thread safety: reads share `_rw`. add and remove hold `_writer`, then `_rw` for writing. maintain holds
 `_writer` while it builds the new structure (searches go on against the old one, no change can slip in)
@@ -31,6 +34,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO, Self
@@ -52,6 +56,7 @@ from feedlens.index.base import (
     id_array,
     normalised,
     positions_of,
+    postfiltered,
     read_array,
     read_header,
     removal_ids,
@@ -229,7 +234,7 @@ class FaissIndex:
         with self._rw.read():
             return self._search(queries, k, allowed)
 
-    def _search(self, queries: Vectors, k: int, allowed: Collection[str] | None) -> list[list[Match]]:
+    def _search(self, queries: Vectors, k: int, allowed: AbstractSet[str] | None) -> list[list[Match]]:
         empty: list[list[Match]] = [[] for _ in queries]
         if not self._pos:
             return empty
@@ -242,6 +247,9 @@ class FaissIndex:
             else:
                 params = faiss.SearchParameters(sel=sel) if sel is not None else None
             return self._run(self._index, queries, min(k, len(self._pos)), params)
+        wide = postfiltered(lambda n: self._search(queries, n, None), allowed, k, len(self._pos))
+        if wide is not None:
+            return wide
         rows = positions_of(self._pos, allowed)
         if not rows.size:
             return empty

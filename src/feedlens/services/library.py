@@ -109,6 +109,8 @@ class Library:
         if isinstance(embedding, EmbeddingResult):
             vectors.put(session, image_id, "visual", versions["embedding"], embedding.visual)
             vectors.put(session, image_id, "content", versions["embedding"], embedding.content)
+            # the caption-fused vector derives from content: drop it, search re-fuses it (sync / ingest hook)
+            vectors.drop(session, image_id, "semantic")
 
     def _thumbnail(self, data: bytes) -> bytes:
         side = self.settings.thumbnail_side

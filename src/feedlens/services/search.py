@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 VISUAL, CONTENT, SEMANTIC = "visual", "content", "semantic"
 DIMS = {VISUAL: 1280, CONTENT: 384, SEMANTIC: 384}
+SYNC_MARGIN = timedelta(
+    seconds=120
+)  # re-reads a little more than needed; covers clock steps and commits in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class SearchService:
         self._lock = threading.Lock()
         self._marks: dict[tuple[int, str], tuple[int, datetime | None]] = {}
         self._saved: dict[tuple[int, str], float] = {}
+        self._synced: dict[tuple[int, str], datetime] = {}
 
     # -- writing (visual and content vectors are written by the library with the image) ------------------
     def refresh_semantic(self, session: Session, image_ids: Sequence[str]) -> int:
@@ -112,33 +116,45 @@ class SearchService:
 
     # -- keeping the index in step ---------------------------------------------------------------------
     def sync(self, workspace: int, kind: str, force: bool = False) -> None:
-        """Make the in-memory index equal the table: cheap (a count and a max) when nothing changed."""
+        """Make the in-memory index equal the table: cheap (a count and a max) when nothing changed.
+
+        Vectors written since the last sync are (re)added, so an updated vector replaces the old one;
+        ids no longer in the table are removed. After a restart "the last sync" is the index file's
+        save time less a margin, so only what changed since is read back.
+        """
         key = (workspace, kind)
         with self._lock:
             with self.database.session() as session:
                 mark = vectors.watermark(session, workspace, kind)
                 if not force and self._marks.get(key) == mark:
                     return
-                if kind == SEMANTIC:  # content stored but not yet fused (a crash between the two)
+                if kind == SEMANTIC:  # content stored but not yet fused (new, re-analysed, or a crash)
                     pending = vectors.missing(session, workspace, SEMANTIC, having=CONTENT)
                     if pending:
                         self.refresh_semantic(session, pending)
                         mark = vectors.watermark(session, workspace, kind)
-                wanted = vectors.ids(session, workspace, kind)
+                started = datetime.now(UTC)
                 index = self.indexes.get(workspace, kind, DIMS[kind])
-                present = set(index.ids())
-                stale = present - wanted
+                stale = set(index.ids()) - vectors.ids(session, workspace, kind)
                 if stale:
                     index.remove(sorted(stale))
-                new = sorted(wanted - present) if not force else sorted(wanted)
-                for start in range(0, len(new), 4096):
-                    chunk = new[start : start + 4096]
-                    found = vectors.get(session, chunk, kind)
+                changed = vectors.changed_since(session, workspace, kind, None if force else self._since(key))
+                for start in range(0, len(changed), 4096):
+                    found = vectors.get(session, changed[start : start + 4096], kind)
                     if found:
                         index.add(list(found), np.stack(list(found.values())))
             self._marks[key] = mark
-            if stale or new:
+            self._synced[key] = started - SYNC_MARGIN
+            if stale or changed:
                 self._maybe_save(key)
+
+    def _since(self, key: tuple[int, str]) -> datetime | None:
+        if key in self._synced:
+            return self._synced[key]
+        path = self.indexes.path(*key)
+        if not path.exists():
+            return None
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC) - SYNC_MARGIN
 
     def _maybe_save(self, key: tuple[int, str]) -> None:
         """Persist at most every `save_interval_s`; the table is the truth, so a lost save only costs a

@@ -27,6 +27,10 @@ def put(session: Session, image_id: str, kind: str, model: str, vector: np.ndarr
     )
 
 
+def drop(session: Session, image_id: str, kind: str) -> None:
+    session.execute(delete(Embedding).where(Embedding.image_id == image_id, Embedding.kind == kind))
+
+
 def get(session: Session, image_ids: Sequence[str], kind: str) -> dict[str, np.ndarray]:
     if not image_ids:
         return {}
@@ -45,6 +49,18 @@ def ids(session: Session, workspace: int, kind: str) -> set[str]:
         .where(Image.workspace_id == workspace, Embedding.kind == kind)
     )
     return set(rows)
+
+
+def changed_since(session: Session, workspace: int, kind: str, since: datetime | None) -> list[str]:
+    """Images whose `kind` vector was written after `since` (all of them for None)."""
+    query = (
+        select(Embedding.image_id)
+        .join(Image, Image.id == Embedding.image_id)
+        .where(Image.workspace_id == workspace, Embedding.kind == kind)
+    )
+    if since is not None:
+        query = query.where(Embedding.created_at > since)
+    return list(session.scalars(query))
 
 
 def watermark(session: Session, workspace: int, kind: str) -> tuple[int, datetime | None]:
