@@ -237,8 +237,9 @@ def stage_flat(d: Data, out: Results) -> None:
     )
 
 
-def stage_hnsw(d: Data, out: Results, began: float) -> FaissIndex:
-    """FAISS HNSW with the default parameters; then efSearch swept and filters tried on the same graph."""
+def stage_hnsw(d: Data, out: Results, began: float, path: Path) -> float:
+    """FAISS HNSW with the default parameters; then efSearch swept and filters tried on the same graph;
+    then saved to `path`. Returns the seconds the save took."""
     params = FaissParams()
     hnsw, build, grew = timed_build(FaissIndex.build, DIM, d.ids, d.x, params)
     assert isinstance(hnsw, FaissIndex) and hnsw.backend == "faiss-hnsw"
@@ -264,24 +265,21 @@ def stage_hnsw(d: Data, out: Results, began: float) -> FaissIndex:
         assert all(i in a for hit in found for i, _ in hit)
         what = f"FAISS HNSW, {name} allowed ({len(a):,} ids)"
         out.filtered.append(row(d.n, what, seconds, recall(found, d.truth_f[name]), note=how))
-    return hnsw
+    start = time.perf_counter()
+    hnsw.save(path)
+    return time.perf_counter() - start
 
 
-def stage_files(d: Data, out: Results, hnsw: FaissIndex, folder: Path | None) -> None:
-    """Save the HNSW index, drop it, load it back (consumes `hnsw`: the caller must hold no reference)."""
-    with tempfile.TemporaryDirectory(prefix="feedlens-search-bench-", dir=folder) as tmp:
-        path = Path(tmp) / "visual.index"
-        start = time.perf_counter()
-        hnsw.save(path)
-        save_s = time.perf_counter() - start
-        del hnsw
-        gc.collect()
-        start = time.perf_counter()
-        loaded = FaissIndex.load(path)
-        load_s = time.perf_counter() - start
-        _, found = queries_loop(loaded, d.q[:100])
-        mb, again = path.stat().st_size / 2**20, recall(found, d.truth)
-        out.files.append(f"| {d.n:,} | {mb:,.0f} | {save_s:.1f} | {load_s:.1f} | {again:.3f} |")
+def stage_files(d: Data, out: Results, path: Path, save_s: float) -> None:
+    """Load the HNSW index `stage_hnsw` saved (after it was freed: one copy in memory at a time)."""
+    gc.collect()
+    start = time.perf_counter()
+    loaded = FaissIndex.load(path)
+    load_s = time.perf_counter() - start
+    _, found = queries_loop(loaded, d.q[:100])
+    mb, again = path.stat().st_size / 2**20, recall(found, d.truth)
+    out.files.append(f"| {d.n:,} | {mb:,.0f} | {save_s:.1f} | {load_s:.1f} | {again:.3f} |")
+    path.unlink()
 
 
 def stage_pca(d: Data, out: Results) -> None:
@@ -332,7 +330,9 @@ def bench_size(n: int, args: argparse.Namespace, out: Results, began: float) -> 
         stage_threshold(d, out)
     stage_flat(d, out)
     log(f"{n:,}: flat done", began)
-    stage_files(d, out, stage_hnsw(d, out, began), args.tmp)
+    with tempfile.TemporaryDirectory(prefix="feedlens-search-bench-", dir=args.tmp) as tmp:
+        path = Path(tmp) / "visual.index"
+        stage_files(d, out, path, stage_hnsw(d, out, began, path))
     log(f"{n:,}: HNSW done", began)
     stage_pca(d, out)
     log(f"{n:,}: PCA done", began)
