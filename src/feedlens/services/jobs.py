@@ -143,13 +143,23 @@ class JobService:
                     .limit(self.ingestor.batch_size)
                 )
             )
+            workspace, job_id = job.workspace_id, job.id
             if not rows:
                 job.status = DONE
-                return True
-            workspace = job.workspace_id
             items = [self._to_ingest(row) for row in rows]
             ids = [row.id for row in rows]
-        by_id = dict(zip(ids, items, strict=True))
+        if not rows:
+            # A crash between an item's commit and freeing its upload leaves the file behind: sweep.
+            with self.library.database.session() as session:
+                leftovers = set(
+                    session.scalars(
+                        select(JobItem.staged_blob).where(
+                            JobItem.job_id == job_id, JobItem.staged_blob.is_not(None)
+                        )
+                    )
+                )
+            self._free_staged({b for b in leftovers if b})
+            return True
 
         def mark(session: Session, outcomes: list[ItemOutcome]) -> None:
             for item_id, outcome in zip(ids, outcomes, strict=True):
@@ -159,9 +169,14 @@ class JobService:
                 row.image_id = outcome.image_id
                 row.error = outcome.error
 
-        self.ingestor.process_batch(workspace, [by_id[i] for i in ids], on_commit=mark)
+        self.ingestor.process_batch(workspace, items, on_commit=mark)
         # Staged bytes are in the library now (or were bad): free those no pending item still needs.
-        staged = {i.source_blob for i in items if i.source_blob}
+        self._free_staged({i.source_blob for i in items if i.source_blob})
+        return True
+
+    def _free_staged(self, staged: set[str]) -> None:
+        if not staged:
+            return
         with self.library.database.session() as session:
             needed = set(
                 session.scalars(
@@ -172,7 +187,6 @@ class JobService:
             )
         for blob in staged - needed:
             self.library.blobs.delete("staging", blob)
-        return True
 
     def _to_ingest(self, row: JobItem) -> _StagedItem:
         post = PostRecord.model_validate(row.post) if row.post else None
