@@ -40,6 +40,7 @@ TABLES = {
     "posts",
     "post_images",
     "hashtags",
+    "embeddings",
     "analyses",
     "facets",
     "jobs",

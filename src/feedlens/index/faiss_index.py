@@ -108,7 +108,8 @@ class FaissIndex:
         self._labels: list[str | None] = []  # position -> id; None: a tombstone (HNSW only)
         self._pos: dict[str, int] = {}
         self._dead = 0
-        self._live_bits: npt.NDArray[np.uint8] | None = None  # packed live positions, while tombstones exist
+        self._live = np.ones(0, dtype=bool)  # per position: not a tombstone
+        self._live_bits: npt.NDArray[np.uint8] | None = None  # `_live` packed, while there are tombstones
         self._writer = threading.Lock()
         self._rw = RWLock()
 
@@ -188,8 +189,7 @@ class FaissIndex:
             # A graph node cannot be moved: the old vector becomes a tombstone, the new one a new node.
             for id_ in ids:
                 if (pos := self._pos.pop(id_, None)) is not None:
-                    self._labels[pos] = None
-                    self._dead += 1
+                    self._bury(pos)
             fresh = list(range(len(ids)))
         else:
             view = self._rows()
@@ -202,6 +202,7 @@ class FaissIndex:
         if fresh:
             start = len(self._labels)
             self._index.add(rows[fresh] if len(fresh) < len(ids) else rows)
+            self._live = np.concatenate([self._live, np.ones(len(fresh), dtype=bool)])
             for offset, i in enumerate(fresh):
                 self._labels.append(ids[i])
                 self._pos[ids[i]] = start + offset
@@ -218,8 +219,7 @@ class FaissIndex:
             return 0
         if self.is_hnsw:
             for pos in gone:
-                self._labels[pos] = None
-            self._dead += len(gone)
+                self._bury(pos)
         else:
             self._remove_flat(gone)
         self._refresh_bits()
@@ -276,7 +276,7 @@ class FaissIndex:
             new = self._rebuilt(hnsw=target == "hnsw")  # searches go on against the old structure
             with self._rw.write():
                 self._index, self._labels, self._pos = new._index, new._labels, new._pos
-                self._dead, self._live_bits = 0, None
+                self._dead, self._live, self._live_bits = 0, new._live, None
             return True
 
     def _wanted_structure(self, purge: bool) -> str | None:
@@ -325,6 +325,7 @@ class FaissIndex:
         index._labels = [str(label) or None for label in labels]
         index._pos = {label: i for i, label in enumerate(index._labels) if label is not None}
         index._dead = len(labels) - len(index._pos)
+        index._live = np.fromiter((label is not None for label in index._labels), bool, len(labels))
         if index._dead and not index.is_hnsw:
             raise VectorIndexError(f"{path}: a flat index with holes")
         index._refresh_bits()
@@ -358,6 +359,7 @@ class FaissIndex:
             for pos, (_, label) in enumerate(chunk, start=start):
                 new._labels.append(label)
                 new._pos[label] = pos
+        new._live = np.ones(len(live), dtype=bool)
         return new
 
     def _remove_flat(self, gone: list[int]) -> None:
@@ -374,13 +376,17 @@ class FaissIndex:
             self._labels.pop()
             n -= 1
         self._index.remove_ids(faiss.IDSelectorRange(n, int(self._index.ntotal)))
+        self._live = self._live[:n]
+
+    def _bury(self, pos: int) -> None:
+        """Make a position a tombstone (HNSW; its id is already out of `_pos`)."""
+        self._labels[pos] = None
+        self._live[pos] = False
+        self._dead += 1
 
     def _refresh_bits(self) -> None:
-        if not self._dead:
-            self._live_bits = None
-            return
-        live = np.fromiter((label is not None for label in self._labels), dtype=bool, count=len(self._labels))
-        self._live_bits = np.packbits(live, bitorder="little")
+        """Pack `_live` for FAISS's selector after a change (~1 ms at 1M positions)."""
+        self._live_bits = np.packbits(self._live, bitorder="little") if self._dead else None
 
     def _run(self, index: Any, queries: Vectors, k: int, params: Any) -> list[list[Match]]:
         scores, positions = index.search(queries, k, params=params)

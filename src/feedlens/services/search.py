@@ -90,7 +90,7 @@ class SearchService:
         self.text_calibration = Calibration(settings.search.text_center, settings.search.text_scale)
         self.image_calibration = Calibration(settings.search.image_center, settings.search.image_scale)
         self._lock = threading.Lock()
-        self._marks: dict[tuple[int, str], tuple[int, datetime | None]] = {}
+        self._marks: dict[tuple[int, str], tuple[object, ...]] = {}
         self._saved: dict[tuple[int, str], float] = {}
         self._synced: dict[tuple[int, str], datetime] = {}
 
@@ -125,14 +125,14 @@ class SearchService:
         key = (workspace, kind)
         with self._lock:
             with self.database.session() as session:
-                mark = vectors.watermark(session, workspace, kind)
+                mark = self._watermark(session, workspace, kind)
                 if not force and self._marks.get(key) == mark:
                     return
                 if kind == SEMANTIC:  # content stored but not yet fused (new, re-analysed, or a crash)
                     pending = vectors.missing(session, workspace, SEMANTIC, having=CONTENT)
                     if pending:
                         self.refresh_semantic(session, pending)
-                        mark = vectors.watermark(session, workspace, kind)
+                        mark = self._watermark(session, workspace, kind)
                 started = datetime.now(UTC)
                 index = self.indexes.get(workspace, kind, DIMS[kind])
                 stale = set(index.ids()) - vectors.ids(session, workspace, kind)
@@ -147,6 +147,12 @@ class SearchService:
             self._synced[key] = started - SYNC_MARGIN
             if stale or changed:
                 self._maybe_save(key)
+
+    @staticmethod
+    def _watermark(session: Session, workspace: int, kind: str) -> tuple[object, ...]:
+        # semantic vectors derive from content ones: a content change must wake the semantic sync too
+        kinds = (kind, CONTENT) if kind == SEMANTIC else (kind,)
+        return tuple(vectors.watermark(session, workspace, k) for k in kinds)
 
     def _since(self, key: tuple[int, str]) -> datetime | None:
         if key in self._synced:
