@@ -12,12 +12,12 @@ from rich.table import Table
 
 from feedlens.cli.context import services_from
 from feedlens.core.errors import ConfigError, ImageError
-from feedlens.core.results import EmbeddingResult
+from feedlens.core.results import LabelsResult
 from feedlens.services.access import AccessService
 from feedlens.services.clusters import find_clusters
 from feedlens.services.duplicates import find_duplicates
 from feedlens.services.factory import Services
-from feedlens.services.search import Hit, SearchService, build_search
+from feedlens.services.search import Hit, SearchService, build_search, visual_vector
 from feedlens.storage import repositories as repo
 
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
@@ -88,13 +88,15 @@ def similar(
     services, search_service, workspace_id = _open(ctx, workspace)
     path = Path(image)
     if path.exists():
-        report = services.pipeline(["embedding"]).analyze_one(path)
+        report = services.pipeline(["labels"]).analyze_one(path)  # the visual vector needs only the backbone
         if not report.ok:
             error = report.error or {}
             raise ImageError(error.get("code", "unreadable"), error.get("message", ""))  # type: ignore[arg-type]
-        embedding = report.results["embedding"]
-        assert isinstance(embedding, EmbeddingResult)
-        hits = search_service.similar(workspace_id, vector=embedding.visual, limit=limit, min_score=min_score)
+        labels = report.results["labels"]
+        assert isinstance(labels, LabelsResult)
+        hits = search_service.similar(
+            workspace_id, vector=visual_vector(labels), limit=limit, min_score=min_score
+        )
     else:
         hits = search_service.similar(workspace_id, image_id=image, limit=limit, min_score=min_score)
         if hits is None:

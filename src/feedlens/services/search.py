@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
+from feedlens.core.results import LabelsResult
 from feedlens.index.store import IndexStore
 from feedlens.runtime.text_encoder import TextEncoder
 from feedlens.services.factory import Services
@@ -62,6 +63,15 @@ def fuse_captions(content: np.ndarray, captions: np.ndarray | None, caption_weig
     """semantic = normalise(content + w * e(captions and hashtags)); content alone without posts."""
     fused = content if captions is None else content + caption_weight * captions
     return (fused / max(float(np.linalg.norm(fused)), 1e-12)).astype(np.float32)
+
+
+def visual_vector(labels: LabelsResult) -> np.ndarray:
+    """The visual embedding of an image analysed only by `labels` (the same backbone features the
+    embedding analyzer stores), so "similar to this upload" needs no OCR or sentence encoding."""
+    if labels.features is None:
+        raise ValueError("the labels result carries no features")
+    features = np.asarray(labels.features, dtype=np.float32)
+    return features / max(float(np.linalg.norm(features)), 1e-12)
 
 
 def caption_text(posts: Sequence[Post]) -> str:

@@ -13,10 +13,10 @@ from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import Problem
 from feedlens.api.routers.analyze import BODY_DOC, report_problem
-from feedlens.core.results import EmbeddingResult
+from feedlens.core.results import LabelsResult
 from feedlens.services.clusters import find_clusters
 from feedlens.services.duplicates import find_duplicates
-from feedlens.services.search import Hit
+from feedlens.services.search import Hit, visual_vector
 
 router = APIRouter(tags=["search"])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -101,16 +101,17 @@ async def similar(
     if given.url is not None:
         data = (await run_in_threadpool(state.fetcher.fetch, given.url)).data
     assert data is not None
-    pipeline = state.services.pipeline(["embedding"])
+    pipeline = state.services.pipeline(["labels"])  # the visual vector needs only the backbone
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
     if not report.ok:
         raise report_problem(report)
-    embedding = report.results["embedding"]
-    assert isinstance(embedding, EmbeddingResult)
+    labels = report.results["labels"]
+    assert isinstance(labels, LabelsResult)
+    vector = visual_vector(labels)
     hits = await run_in_threadpool(
         lambda: state.search.similar(
             who.workspace_id,
-            vector=embedding.visual,
+            vector=vector,
             filters=filters,
             limit=limit,
             offset=offset,
