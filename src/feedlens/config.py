@@ -91,19 +91,21 @@ class SearchSettings(BaseModel):
         le=1.0,
         description="relevance cut-off on calibrated scores; weaker matches are not returned",
     )
-    # Logistic calibration cosine -> [0, 1], measured on the sample library (docs/search.md).
-    text_center: float = Field(0.55, ge=-1.0, le=1.0, description="word-query cosine that scores 0.5")
-    text_scale: float = Field(0.05, gt=0.0, le=1.0)
-    image_center: float = Field(0.55, ge=-1.0, le=1.0, description="image-query cosine that scores 0.5")
-    image_scale: float = Field(0.06, gt=0.0, le=1.0)
-    caption_weight: float = Field(0.7, ge=0.0, le=10.0, description="weight of captions+hashtags vs content")
+    # Logistic calibration cosine -> [0, 1], measured on the sample library (docs/search.md). The text
+    # centre is 0.50, not the fitted 0.607: there precision ~ recall and every unrelated query is still empty,
+    # where the fitted centre left two thirds of real queries with no result at all.
+    text_center: float = Field(0.50, ge=-1.0, le=1.0, description="word-query cosine that scores 0.5")
+    text_scale: float = Field(0.079, gt=0.0, le=1.0)
+    image_center: float = Field(0.53, ge=-1.0, le=1.0, description="image-query cosine that scores 0.5")
+    image_scale: float = Field(0.033, gt=0.0, le=1.0)
+    caption_weight: float = Field(0.3, ge=0.0, le=10.0, description="weight of captions+hashtags vs content")
     negative_weight: float = Field(0.5, ge=0.0, le=2.0, description="how far negative terms push a query")
     backend: str = Field("faiss", pattern="^(faiss|exact)$", description="vector index backend")
     # Duplicate relations (thresholds picked from measured precision/recall curves, docs/search.md).
-    near_cosine: float = Field(0.90, ge=0.0, le=1.0, description="visual cosine for a near-duplicate")
-    near_phash_bits: int = Field(10, ge=0, le=64, description="pHash Hamming distance for a near-duplicate")
+    near_cosine: float = Field(0.93, ge=0.0, le=1.0, description="visual cosine for a near-duplicate")
+    near_phash_bits: int = Field(14, ge=0, le=64, description="pHash Hamming distance for a near-duplicate")
     near_phash_cosine: float = Field(0.80, ge=0.0, le=1.0, description="cosine needed with a pHash match")
-    similar_cosine: float = Field(0.75, ge=0.0, le=1.0, description="visual cosine for 'similar'")
+    similar_cosine: float = Field(0.58, ge=0.0, le=1.0, description="visual cosine for 'similar'")
     save_interval_s: float = Field(30.0, ge=0.0, description="persist changed indexes at most this often")
 
 

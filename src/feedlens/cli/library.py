@@ -93,6 +93,8 @@ def reanalyze(
     library = _library(services)
     workspace_id = AccessService(services.database).workspace_id(workspace) if workspace else None
     pipeline = services.pipeline([analyzer])
+    # decode as ingest does: results (and vectors) depend on the decoded size
+    pipeline.decode_size = services.pipeline(DEFAULT_ANALYZERS).decode_size
     pipeline.load()
     err = Console(stderr=True)
     done = failed = 0

@@ -17,7 +17,7 @@ from feedlens.services.access import AccessService
 from feedlens.services.clusters import find_clusters
 from feedlens.services.duplicates import find_duplicates
 from feedlens.services.factory import Services
-from feedlens.services.search import Hit, SearchService, build_search, visual_vector
+from feedlens.services.search import Hit, SearchService, build_search, upload_pipeline, visual_vector
 from feedlens.storage import repositories as repo
 
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
@@ -88,7 +88,7 @@ def similar(
     services, search_service, workspace_id = _open(ctx, workspace)
     path = Path(image)
     if path.exists():
-        report = services.pipeline(["labels"]).analyze_one(path)  # the visual vector needs only the backbone
+        report = upload_pipeline(services).analyze_one(path)  # the visual vector needs only the backbone
         if not report.ok:
             error = report.error or {}
             raise ImageError(error.get("code", "unreadable"), error.get("message", ""))  # type: ignore[arg-type]

@@ -22,11 +22,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.config import Settings
 from feedlens.core.results import LabelsResult
 from feedlens.index.store import IndexStore
 from feedlens.runtime.text_encoder import TextEncoder
 from feedlens.services.factory import Services
+from feedlens.services.pipeline import Pipeline
 from feedlens.storage import embeddings as vectors
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
@@ -72,6 +74,15 @@ def visual_vector(labels: LabelsResult) -> np.ndarray:
         raise ValueError("the labels result carries no features")
     features = np.asarray(labels.features, dtype=np.float32)
     return features / max(float(np.linalg.norm(features)), 1e-12)
+
+
+def upload_pipeline(services: Services) -> Pipeline:
+    """`labels` alone, decoding at the size the ingest pipeline decodes at: the backbone's features depend
+    on the decoded size (JPEG draft scale, box reduction), and an upload must be embedded exactly as the
+    stored images were, or "similar to this photo" misses the photo itself (cosine ~0.94, not 1.0)."""
+    pipeline = services.pipeline(["labels"])
+    pipeline.decode_size = services.pipeline(DEFAULT_ANALYZERS).decode_size
+    return pipeline
 
 
 def caption_text(posts: Sequence[Post]) -> str:

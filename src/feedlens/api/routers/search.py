@@ -16,7 +16,7 @@ from feedlens.api.routers.analyze import BODY_DOC, report_problem
 from feedlens.core.results import LabelsResult
 from feedlens.services.clusters import find_clusters
 from feedlens.services.duplicates import find_duplicates
-from feedlens.services.search import Hit, visual_vector
+from feedlens.services.search import Hit, upload_pipeline, visual_vector
 
 router = APIRouter(tags=["search"])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -101,7 +101,7 @@ async def similar(
     if given.url is not None:
         data = (await run_in_threadpool(state.fetcher.fetch, given.url)).data
     assert data is not None
-    pipeline = state.services.pipeline(["labels"])  # the visual vector needs only the backbone
+    pipeline = upload_pipeline(state.services)  # the visual vector needs only the backbone
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
     if not report.ok:
         raise report_problem(report)
