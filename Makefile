@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python benchmarks/analyzers_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/face_detectors.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/api_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/search_quality.py --out docs/benchmarks.md --doc docs/search.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache
