@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
-from feedlens.core.results import EmbeddingResult
+from feedlens.core.results import LabelsResult
 from feedlens.index.faiss_index import FaissIndex, FaissParams
 from feedlens.index.store import IndexStore, load_index
 from feedlens.services.access import AccessService
@@ -32,7 +32,16 @@ from feedlens.services.feeds import PostRecord
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.services.library import Library
-from feedlens.services.search import DIMS, SEMANTIC, VISUAL, Hit, SearchService, build_search
+from feedlens.services.search import (
+    DIMS,
+    SEMANTIC,
+    VISUAL,
+    Hit,
+    SearchService,
+    build_search,
+    upload_pipeline,
+    visual_vector,
+)
 from feedlens.storage import embeddings as vectors
 from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
@@ -294,13 +303,13 @@ def test_similar_to_the_cat_ranks_its_own_copies_first(shared: Shared) -> None:
 
 
 def test_similar_to_an_uploaded_image(shared: Shared, chelsea: Image.Image, sample_dir: Path) -> None:
-    pipeline = shared.stack.services.pipeline(["embedding"])
+    pipeline = upload_pipeline(shared.stack.services)  # as the API and the CLI embed an upload
 
     def visual(data: bytes) -> np.ndarray:
         report = pipeline.analyze_one(data, "upload")
-        embedding = report.results["embedding"]
-        assert isinstance(embedding, EmbeddingResult)
-        return embedding.visual
+        labels = report.results["labels"]
+        assert isinstance(labels, LabelsResult)
+        return visual_vector(labels)
 
     w, h = chelsea.size
     unseen = encode(
@@ -310,6 +319,11 @@ def test_similar_to_an_uploaded_image(shared: Shared, chelsea: Image.Image, samp
     assert set(ranked[: len(CATS)]) == set(CATS), ranked
     rocket = encode(Image.open(sample_dir / "rocket.jpg").convert("RGB"), "PNG")
     assert shared.names(shared.search.similar(shared.a, vector=visual(rocket))) == ["rocket.jpg"]
+    # a stored photo uploaded again is embedded exactly as ingest embedded it
+    for name in ("coffee.png", "china.jpg", "cat_q60.jpg"):
+        data = (sample_dir / name).read_bytes() if name in SAMPLES else chelsea_copies(chelsea)[name]
+        [best, *_] = shared.search.similar(shared.a, vector=visual(data)) or []
+        assert best.image_id == shared.ids[name] and best.cosine == pytest.approx(1.0, abs=1e-4), name
 
 
 def test_similar_to_an_unknown_or_foreign_image_is_none(shared: Shared) -> None:
@@ -508,11 +522,6 @@ def test_erasure_removes_index_entries(small: Stack, sample_dir: Path, chelsea: 
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SearchService.forget saves without purge=True, so an HNSW index keeps the erased vector "
-    "as a tombstone in its file (IndexStore.save: 'purge ... for erasure')",
-)
 def test_erasure_leaves_no_vector_in_an_hnsw_index_file(
     small: Stack, sample_dir: Path, chelsea: Image.Image
 ) -> None:
@@ -588,12 +597,6 @@ def test_a_restarted_service_fuses_what_the_hook_missed(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sync returns early on an unchanged semantic watermark, so an image stored with content "
-    "but no fused vector (hook failed or skipped) is not fused by a running service until some other "
-    "semantic vector changes",
-)
 def test_a_running_service_fuses_what_the_hook_missed(
     small: Stack, sample_dir: Path, chelsea: Image.Image
 ) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from feedlens.cli.context import services_from
-from feedlens.core.errors import ConfigError, ImageError
+from feedlens.core.errors import ConfigError, ImageError, ImageErrorCode
 from feedlens.core.results import LabelsResult
 from feedlens.services.access import AccessService
 from feedlens.services.clusters import find_clusters
@@ -91,7 +91,11 @@ def similar(
         report = upload_pipeline(services).analyze_one(path)  # the visual vector needs only the backbone
         if not report.ok:
             error = report.error or {}
-            raise ImageError(error.get("code", "unreadable"), error.get("message", ""))  # type: ignore[arg-type]
+            code = error.get("code", "unreadable")
+            known = code in {c.value for c in ImageErrorCode}
+            raise ImageError(
+                ImageErrorCode(code) if known else ImageErrorCode.UNREADABLE, error.get("message", "")
+            )
         labels = report.results["labels"]
         assert isinstance(labels, LabelsResult)
         hits = search_service.similar(

@@ -203,7 +203,8 @@ class SearchService:
                 index = self.indexes.get(workspace, kind, dim)
                 index.remove(list(image_ids))
                 self._marks.pop((workspace, kind), None)
-                self.indexes.save(workspace, kind)
+                # purge: an erased vector must leave the saved file too, not linger as an HNSW tombstone
+                self.indexes.save(workspace, kind, purge=True)
 
     # -- queries ---------------------------------------------------------------------------------------
     def _allowed(self, workspace: int, filters: repo.ImageFilter | None) -> set[str] | None:

@@ -53,7 +53,7 @@ async def search(
     state: State,
     who: Reader,
     filters: Filters,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="words to look for")],
+    q: Annotated[str, Query(min_length=1, max_length=500, pattern=r"\S", description="words to look for")],
     not_: Annotated[list[str] | None, Query(alias="not", max_length=20, description="negative terms")] = None,
     limit: Limit = 20,
     offset: Offset = 0,
