@@ -47,7 +47,10 @@ def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
         f"  curl -s -H 'Authorization: Bearer {secret}' -F file=@{example} {url}/v1/analyze", soft_wrap=True
     )
     console.print(
-        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/images?label=cat&limit=5'\n", soft_wrap=True
+        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/images?label=cat&limit=5'", soft_wrap=True
+    )
+    console.print(
+        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/search?q=coffee'\n", soft_wrap=True
     )
 
 
