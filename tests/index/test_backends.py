@@ -5,14 +5,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from feedlens.core.errors import FeedlensError
-from feedlens.index import ExactIndex, FaissIndex, FaissParams, VectorIndex, VectorIndexError, load_index
+from feedlens.index import (
+    ExactIndex,
+    FaissIndex,
+    FaissParams,
+    VectorIndex,
+    VectorIndexError,
+    base,
+    load_index,
+)
+from feedlens.index import exact as exact_module
+from feedlens.index import faiss_index as faiss_module
 from feedlens.index.base import write_atomic
-from tests.index import clustered, image_ids
+from tests.index import clustered, image_ids, recall
 
 DIM = 32
 Make = Callable[[list[str], np.ndarray], VectorIndex]
@@ -105,35 +116,63 @@ def test_removed_ids_are_never_returned(make: Make) -> None:
     assert index.remove(set(ids)) == 151 and len(index) == 0 and index.search(vectors[0], 5) == [[]]
 
 
-# 2%: ids mapped to positions (a selector); 60%: an unfiltered search for more candidates, then filtered
-@pytest.mark.parametrize("share", [0.02, 0.6])
-def test_allowed_ids_filter_matches_exact_filtered_search(make: Make, share: float) -> None:
-    vectors = clustered(2000, DIM, seed=5)
-    ids = image_ids(2000)
+@pytest.fixture
+def postfilter_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Spy on `postfiltered` in both backends: one entry per call, True when it answered the search."""
+    calls: list[bool] = []
+
+    def spy(*args: Any) -> Any:
+        answer = base.postfiltered(*args)
+        calls.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(exact_module, "postfiltered", spy)
+    monkeypatch.setattr(faiss_module, "postfiltered", spy)
+    return calls
+
+
+# 0.5% and 5% (25 and 250 ids): mapped to positions, exact over those rows; 60% (3000 ids): an unfiltered
+# search for more candidates, then filtered
+@pytest.mark.parametrize(("share", "postfiltered"), [(0.005, False), (0.05, False), (0.6, True)])
+def test_allowed_ids_filter_matches_exact_filtered_search(
+    make: Make, share: float, postfiltered: bool, postfilter_calls: list[bool]
+) -> None:
+    vectors = clustered(5000, DIM, seed=5)
+    ids = image_ids(5000)
     index, reference = make(ids, vectors), make_index("exact", ids, vectors)
     rng = np.random.default_rng(6)
-    allowed = set(rng.choice(ids, int(share * 2000), replace=False).tolist()) | {"unknown-id"}
+    allowed = set(rng.choice(ids, int(share * 5000), replace=False).tolist()) | {"unknown-id"}
     queries = clustered(30, DIM, seed=7)
-    got, want = index.search(queries, 10, allowed), reference.search(queries, 10, allowed)
-    assert ranking(got) == ranking(want)
+    want = reference.search(queries, 10, allowed)
+    postfilter_calls.clear()
+    got = index.search(queries, 10, allowed)
+    assert postfilter_calls == [postfiltered]
     assert all(i in allowed for row in got for i, _ in row)
-    assert ranking(index.search(queries, 10, sorted(allowed))) == ranking(want)  # any collection
+    if postfiltered and index.backend == "faiss-hnsw":  # graph candidates: approximate, like HNSW itself
+        assert recall(got, want) >= 0.95
+    else:
+        assert ranking(got) == ranking(want)
+    assert ranking(index.search(queries, 10, sorted(allowed))) == ranking(got)  # any collection
     assert index.search(queries[0], 10, set()) == [[]]
     assert index.search(queries[0], 10, {"unknown-id"}) == [[]]
     assert {i for i, _ in index.search(queries[0], 50, set(ids[:3]))[0]} == set(ids[:3])
 
 
-def test_a_broad_filter_far_from_the_query_still_finds_its_best(make: Make) -> None:
-    """30% allowed, all of them the query's worst matches: the candidates of an unfiltered search hold
+def test_a_broad_filter_far_from_the_query_still_finds_its_best(
+    make: Make, postfilter_calls: list[bool]
+) -> None:
+    """50% allowed, all of them the query's worst matches: the candidates of an unfiltered search hold
     none, so the index must fall back to searching the allowed ids themselves."""
-    vectors = clustered(2000, DIM, seed=16)
-    ids = image_ids(2000)
+    vectors = clustered(5000, DIM, seed=16)
+    ids = image_ids(5000)
     index = make(ids, vectors)
     order = np.argsort(vectors @ vectors[0])  # worst first
-    allowed = {ids[i] for i in order[:600]}
+    allowed = {ids[i] for i in order[:2500]}
     want = make_index("exact", ids, vectors).search(vectors[0], 10, allowed)
     assert len(want[0]) == 10
+    postfilter_calls.clear()
     assert ranking(index.search(vectors[0], 10, allowed)) == ranking(want)
+    assert postfilter_calls == [False]  # tried, fell short, fell back
 
 
 def test_empty_index_and_k_larger_than_the_index(make: Make) -> None:

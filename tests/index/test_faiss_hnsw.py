@@ -44,9 +44,9 @@ def test_filtered_search_keeps_recall(
     ids, _, queries, exact = data
     rng = np.random.default_rng(21)
     broad = set(rng.choice(ids, N // 4, replace=False).tolist())  # unfiltered search, then filtered
-    selective = set(rng.choice(ids, N // 25, replace=False).tolist())  # 4%: a selector
-    # exact_filter_limit below the allowed count: the graph is searched with the selector
-    graph = FaissIndex.load(_saved(hnsw, tmp_path), FaissParams(exact_filter_limit=100))
+    selective = set(rng.choice(ids, N // 200, replace=False).tolist())  # 0.5%: mapped to positions
+    # exact_filter_limit below the allowed count: the graph is searched with a selector
+    graph = FaissIndex.load(_saved(hnsw, tmp_path), FaissParams(exact_filter_limit=50, max_filtered_ef=4096))
     for index, allowed in ((hnsw, broad), (graph, selective)):
         got = index.search(queries, 10, allowed)
         assert all(i in allowed for row in got for i, _ in row)

@@ -214,20 +214,22 @@ def allowed_ids(allowed: Collection[str] | None) -> AbstractSet[str] | None:
 
 # A filter that lets at least this share of the index through is applied after an unfiltered search for
 # ceil(2 k / share) candidates (at most POSTFILTER_MAX of them): a few set lookups, where mapping every
-# allowed id to a position costs ~0.3 us an id (~150 ms for a 500k-id filter at 1M vectors).
-POSTFILTER_SHARE = 0.05
+# allowed id to a position costs ~0.3 us an id (~150 ms for a 500k-id filter at 1M vectors). At 1M x
+# 1280-d, HNSW answered a 3% filter in 50 ms through a selector, in a few ms this way (docs/benchmarks.md).
+POSTFILTER_SHARE = 0.01
 POSTFILTER_MAX = 2048
+POSTFILTER_MIN_IDS = 2000  # fewer allowed ids are cheaper to map and score one by one (~1 ms at 1280-d)
 
 
 def postfiltered(
     search: Callable[[int], list[list[Match]]], allowed: AbstractSet[str], k: int, live: int
 ) -> list[list[Match]] | None:
-    """The filtered top-k from an unfiltered search for more candidates, or None where that cannot work:
-    a selective filter, or too few allowed ids among the candidates of some query (the caller then maps
-    the allowed ids). Exact on an exact backend: the first k allowed ids of the full ranking are the
-    first k allowed ids of any prefix holding k of them; on HNSW, as good as its recall at that depth."""
+    """The filtered top-k from an unfiltered search for more candidates, or None where that does not pay
+    or work: a selective or small filter, or too few allowed ids among some query's candidates (the
+    caller then maps the allowed ids). Exact on an exact backend: the first k allowed ids of the full
+    ranking are those of any prefix holding k of them; on HNSW, as good as its recall at that depth."""
     share = len(allowed) / live if live else 0.0
-    if share < POSTFILTER_SHARE:
+    if share < POSTFILTER_SHARE or len(allowed) <= POSTFILTER_MIN_IDS:
         return None
     wide = min(live, math.ceil(2 * k / min(share, 1.0)))
     if POSTFILTER_MAX < wide < live:
