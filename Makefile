@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/face_detectors.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/api_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_quality.py --out docs/benchmarks.md --doc docs/search.md
+	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache
