@@ -29,6 +29,9 @@ class OnnxSession:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No arena: with dynamic shapes (NudeNet, OCR) it keeps the largest batch's buffers forever;
+        # measured on 100 mixed-size images, resident memory 915 -> 600 MB at the same speed.
+        options.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
