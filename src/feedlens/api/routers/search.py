@@ -17,6 +17,7 @@ from feedlens.core.results import LabelsResult
 from feedlens.services.clusters import find_clusters
 from feedlens.services.duplicates import find_duplicates
 from feedlens.services.search import Hit, upload_pipeline, visual_vector
+from feedlens.storage import repositories as repo
 
 router = APIRouter(tags=["search"])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -27,10 +28,8 @@ MinScore = Annotated[float | None, Query(ge=0, le=1, description="default FEEDLE
 def _page(state: State, workspace: int, hits: list[Hit], limit: int, offset: int) -> dict[str, Any]:
     current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
     with state.library.database.session() as session:
-        from feedlens.storage import repositories as repo
-
-        images = {i.id: i for i in (repo.get_image(session, workspace, h.image_id) for h in hits) if i}
-        views = {v["id"]: v for v in state.library.views(session, list(images.values()), current)}
+        images = repo.get_images(session, workspace, [h.image_id for h in hits])
+        views = {v["id"]: v for v in state.library.views(session, images, current)}
     items = [
         {
             "image_id": h.image_id,
