@@ -80,6 +80,16 @@ class ApiLimits(BaseModel):
     page_size_max: int = Field(200, ge=1)
 
 
+class CategorySettings(BaseModel):
+    """Categorisation. FEEDLENS_CATEGORIES__THRESHOLD=0.5 (docs/categories.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="calibrated score at which a category is assigned"
+    )
+
+
 class SearchSettings(BaseModel):
     """Search scoring and the vector index. FEEDLENS_SEARCH__MIN_SCORE=0.6 and so on (docs/search.md)."""
 
@@ -170,6 +180,7 @@ class Settings(BaseSettings):
     fetch: FetchLimits = FetchLimits()
     api: ApiLimits = ApiLimits()
     search: SearchSettings = SearchSettings()
+    categories: CategorySettings = CategorySettings()
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; with several servers on one database keep it on "

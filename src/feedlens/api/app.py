@@ -16,10 +16,11 @@ from feedlens.api.routers import analyze, batches, health, images, search
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.categories import build_categories
 from feedlens.services.factory import build_services
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
-from feedlens.services.ingest import CoalescingIngestor, Ingestor
+from feedlens.services.ingest import CoalescingIngestor, Ingestor, chain_hooks
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
 from feedlens.services.search import build_search
@@ -33,6 +34,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
     library = Library(services.database, services.blobs, services.decoder, settings)
     search = build_search(services)
     library.erasure_hooks.append(search.forget)
+    categories = build_categories(services, search.encoder)
     fetcher = SafeFetcher(settings.fetch)
     ingestor = Ingestor(
         library,
@@ -40,7 +42,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         services.decoder,
         fetcher,
         settings.batch_size,
-        after_commit=search.after_ingest,
+        after_commit=chain_hooks(search.after_ingest, categories.after_ingest),
     )
     return AppState(
         settings=settings,
@@ -55,6 +57,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         jobs=JobService(library, ingestor),
         metrics=metrics,
         search=search,
+        categories=categories,
     )
 
 

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from feedlens.config import Settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.categories import CategoryService
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
@@ -61,4 +62,5 @@ class AppState:
     jobs: JobService
     metrics: Metrics
     search: SearchService
+    categories: CategoryService
     ready: bool = False

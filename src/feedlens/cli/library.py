@@ -15,9 +15,10 @@ from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import services_from
 from feedlens.core.errors import ConfigError
 from feedlens.services.access import AccessService, Scope
+from feedlens.services.categories import build_categories
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
-from feedlens.services.ingest import Ingestor, IngestSummary, items_from_paths
+from feedlens.services.ingest import Ingestor, IngestSummary, chain_hooks, items_from_paths
 from feedlens.services.library import Library
 from feedlens.services.reanalyze import reanalyze as reanalyze_images
 from feedlens.services.search import build_search
@@ -64,9 +65,9 @@ def ingest(
     summary = IngestSummary()
     with SafeFetcher(services.settings.fetch) as fetcher, _progress(err) as progress:
         search = build_search(services)
-        ingestor = Ingestor(
-            library, pipeline, services.decoder, fetcher, services.settings.batch_size, search.after_ingest
-        )
+        categories = build_categories(services, search.encoder)
+        hooks = chain_hooks(search.after_ingest, categories.after_ingest)
+        ingestor = Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks)
         task = progress.add_task(f"ingest into {workspace}", total=len(items))
         for outcome in ingestor.ingest(workspace_id, items):
             summary.count(outcome)

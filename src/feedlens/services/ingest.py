@@ -66,6 +66,20 @@ class IngestSummary:
 
 
 BatchHook = Callable[[Session, list[ItemOutcome]], None]
+CommitHook = Callable[[int, list[str]], None]
+
+
+def chain_hooks(*hooks: CommitHook) -> CommitHook:
+    """One after-commit hook that runs each of `hooks`; one failing does not stop the others."""
+
+    def run(workspace: int, image_ids: list[str]) -> None:
+        for hook in hooks:
+            try:
+                hook(workspace, image_ids)
+            except Exception:  # the batch is committed; what the hook derives is redone later
+                log.exception("after-commit hook %r failed for %d images", hook, len(image_ids))
+
+    return run
 
 
 def _post_fields(post: PostRecord) -> dict[str, Any]:

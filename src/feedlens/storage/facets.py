@@ -44,12 +44,19 @@ def _text(result: dict[str, Any]) -> Iterator[FacetRow]:
         yield "text_hashtag", str(tag).lower().lstrip("#"), None
 
 
+def _categories(result: dict[str, Any]) -> Iterator[FacetRow]:
+    scores = {c["name"]: c["score"] for c in result.get("categories", [])}
+    for name in result.get("assigned", []):
+        yield "category", str(name).lower(), scores.get(name)
+
+
 _EXTRACTORS = {
     "labels": _labels,
     "safety": _safety,
     "faces": _faces,
     "properties": _properties,
     "text": _text,
+    "categories": _categories,
 }
 
 

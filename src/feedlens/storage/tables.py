@@ -216,3 +216,49 @@ class JobItem(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     job: Mapped[Job] = relationship(back_populates="items")
+
+
+class TaxonomyVersion(Base):
+    """A workspace's category taxonomy; every change is a new version, the highest is current."""
+
+    __tablename__ = "taxonomies"
+    __table_args__ = (UniqueConstraint("workspace_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CategoryLabel(Base):
+    """A person's (or an import's) statement that an image does (`positive`) or does not show a category.
+    Ground truth for trained category models; keyed by category name so it survives taxonomy versions."""
+
+    __tablename__ = "category_labels"
+    __table_args__ = (UniqueConstraint("image_id", "category"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    positive: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[str] = mapped_column(String(32), default="api")  # api, cli, folder, csv
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CategoryModel(Base):
+    """A trained category model of a workspace: weights (npz, no pickle), what it was trained on, metrics."""
+
+    __tablename__ = "category_models"
+    __table_args__ = (UniqueConstraint("workspace_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    taxonomy_version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

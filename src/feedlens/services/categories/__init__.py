@@ -1,0 +1,37 @@
+"""Categories: team taxonomies, zero-shot categorisation, trained category models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from feedlens.services.categories.categoriser import Categoriser, TrainedModel
+from feedlens.services.categories.service import (
+    CategoryError,
+    CategoryService,
+    TaxonomyCompiler,
+    TrainReport,
+    default_taxonomy,
+)
+from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
+
+if TYPE_CHECKING:
+    from feedlens.runtime.text_encoder import TextEncoder
+    from feedlens.services.factory import Services
+
+__all__ = [
+    "Categoriser",
+    "CategoryError",
+    "CategoryService",
+    "CompiledTaxonomy",
+    "Evidence",
+    "TaxonomyCompiler",
+    "TrainReport",
+    "TrainedModel",
+    "build_categories",
+    "default_taxonomy",
+]
+
+
+def build_categories(services: Services, encoder: TextEncoder) -> CategoryService:
+    """The category service over the services' database, sharing the search service's text encoder."""
+    return CategoryService(services.database, TaxonomyCompiler(services.store, encoder), services.settings)

@@ -1,0 +1,353 @@
+"""Categories of a workspace: its taxonomy (versioned), categorising images from their stored results,
+labels, trained models, recategorising, and per-day counts.
+
+Categorisation reads only stored data (analyses, vectors, posts), so categorising at ingest and
+`feedlens recategorize` after a taxonomy or model change give the same answer for the same inputs. The
+embeddings of an image's OCR text and captions are stored as vectors (`ocr`, `caption`) the first time,
+which makes recategorising a workspace arithmetic rather than sentence encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from feedlens.config import Settings
+from feedlens.core.errors import FeedlensError
+from feedlens.core.results.categories import CategoriesResult
+from feedlens.core.taxonomy import OTHER, Taxonomy, parse_taxonomy
+from feedlens.runtime.store import ModelStore
+from feedlens.runtime.text_encoder import ConceptTable, TextEncoder, concept_table
+from feedlens.services.categories.categoriser import Categoriser, TrainedModel
+from feedlens.services.categories.heads import CategoryHead, TrainingDataError, head_features, train_head
+from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence, compile_taxonomy
+from feedlens.services.search import caption_text
+from feedlens.storage import categories as cats
+from feedlens.storage import embeddings as vectors
+from feedlens.storage import repositories as repo
+from feedlens.storage.database import Database
+from feedlens.storage.tables import Image
+
+log = logging.getLogger(__name__)
+
+OCR, CAPTION = "ocr", "caption"  # embedding kinds this service stores
+BATCH = 256
+
+
+class CategoryError(FeedlensError):
+    """A request about categories that cannot be honoured (unknown category, too few labels)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def default_taxonomy() -> Taxonomy:
+    """The taxonomy a workspace starts with (src/feedlens/data/taxonomies/social-media.yaml)."""
+    text = resources.files("feedlens").joinpath("data/taxonomies/social-media.yaml").read_bytes()
+    return parse_taxonomy(text)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    version: int
+    taxonomy_version: int
+    images: int
+    positives: dict[str, int]
+    skipped: list[str]  # categories without both a positive and a negative example
+    recategorized: int
+
+
+class TaxonomyCompiler:
+    """Compiles taxonomies (phrase embeddings, WordNet ids) and embeds texts; no database needed, so the
+    CLI's `analyze` uses it as well."""
+
+    def __init__(self, store: ModelStore, encoder: TextEncoder) -> None:
+        self.store = store
+        self.encoder = encoder
+        self._table: ConceptTable | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def table(self) -> ConceptTable:
+        with self._lock:
+            if self._table is None:
+                self._table = concept_table(self.store)
+            return self._table
+
+    def compile(self, taxonomy: Taxonomy, version: int) -> CompiledTaxonomy:
+        return compile_taxonomy(taxonomy, version, self.encoder, self.table)
+
+    def encode(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Unit vectors (384,) of the non-blank texts, None for blank ones."""
+        present = [i for i, t in enumerate(texts) if t.strip()]
+        encoded = list(self.encoder.encode([texts[i] for i in present])) if present else []
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for i, vector in zip(present, encoded, strict=True):
+            out[i] = vector
+        return out
+
+
+class CategoryService:
+    def __init__(self, database: Database, compiler: TaxonomyCompiler, settings: Settings) -> None:
+        self.database = database
+        self.compiler = compiler
+        self.settings = settings
+        self._compiled: dict[tuple[int, int], CompiledTaxonomy] = {}
+        self._models: dict[tuple[int, int], TrainedModel] = {}
+        self._lock = threading.Lock()
+
+    # -- taxonomy --------------------------------------------------------------------------------------
+    def taxonomy(self, workspace: int) -> tuple[Taxonomy, int]:
+        """The current taxonomy and its version; a workspace without one gets the default as version 1."""
+        with self.database.session() as session:
+            row = cats.current_taxonomy(session, workspace)
+            if row is not None:
+                return Taxonomy.from_dict(row.definition), row.version
+            taxonomy = default_taxonomy()
+            return taxonomy, cats.add_taxonomy(session, workspace, taxonomy.to_dict())
+
+    def set_taxonomy(self, workspace: int, taxonomy: Taxonomy) -> tuple[int, int]:
+        """Store a new version (its concepts are checked first) and recategorise the workspace with it.
+        Returns (version, images recategorised). Labels of removed categories are kept, unused."""
+        self.compiler.compile(taxonomy, 0)  # unknown concepts fail here, before anything is stored
+        with self.database.session() as session:
+            version = cats.add_taxonomy(session, workspace, taxonomy.to_dict())
+        return version, self.recategorize(workspace)
+
+    def history(self, workspace: int) -> list[dict[str, Any]]:
+        self.taxonomy(workspace)
+        with self.database.session() as session:
+            return [
+                {
+                    "version": row.version,
+                    "name": row.definition.get("name"),
+                    "categories": [c["name"] for c in row.definition.get("categories", [])],
+                    "created_at": row.created_at.isoformat(),
+                }
+                for row in cats.taxonomy_versions(session, workspace)
+            ]
+
+    def _compiled_for(self, workspace: int) -> CompiledTaxonomy:
+        taxonomy, version = self.taxonomy(workspace)
+        key = (workspace, version)
+        with self._lock:
+            compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self.compiler.compile(taxonomy, version)
+            with self._lock:
+                self._compiled[key] = compiled
+        return compiled
+
+    def categoriser(self, workspace: int) -> Categoriser:
+        compiled = self._compiled_for(workspace)
+        with self.database.session() as session:
+            row = cats.current_model(session, workspace)
+            key = (workspace, row.version) if row is not None else None
+            model = self._models.get(key) if key else None
+            if row is not None and model is None:
+                model = TrainedModel(row.version, CategoryHead.from_bytes(row.weights))
+                self._models[(workspace, row.version)] = model
+        return Categoriser(compiled, self.settings.categories.threshold, model)
+
+    # -- categorising ----------------------------------------------------------------------------------
+    def evidence(
+        self, session: Session, image_ids: Sequence[str], refresh_text: bool = False
+    ) -> dict[str, Evidence]:
+        """Evidence of stored images (those without analyses are left out). `refresh_text` re-embeds
+        captions (after an ingest that may have linked new posts)."""
+        analyses = repo.current_analyses(session, image_ids)
+        content = vectors.get(session, image_ids, "content")
+        visual = vectors.get(session, image_ids, "visual")
+        posts = repo.posts_of(session, image_ids)
+        captions = {i: caption_text(posts.get(i, [])) for i in image_ids}
+        texts = {
+            i: str(analyses[i]["text"].result.get("full_text", "")) if "text" in analyses[i] else ""
+            for i in image_ids
+        }
+        text_vectors = vectors.get(session, image_ids, OCR)
+        caption_vectors = {} if refresh_text else vectors.get(session, image_ids, CAPTION)
+        need_text = [i for i in image_ids if texts[i].strip() and i not in text_vectors]
+        need_caption = [i for i in image_ids if captions[i].strip() and i not in caption_vectors]
+        for kind, ids, source, found in (
+            (OCR, need_text, texts, text_vectors),
+            (CAPTION, need_caption, captions, caption_vectors),
+        ):
+            for image_id, vector in zip(ids, self.compiler.encode([source[i] for i in ids]), strict=True):
+                assert vector is not None
+                vectors.put(session, image_id, kind, self.compiler.encoder.version, vector)
+                found[image_id] = vector
+        if refresh_text:
+            for image_id in image_ids:
+                if not captions[image_id].strip():
+                    vectors.drop(session, image_id, CAPTION)
+        out = {}
+        for image_id in image_ids:
+            results = {name: a.result for name, a in analyses[image_id].items()}
+            if "labels" not in results:
+                continue
+            out[image_id] = Evidence.from_results(
+                results,
+                content=content.get(image_id),
+                visual=visual.get(image_id),
+                caption=captions[image_id],
+                text_vector=text_vectors.get(image_id),
+                caption_vector=caption_vectors.get(image_id),
+            )
+        return out
+
+    def categorise(
+        self, workspace: int, image_ids: Sequence[str], refresh_text: bool = False
+    ) -> dict[str, CategoriesResult]:
+        """Categorise stored images and store the results (analyses + facets); returns them by image id."""
+        categoriser = self.categoriser(workspace)
+        out: dict[str, CategoriesResult] = {}
+        for start in range(0, len(image_ids), BATCH):
+            chunk = list(image_ids[start : start + BATCH])
+            with self.database.session() as session:
+                evidence = self.evidence(session, chunk, refresh_text)
+                ids = list(evidence)
+                results = categoriser.categorise([evidence[i] for i in ids])
+                for image_id, result in zip(ids, results, strict=True):
+                    repo.add_analyses(
+                        session, image_id, {cats.ANALYZER: result.to_dict()}, {cats.ANALYZER: result.version}
+                    )
+                    out[image_id] = result
+        return out
+
+    def after_ingest(self, workspace: int, image_ids: list[str]) -> None:
+        """Ingest hook: categorise new images (and images newly linked to a post: the caption counts)."""
+        self.categorise(workspace, image_ids, refresh_text=True)
+
+    def recategorize(self, workspace: int) -> int:
+        """Categorise every image of the workspace with the current taxonomy and model."""
+        done = 0
+        for chunk in self._image_chunks(workspace):
+            done += len(self.categorise(workspace, chunk))
+        return done
+
+    def _image_chunks(self, workspace: int) -> Iterator[list[str]]:
+        with self.database.session() as session:
+            ids = list(
+                session.scalars(select(Image.id).where(Image.workspace_id == workspace).order_by(Image.id))
+            )
+        for start in range(0, len(ids), BATCH):
+            yield ids[start : start + BATCH]
+
+    # -- labels and training ---------------------------------------------------------------------------
+    def _known(self, workspace: int, names: Sequence[str]) -> list[str]:
+        """Canonical names of the current taxonomy's categories; unknown names are an error."""
+        taxonomy, _ = self.taxonomy(workspace)
+        out, unknown = [], []
+        for name in names:
+            category = taxonomy.get(name)
+            if category is None:
+                unknown.append(name)
+            else:
+                out.append(category.name)
+        if unknown:
+            raise CategoryError(
+                "unknown_category",
+                f"not in the workspace's taxonomy: {', '.join(map(repr, unknown))} "
+                f"(categories: {', '.join(taxonomy.names)})",
+            )
+        return list(dict.fromkeys(out))
+
+    def label(
+        self,
+        workspace: int,
+        image_id: str,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        source: str = "api",
+        created_by: str = "",
+    ) -> list[dict[str, Any]] | None:
+        """Record labels for a stored image; None if the workspace has no such image."""
+        pos, neg = self._known(workspace, positive), self._known(workspace, negative)
+        if set(pos) & set(neg):
+            raise CategoryError(
+                "label_conflict", f"labelled both shown and not shown: {sorted(set(pos) & set(neg))}"
+            )
+        if OTHER in {p.casefold() for p in positive}:
+            raise CategoryError("unknown_category", f"`{OTHER}` is not a category one can label")
+        with self.database.session() as session:
+            if repo.get_image(session, workspace, image_id) is None:
+                return None
+            cats.set_labels(session, workspace, image_id, pos, neg, source, created_by)
+        return self.labels(workspace, image_id)
+
+    def labels(self, workspace: int, image_id: str) -> list[dict[str, Any]] | None:
+        with self.database.session() as session:
+            if repo.get_image(session, workspace, image_id) is None:
+                return None
+            return [
+                {
+                    "category": row.category,
+                    "positive": row.positive,
+                    "source": row.source,
+                    "created_by": row.created_by,
+                    "created_at": row.created_at.isoformat(),
+                }
+                for row in cats.labels_of_image(session, image_id)
+            ]
+
+    def train(self, workspace: int) -> TrainReport:
+        """Train a model on the workspace's labels, store it as the next version and recategorise."""
+        taxonomy, taxonomy_version = self.taxonomy(workspace)
+        with self.database.session() as session:
+            labelled = cats.workspace_labels(session, workspace)
+            evidence = self.evidence(session, sorted(labelled))
+        ids = [i for i in sorted(labelled) if i in evidence]
+        label_sets = [labelled[i][0] & set(taxonomy.names) for i in ids]
+        if not ids:
+            raise CategoryError("not_enough_labels", "the workspace has no labelled images")
+        try:
+            head = train_head(head_features([evidence[i] for i in ids]), label_sets, taxonomy.names)
+        except TrainingDataError as exc:
+            raise CategoryError("not_enough_labels", str(exc)) from None
+        positives = {name: int(n) for name, n in zip(head.categories, head.positives, strict=True)}
+        skipped = [n for n in taxonomy.names if n not in head.categories]
+        with self.database.session() as session:
+            version = cats.add_model(
+                session,
+                workspace,
+                taxonomy_version,
+                head.to_bytes(),
+                params={"kind": "linear-probe", "features": "visual+content+caption"},
+                metrics={"images": len(ids), "positives": positives, "skipped": skipped},
+            )
+        recategorized = self.recategorize(workspace)
+        return TrainReport(version, taxonomy_version, len(ids), positives, skipped, recategorized)
+
+    def models(self, workspace: int) -> list[dict[str, Any]]:
+        with self.database.session() as session:
+            return [
+                {
+                    "version": m.version,
+                    "taxonomy_version": m.taxonomy_version,
+                    "params": m.params,
+                    "metrics": m.metrics,
+                    "created_at": m.created_at.isoformat(),
+                }
+                for m in cats.models(session, workspace)
+            ]
+
+    # -- counts ----------------------------------------------------------------------------------------
+    def counts(
+        self, workspace: int, since: datetime | None = None, until: datetime | None = None
+    ) -> list[tuple[date, str, int]]:
+        """(day, category, images) with the taxonomy's spelling of each category name."""
+        taxonomy, _ = self.taxonomy(workspace)
+        spelled = {name.casefold(): name for name in (*taxonomy.names, OTHER)}
+        with self.database.session() as session:
+            rows = cats.category_counts(session, workspace, since, until)
+        return [(day, spelled.get(name, name), n) for day, name, n in rows]
