@@ -81,12 +81,15 @@ class ApiLimits(BaseModel):
 
 
 class CategorySettings(BaseModel):
-    """Categorisation. FEEDLENS_CATEGORIES__THRESHOLD=0.5 (docs/categories.md)."""
+    """Categorisation. FEEDLENS_CATEGORIES__THRESHOLD=0.4 (docs/categories.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    threshold: float = Field(
-        0.5, gt=0.0, lt=1.0, description="calibrated score at which a category is assigned"
+    threshold: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="one score at which every category is assigned; unset: each category's own threshold",
     )
 
 

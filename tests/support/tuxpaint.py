@@ -14,7 +14,7 @@ What `load_stamps` keeps: PNG only (the ~250 SVG stamps are skipped; rasterising
 library the project does not depend on), at least 32 px a side, not Tux Paint's pre-mirrored copies
 (`x_mirror.png`, which have no description), one copy of byte-identical files, and only folders mapped to a
 category below. Drawings (`Stamp.cartoon`) are skipped unless `include_cartoons`: a PNG is a drawing when it
-lies under a `cartoon` folder (animals/birds, food/fruit, town/houses, vehicles/locomotive and ten more) or
+lies under a `cartoon` folder (23 of them: animals/birds/cartoon, food/fruit/cartoon, town/houses/...) or
 has an SVG of the same name beside it (Tux Paint's raster fallback for a vector stamp: the hats, the money
 symbols, the speech balloons). Some drawings remain among the "photos" because their folder says nothing
 (clothes/t_*, food/pizza, the letters, the Easter and Hanukkah stamps, people/body_parts/eye).
@@ -42,8 +42,8 @@ key that is a whole-component prefix of a stamp's path wins; None leaves the sta
 | medical | - | bandage, thermometer, syringe: no health category |
 | military | - | memorial, ammunition: no category |
 | military/vehicles | vehicles | tanks, APCs, a fighter jet |
-| military/paratrooper, military/fireman240a | people & selfies | a person each (the fireman is a byte- |
-|   |   | identical copy of people/fireman240a, so it is dropped as a duplicate) |
+| military/paratrooper | people & selfies | a person under a parachute |
+| military/fireman240a | - | a byte-identical copy of people/fireman240a |
 | naturalforces | - | explosion, fire, lightning: semi-transparent effects, not a post subject |
 | people | people & selfies | firemen, an eye; the mermaid drawing |
 | people/toys | - | a rag doll |
@@ -143,7 +143,7 @@ FOLDER_CATEGORIES: Mapping[str, str | None] = MappingProxyType(
         "military": None,
         "military/vehicles": VEHICLES,
         "military/paratrooper": PEOPLE,
-        "military/fireman240a": PEOPLE,
+        "military/fireman240a": None,
         "naturalforces": None,
         "people": PEOPLE,
         "people/toys": None,
@@ -234,7 +234,7 @@ def _run(cmd: Sequence[str], cwd: Path) -> str:
 def ensure_stamps(cache: Path | None = None, *, installed: Path = INSTALLED_ROOT) -> Path:
     """The stamps folder, downloading and extracting the Debian package into `cache` first if need be.
 
-    About 160 MB are downloaded once; the extracted cache keeps ~30 MB (PNG, SVG, text). A file lock makes
+    About 160 MB are downloaded once; the extracted cache keeps ~40 MB (PNG, SVG, text). A file lock makes
     concurrent callers wait for one download instead of racing.
     """
     found = stamps_root(cache, installed=installed)

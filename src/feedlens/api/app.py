@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api import problems
 from feedlens.api.middleware import MetricsMiddleware, RequestGuard
-from feedlens.api.routers import analyze, batches, health, images, search
+from feedlens.api.routers import analyze, batches, categories, health, images, search
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
 from feedlens.services.access import AccessService, RateLimiter
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, analyze, images, batches, search):
+    for module in (health, analyze, images, batches, search, categories):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -13,6 +13,10 @@ from feedlens.storage.repositories import ImageFilter
 def image_filter(
     label: Annotated[str | None, Query(max_length=256, description="label or WordNet concept")] = None,
     label_min_score: Annotated[float, Query(ge=0, le=1)] = 0.1,
+    category: Annotated[
+        str | None,
+        Query(max_length=64, description="an assigned category of the workspace's taxonomy, or other"),
+    ] = None,
     safety: Annotated[str | None, Query(pattern="^(safe|suggestive|explicit)$")] = None,
     emotion: Annotated[str | None, Query(max_length=32)] = None,
     sentiment: Annotated[str | None, Query(pattern="^(positive|neutral|negative)$")] = None,
@@ -30,6 +34,7 @@ def image_filter(
     return ImageFilter(
         label=label,
         label_min_score=label_min_score,
+        category=category,
         safety=safety,
         emotion=emotion,
         sentiment=sentiment,

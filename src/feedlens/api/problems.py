@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode, UnknownAnalyzerError
+from feedlens.core.taxonomy import TaxonomyError
 from feedlens.services.access import AccessError
+from feedlens.services.categories import CategoryError
 from feedlens.services.feeds import FeedError
 from feedlens.services.fetch import FetchError
 from feedlens.services.inference import ServerBusyError
@@ -37,6 +39,7 @@ HTTP_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+CATEGORY_STATUS = {"unknown_category": 422, "label_conflict": 422, "not_enough_labels": 409}
 
 
 class Problem(Exception):  # noqa: N818 - reads as what it is: `raise Problem(404, ...)`
@@ -74,8 +77,10 @@ def status_of(exc: FeedlensError) -> int:
         return int(exc.http_status)
     if isinstance(exc, ServerBusyError):
         return 429
-    if isinstance(exc, UnknownAnalyzerError | FeedError | AccessError):
+    if isinstance(exc, UnknownAnalyzerError | FeedError | AccessError | TaxonomyError):
         return 422
+    if isinstance(exc, CategoryError):
+        return CATEGORY_STATUS.get(exc.code, 422)
     return 400
 
 
@@ -87,7 +92,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(FeedlensError)
     async def _feedlens(_: Request, exc: FeedlensError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusyError) else None
-        return problem_response(status_of(exc), str(exc.code), exc.message, headers)
+        # a taxonomy is fixed in one pass when every problem is listed, not just the first
+        extra = {"problems": exc.problems} if isinstance(exc, TaxonomyError) else {}
+        return problem_response(status_of(exc), str(exc.code), exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

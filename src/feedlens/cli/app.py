@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
+from feedlens.cli import categories as categories_cli
 from feedlens.cli import library as library_cli
 from feedlens.cli import models as models_cli
 from feedlens.cli import search as search_cli
@@ -20,7 +22,9 @@ from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
 from feedlens.config import Settings, load_settings
 from feedlens.core.errors import ConfigError, FeedlensError, ImageError
-from feedlens.services.factory import build_services
+from feedlens.core.results import ImageReport
+from feedlens.core.taxonomy import TaxonomyError
+from feedlens.services.factory import Services, build_services
 from feedlens.services.pipeline import iter_image_files
 from feedlens.services.redact import Method, Target
 from feedlens.services.redact import redact as redact_image
@@ -46,13 +50,19 @@ app.command()(search_cli.search)
 app.command()(search_cli.similar)
 app.command()(search_cli.duplicates)
 app.command()(search_cli.clusters)
+app.add_typer(categories_cli.taxonomy_app, name="taxonomy")
+app.add_typer(categories_cli.categories_app, name="categories")
+app.command()(categories_cli.label)
+app.command()(categories_cli.recategorize)
 
 
 @app.callback()
 def _start(ctx: typer.Context) -> None:
-    """Validate configuration and wire the object graph once, before any command runs."""
-    settings: Settings = load_settings()
-    ctx.obj = build_services(settings)
+    """Validate configuration and wire the object graph once, before any command runs (unless the caller
+    passed its own: tests run many commands over one set of loaded models)."""
+    if not isinstance(ctx.obj, Services):
+        settings: Settings = load_settings()
+        ctx.obj = build_services(settings)
 
 
 def _parse_analyzers(value: str) -> list[str]:
@@ -70,21 +80,54 @@ def analyze(
         str, typer.Option("--analyzers", "-a", help=f"comma-separated; known: {', '.join(ANALYZER_TYPES)}")
     ] = ",".join(DEFAULT_ANALYZERS),
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option("--taxonomy", help="categorise with this YAML/JSON taxonomy instead of the default"),
+    ] = None,
+    caption: Annotated[
+        str,
+        typer.Option("--caption", help="a post caption/hashtags that counts as the caption of EVERY image"),
+    ] = "",
 ) -> None:
-    """Analyse images and print one result per image. Bad images are reported, not fatal (exit 0)."""
+    """Analyse images and print one result per image. Bad images are reported, not fatal (exit 0).
+    With `labels` (a default), each image also gets `categories`: zero-shot, default taxonomy."""
     services = services_from(ctx)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
-    pipeline = services.pipeline(_parse_analyzers(analyzers))
+    names = _parse_analyzers(analyzers)
+    if "labels" not in names and (taxonomy is not None or caption):
+        raise ConfigError("--taxonomy and --caption categorise images, which needs the labels analyzer")
+    categories = categories_cli.AnalyzeCategories(services, taxonomy, caption) if "labels" in names else None
+    pipeline = services.pipeline(names)
     files = list(iter_image_files(paths))
     pipeline.load()  # load models before the progress bar starts, so it measures analysis only
     writer = ReportWriter(output_format, Console(), Console(stderr=True))
+    batch_size = services.settings.batch_size
     with writer.progress(len(files)) as advance:
-        for report in pipeline.analyze_paths(files, services.settings.batch_size):
-            writer.add(report)
-            advance()
+        batch: list[ImageReport] = []
+        for report in pipeline.analyze_paths(files, batch_size):
+            batch.append(report)
+            if len(batch) < batch_size:
+                continue
+            _emit(batch, categories, writer, advance)
+            batch = []
+        _emit(batch, categories, writer, advance)
     writer.finish(pipeline.stats)
+
+
+def _emit(
+    batch: list[ImageReport],
+    categories: categories_cli.AnalyzeCategories | None,
+    writer: ReportWriter,
+    advance: Callable[[], None],
+) -> None:
+    """Categorise a batch of reports (one sentence-encoder call for their texts), then write them."""
+    if categories is not None and batch:
+        categories.add(batch)
+    for report in batch:
+        writer.add(report)
+        advance()
 
 
 @app.command()
@@ -116,24 +159,26 @@ def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
 
 
 def _print_error(exc: FeedlensError) -> None:
-    message = f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}"
-    Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+    """One line; errors that list several problems (a taxonomy file) print each on a line of its own."""
+    err = Console(stderr=True)
+    problems = exc.problems if isinstance(exc, TaxonomyError) else []
+    message = escape(exc.message.partition(":")[0] + ":" if problems else exc.message)
+    err.print(f"[bold red]error[/] {escape(f'[{exc.code}]')} {message}", highlight=False, soft_wrap=True)
+    for problem in problems:
+        err.print(f"  - {escape(problem)}", highlight=False, soft_wrap=True)
 
 
-def main() -> None:
-    """Console entry point: feedlens errors become a one-line message and exit code 2, not a traceback."""
+def main(args: Sequence[str] | None = None, services: Services | None = None) -> None:
+    """Console entry point: feedlens errors become a short message and exit code 2, not a traceback.
+    `args` and already wired `services` are for running commands in-process (tests)."""
     try:
         # standalone_mode=False lets feedlens errors reach us typed; click then returns exit codes instead.
-        code = app(standalone_mode=False)
+        code = app(args=args, standalone_mode=False, obj=services)
     except ImageError as exc:  # a single-image command (redact) got a bad image: nothing was produced
-        Console(stderr=True).print(
-            f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
-        )
+        _print_error(exc)
         sys.exit(EXIT_BAD_INPUT)
     except FeedlensError as exc:
-        Console(stderr=True).print(
-            f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
-        )
+        _print_error(exc)
         sys.exit(EXIT_USAGE)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)

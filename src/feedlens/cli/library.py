@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,7 @@ from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import services_from
 from feedlens.core.errors import ConfigError
 from feedlens.services.access import AccessService, Scope
-from feedlens.services.categories import build_categories
+from feedlens.services.categories import CategoryService, build_categories
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import Ingestor, IngestSummary, chain_hooks, items_from_paths
@@ -45,6 +47,23 @@ def _progress(console: Console) -> Progress:
     )
 
 
+@contextlib.contextmanager
+def open_ingestor(services: Services) -> Iterator[tuple[Ingestor, CategoryService]]:
+    """The ingestor `feedlens ingest` uses (default analyzers, loaded; search and category hooks) and the
+    category service its hook categorises with. Models load here, before any progress bar starts."""
+    library = _library(services)
+    pipeline = services.pipeline(DEFAULT_ANALYZERS)
+    pipeline.load()
+    with SafeFetcher(services.settings.fetch) as fetcher:
+        search = build_search(services)
+        categories = build_categories(services, search.encoder)
+        hooks = chain_hooks(search.after_ingest, categories.after_ingest)
+        yield (
+            Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks),
+            categories,
+        )
+
+
 def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="image files, folders, feed exports (.jsonl/.csv)")],
@@ -56,18 +75,12 @@ def ingest(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
-    library = _library(services)
+    services.database.migrate()
     workspace_id = AccessService(services.database).create_workspace(workspace)
     items = list(items_from_paths(paths))
-    pipeline = services.pipeline(DEFAULT_ANALYZERS)
-    pipeline.load()
     err = Console(stderr=True)
     summary = IngestSummary()
-    with SafeFetcher(services.settings.fetch) as fetcher, _progress(err) as progress:
-        search = build_search(services)
-        categories = build_categories(services, search.encoder)
-        hooks = chain_hooks(search.after_ingest, categories.after_ingest)
-        ingestor = Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks)
+    with open_ingestor(services) as (ingestor, _), _progress(err) as progress:
         task = progress.add_task(f"ingest into {workspace}", total=len(items))
         for outcome in ingestor.ingest(workspace_id, items):
             summary.count(outcome)

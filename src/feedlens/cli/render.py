@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from feedlens.core.results import FacesResult, ImageReport, LabelsResult
+from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
@@ -59,6 +60,15 @@ def _summarise(report: ImageReport) -> tuple[str, str]:
     return top, concepts
 
 
+def _categories(report: ImageReport) -> str:
+    """The assigned categories with their scores; `other` alone when none fits."""
+    result = report.results.get("categories")
+    if not isinstance(result, CategoriesResult):
+        return ""
+    scores = {c.name: c.score for c in result.categories}
+    return ", ".join(f"{n} {scores[n]:.2f}" if n in scores else n for n in result.assigned)
+
+
 class ReportWriter:
     """Streams JSON Lines as reports arrive; collects rows for the table and the JSON array."""
 
@@ -94,18 +104,23 @@ class ReportWriter:
     def _table(self) -> None:
         table = Table(show_lines=False)
         table.add_column("image", overflow="fold")
-        for column in ("size", "labels", "concepts", "safety · faces · text · colours"):
+        with_categories = any(isinstance(r.results.get("categories"), CategoriesResult) for r in self.reports)
+        columns = ["size", "labels", "concepts", "safety · faces · text · colours"]
+        if with_categories:
+            columns.insert(1, "categories")
+        for column in columns:
             table.add_column(column)
         for report in self.reports:
             if report.error is not None:
-                table.add_row(
-                    report.path, "", f"[red]{report.error['code']}[/]", report.error["message"][:60]
-                )
+                gap = [""] * (2 if with_categories else 1)  # the error reads under `labels`
+                error = [f"[red]{report.error['code']}[/]", escape(report.error["message"][:60])]
+                table.add_row(escape(report.path), *gap, *error)
                 continue
             labels, concepts = _summarise(report)
-            table.add_row(
-                report.path, f"{report.width}x{report.height}", labels, concepts, escape(_other(report))
-            )
+            row = [f"{report.width}x{report.height}", labels, concepts, escape(_other(report))]
+            if with_categories:
+                row.insert(1, escape(_categories(report)))
+            table.add_row(escape(report.path), *row)
         self.out.print(table)
 
     def _summary(self, stats: PipelineStats) -> None:

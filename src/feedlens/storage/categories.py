@@ -180,3 +180,14 @@ def category_counts(
             continue
         counts[(when.date(), category)] += 1
     return sorted((day, category, n) for (day, category), n in counts.items())
+
+
+def assigned_counts(session: Session, workspace: int) -> dict[str, int]:
+    """Lower-cased category name -> images of the workspace currently assigned it (`other` included)."""
+    rows = session.execute(
+        select(Facet.value, func.count(func.distinct(Facet.image_id)))
+        .join(Image, Image.id == Facet.image_id)
+        .where(Image.workspace_id == workspace, Facet.analyzer == ANALYZER, Facet.kind == "category")
+        .group_by(Facet.value)
+    )
+    return {str(value): int(n) for value, n in rows}

@@ -25,12 +25,15 @@ class CategoryScore:
     zero_shot: float | None = None
     trained: float | None = None
     weight: float = 0.0
+    threshold: float | None = None  # the score at which this category is assigned
 
     def __post_init__(self) -> None:
         check_score(self.score, f"category {self.name!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "score": self.score, "assigned": self.assigned}
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
         if self.evidence:
             out["evidence"] = self.evidence
         if self.zero_shot is not None:

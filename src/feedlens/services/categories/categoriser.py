@@ -10,15 +10,17 @@ import numpy as np
 from feedlens.core.results.categories import CategoriesResult, CategoryScore
 from feedlens.services.categories.heads import CategoryHead, head_features
 from feedlens.services.categories.zero_shot import (
-    FUSION,
     CompiledTaxonomy,
     Evidence,
     FusionWeights,
     contributions,
     features,
+    fusions,
     roll_up,
     zero_shot,
 )
+
+HEAD_THRESHOLD = 0.5  # trained heads use balanced class weights: their even odds are their natural cut
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,24 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class Categoriser:
+    """`threshold` None: each category is assigned at its own threshold (its zero-shot model's, moved
+    towards the trained head's 0.5 by the head's share of the blend); a number overrides that for all."""
+
     compiled: CompiledTaxonomy
-    threshold: float
+    threshold: float | None = None
     model: TrainedModel | None = None
-    fusion: FusionWeights = FUSION
+    fusion: Sequence[FusionWeights] | None = None  # per category; default `fusions(compiled)`
+
+    def thresholds(self) -> np.ndarray:
+        """(C,) assignment threshold of each category."""
+        models = fusions(self.compiled) if self.fusion is None else self.fusion
+        base = np.array([m.threshold if self.threshold is None else self.threshold for m in models])
+        if self.model is None or self.threshold is not None:
+            return base
+        share = dict(zip(self.model.head.categories, self.model.head.blend_weights(), strict=True))
+        weights = np.array([share.get(name, 0.0) for name in self.compiled.names])
+        out: np.ndarray = weights * HEAD_THRESHOLD + (1.0 - weights) * base
+        return out
 
     def scores(self, evidence: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Zero-shot (N, C), log-odds terms (N, C, F), and the blended scores (N, C) or None."""
@@ -58,6 +74,7 @@ class Categoriser:
         head = self.model.head if self.model is not None else None
         trained = head.predict(head_features(evidence)) if head is not None and evidence else None
         weights = head.blend_weights() if head is not None else None
+        thresholds = self.thresholds()
         results = []
         for i in range(len(evidence)):
             scores = []
@@ -68,7 +85,8 @@ class Categoriser:
                     CategoryScore(
                         name=name,
                         score=round(score, 6),
-                        assigned=score >= self.threshold,
+                        assigned=score >= thresholds[c],
+                        threshold=round(float(thresholds[c]), 4),
                         evidence=contributions(terms[i, c]),
                         zero_shot=round(float(zero[i, c]), 6) if blended is not None else None,
                         trained=round(float(trained[i, k]), 6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
@@ -28,7 +29,13 @@ from feedlens.core.taxonomy import OTHER, Taxonomy, parse_taxonomy
 from feedlens.runtime.store import ModelStore
 from feedlens.runtime.text_encoder import ConceptTable, TextEncoder, concept_table
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
-from feedlens.services.categories.heads import CategoryHead, TrainingDataError, head_features, train_head
+from feedlens.services.categories.heads import (
+    REGULARISATION_C,
+    CategoryHead,
+    TrainingDataError,
+    head_features,
+    train_head,
+)
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence, compile_taxonomy
 from feedlens.services.search import caption_text
 from feedlens.storage import categories as cats
@@ -105,6 +112,20 @@ class CategoryService:
         self._compiled: dict[tuple[int, int], CompiledTaxonomy] = {}
         self._models: dict[tuple[int, int], TrainedModel] = {}
         self._lock = threading.Lock()
+        self._versions = threading.Lock()  # one version number per new taxonomy or model in this process
+
+    def _new_version(self, add: Callable[[Session], int]) -> int:
+        """Run `add` (which takes max(version) + 1) so that concurrent writers get distinct numbers: a lock
+        within this process, one retry when another process took the number first."""
+        with self._versions:
+            for attempt in range(2):
+                try:
+                    with self.database.session() as session:
+                        return add(session)
+                except IntegrityError:
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
 
     # -- taxonomy --------------------------------------------------------------------------------------
     def taxonomy(self, workspace: int) -> tuple[Taxonomy, int]:
@@ -113,15 +134,23 @@ class CategoryService:
             row = cats.current_taxonomy(session, workspace)
             if row is not None:
                 return Taxonomy.from_dict(row.definition), row.version
-            taxonomy = default_taxonomy()
-            return taxonomy, cats.add_taxonomy(session, workspace, taxonomy.to_dict())
+        taxonomy = default_taxonomy()
+
+        def first(session: Session) -> int:
+            row = cats.current_taxonomy(session, workspace)  # another request may have just made it
+            return (
+                row.version if row is not None else cats.add_taxonomy(session, workspace, taxonomy.to_dict())
+            )
+
+        version = self._new_version(first)
+        return self.taxonomy(workspace) if version != 1 else (taxonomy, version)
 
     def set_taxonomy(self, workspace: int, taxonomy: Taxonomy) -> tuple[int, int]:
         """Store a new version (its concepts are checked first) and recategorise the workspace with it.
         Returns (version, images recategorised). Labels of removed categories are kept, unused."""
         self.compiler.compile(taxonomy, 0)  # unknown concepts fail here, before anything is stored
-        with self.database.session() as session:
-            version = cats.add_taxonomy(session, workspace, taxonomy.to_dict())
+        self.taxonomy(workspace)  # the default becomes version 1 first, so history shows what came before
+        version = self._new_version(lambda session: cats.add_taxonomy(session, workspace, taxonomy.to_dict()))
         return version, self.recategorize(workspace)
 
     def history(self, workspace: int) -> list[dict[str, Any]]:
@@ -316,15 +345,16 @@ class CategoryService:
             raise CategoryError("not_enough_labels", str(exc)) from None
         positives = {name: int(n) for name, n in zip(head.categories, head.positives, strict=True)}
         skipped = [n for n in taxonomy.names if n not in head.categories]
-        with self.database.session() as session:
-            version = cats.add_model(
+        version = self._new_version(
+            lambda session: cats.add_model(
                 session,
                 workspace,
                 taxonomy_version,
                 head.to_bytes(),
-                params={"kind": "linear-probe", "features": "visual+content+caption"},
+                params={"kind": "linear-probe", "features": "visual+content+caption", "C": REGULARISATION_C},
                 metrics={"images": len(ids), "positives": positives, "skipped": skipped},
             )
+        )
         recategorized = self.recategorize(workspace)
         return TrainReport(version, taxonomy_version, len(ids), positives, skipped, recategorized)
 

@@ -1,0 +1,199 @@
+"""Categories: the workspace's taxonomy (versioned), its categories and per-day counts, labels on images,
+trained category models and recategorising."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from feedlens.api.deps import Admin, Reader, State, Writer
+from feedlens.api.problems import Problem
+from feedlens.core.taxonomy import MAX_BYTES, MAX_NAME, OTHER, parse_taxonomy
+from feedlens.storage import categories as cats
+
+router = APIRouter(tags=["categories"])
+
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+OTHER_DESCRIPTION = "images that fit no category of the taxonomy"
+MAX_LABELS = 50
+
+TAXONOMY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": f"a taxonomy document (docs/categories.md), at most {MAX_BYTES} bytes",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+            "text/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+
+
+class LabelsBody(BaseModel):
+    """Categories an image shows and (`not`) does not show; statements replace earlier ones about the
+    same categories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[CategoryName] = Field(default_factory=list, max_length=MAX_LABELS)
+    not_: list[CategoryName] = Field(default_factory=list, max_length=MAX_LABELS, alias="not")
+
+    @model_validator(mode="after")
+    def _some(self) -> LabelsBody:
+        if not self.categories and not self.not_:
+            raise ValueError("give at least one category in `categories` or `not`")
+        return self
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes (not buffered past it)."""
+    length = request.headers.get("content-length")
+    detail = f"a taxonomy document is at most {limit} bytes"
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise Problem(413, "request_too_large", detail)
+    chunks, seen = [], 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise Problem(413, "request_too_large", detail)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive means UTC; the count query compares aware datetimes."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- taxonomy ----------------------------------------------------------------------------------------------
+@router.get("/v1/taxonomy")
+async def get_taxonomy(state: State, who: Reader) -> dict[str, Any]:
+    """The workspace's current taxonomy and its version (the default taxonomy until one is set)."""
+    taxonomy, version = await run_in_threadpool(state.categories.taxonomy, who.workspace_id)
+    return {"version": version, "taxonomy": taxonomy.to_dict()}
+
+
+@router.put("/v1/taxonomy", openapi_extra=TAXONOMY_DOC)
+async def put_taxonomy(request: Request, state: State, who: Admin) -> dict[str, Any]:
+    """Replace the taxonomy (JSON, or YAML as application/yaml or text/yaml): stores a new version and
+    recategorises every image of the workspace with it. Labels of removed categories are kept."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (*JSON_TYPES, *YAML_TYPES):
+        raise Problem(
+            415, "unsupported_media_type", "send the taxonomy as application/json or application/yaml"
+        )
+    body = await _read_capped(request, MAX_BYTES)
+    media_type = "application/json" if content_type in JSON_TYPES else "application/yaml"
+    # TaxonomyError -> 422 listing every problem; parsing up to MAX_BYTES of YAML is off the event loop
+    taxonomy = await run_in_threadpool(parse_taxonomy, body, media_type)
+    version, recategorized = await run_in_threadpool(
+        state.categories.set_taxonomy, who.workspace_id, taxonomy
+    )
+    return {"version": version, "recategorized": recategorized}
+
+
+@router.get("/v1/taxonomy/versions")
+async def taxonomy_versions(state: State, who: Reader) -> dict[str, Any]:
+    """Every version of the workspace's taxonomy, newest first."""
+    return {"versions": await run_in_threadpool(state.categories.history, who.workspace_id)}
+
+
+# -- categories --------------------------------------------------------------------------------------------
+def _categories(state: State, workspace: int) -> dict[str, Any]:
+    taxonomy, version = state.categories.taxonomy(workspace)
+    with state.library.database.session() as session:
+        counts = cats.assigned_counts(session, workspace)
+    items = [
+        {
+            "name": c.name,
+            "description": c.description,
+            "parent": c.parent,
+            "images": counts.get(c.name.casefold(), 0),
+        }
+        for c in taxonomy.categories
+    ]
+    items.append(
+        {"name": OTHER, "description": OTHER_DESCRIPTION, "parent": None, "images": counts.get(OTHER, 0)}
+    )
+    return {"taxonomy": taxonomy.name, "version": version, "categories": items}
+
+
+@router.get("/v1/categories")
+async def list_categories(state: State, who: Reader) -> dict[str, Any]:
+    """The current categories (and `other`), each with the number of images currently assigned it."""
+    return await run_in_threadpool(_categories, state, who.workspace_id)
+
+
+@router.get("/v1/categories/counts")
+async def category_counts(
+    state: State,
+    who: Reader,
+    since: Annotated[datetime | None, Query(description="from this time (naive means UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="before this time")] = None,
+) -> dict[str, Any]:
+    """Images per category and UTC day, dated by their earliest post (or, without one, by ingest)."""
+    start, end = _utc(since), _utc(until)
+    if start is not None and end is not None and start >= end:
+        raise Problem(422, "invalid_request", "`since` must be before `until`")
+    rows = await run_in_threadpool(state.categories.counts, who.workspace_id, start, end)
+    return {"counts": [{"day": day.isoformat(), "category": name, "images": n} for day, name, n in rows]}
+
+
+@router.post("/v1/categories/recategorize")
+async def recategorize(state: State, who: Writer) -> dict[str, Any]:
+    """Categorise every image of the workspace again with the current taxonomy and model."""
+    return {"recategorized": await run_in_threadpool(state.categories.recategorize, who.workspace_id)}
+
+
+@router.post("/v1/categories/train")
+async def train(state: State, who: Writer) -> dict[str, Any]:
+    """Train a category model on the workspace's labels, make it current and recategorise with it;
+    409 `not_enough_labels` when no category has both a positive and a negative example."""
+    report = await run_in_threadpool(state.categories.train, who.workspace_id)
+    return dataclasses.asdict(report)
+
+
+@router.get("/v1/categories/models")
+async def category_models(state: State, who: Reader) -> dict[str, Any]:
+    """The workspace's trained category models, newest (current) first."""
+    return {"models": await run_in_threadpool(state.categories.models, who.workspace_id)}
+
+
+# -- labels ------------------------------------------------------------------------------------------------
+@router.post("/v1/images/{image_id}/labels", tags=["images"])
+async def add_labels(image_id: str, body: LabelsBody, state: State, who: Writer) -> dict[str, Any]:
+    """Say which categories an image shows (`categories`) and does not show (`not`): ground truth for
+    POST /v1/categories/train. Names are the current taxonomy's (any case)."""
+    labels = await run_in_threadpool(
+        lambda: state.categories.label(
+            who.workspace_id,
+            image_id,
+            body.categories,
+            body.not_,
+            source="api",
+            created_by=f"key:{who.key_id}",  # the key's id: the secret is never stored or echoed
+        )
+    )
+    if labels is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return {"image_id": image_id, "labels": labels}
+
+
+@router.get("/v1/images/{image_id}/labels", tags=["images"])
+async def get_labels(image_id: str, state: State, who: Reader) -> dict[str, Any]:
+    """The labels recorded for an image."""
+    labels = await run_in_threadpool(state.categories.labels, who.workspace_id, image_id)
+    if labels is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return {"image_id": image_id, "labels": labels}
