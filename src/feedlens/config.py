@@ -91,6 +91,12 @@ class CategorySettings(BaseModel):
         lt=1.0,
         description="one score at which every category is assigned; unset: each category's own threshold",
     )
+    caption_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=2.0,
+        description="how much captions and hashtags count (1: as fitted on described images; 0: ignored)",
+    )
 
 
 class SearchSettings(BaseModel):

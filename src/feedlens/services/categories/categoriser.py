@@ -10,6 +10,8 @@ import numpy as np
 from feedlens.core.results.categories import CategoriesResult, CategoryScore
 from feedlens.services.categories.heads import CategoryHead, head_features
 from feedlens.services.categories.zero_shot import (
+    FEATURES,
+    SOURCE_OF,
     CompiledTaxonomy,
     Evidence,
     FusionWeights,
@@ -20,6 +22,9 @@ from feedlens.services.categories.zero_shot import (
     zero_shot,
 )
 
+CAPTION_COLUMNS = [
+    i for i, name in enumerate(FEATURES) if SOURCE_OF[name] == "caption" or name == "keyword_caption"
+]
 HEAD_THRESHOLD = 0.5  # trained heads use balanced class weights: their even odds are their natural cut
 
 
@@ -38,6 +43,7 @@ class Categoriser:
     threshold: float | None = None
     model: TrainedModel | None = None
     fusion: Sequence[FusionWeights] | None = None  # per category; default `fusions(compiled)`
+    caption_weight: float = 1.0  # scales the caption's features: captions vary in how much they describe
 
     def thresholds(self) -> np.ndarray:
         """(C,) assignment threshold of each category."""
@@ -56,6 +62,8 @@ class Categoriser:
             c = len(self.compiled.names)
             return np.zeros((0, c)), np.zeros((0, c, 0)), None
         feats = np.stack([features(self.compiled, e) for e in evidence])
+        if self.caption_weight != 1.0:
+            feats[..., CAPTION_COLUMNS] *= self.caption_weight
         zero, terms = zero_shot(self.compiled, feats, self.fusion)
         if self.model is None:
             return zero, terms, None
@@ -85,7 +93,7 @@ class Categoriser:
                     CategoryScore(
                         name=name,
                         score=round(score, 6),
-                        assigned=score >= thresholds[c],
+                        assigned=bool(score >= thresholds[c]),
                         threshold=round(float(thresholds[c]), 4),
                         evidence=contributions(terms[i, c]),
                         zero_shot=round(float(zero[i, c]), 6) if blended is not None else None,

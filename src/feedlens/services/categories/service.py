@@ -186,7 +186,8 @@ class CategoryService:
             if row is not None and model is None:
                 model = TrainedModel(row.version, CategoryHead.from_bytes(row.weights))
                 self._models[(workspace, row.version)] = model
-        return Categoriser(compiled, self.settings.categories.threshold, model)
+        config = self.settings.categories
+        return Categoriser(compiled, config.threshold, model, caption_weight=config.caption_weight)
 
     # -- categorising ----------------------------------------------------------------------------------
     def evidence(

@@ -79,7 +79,7 @@ FUSION = FusionWeights(
         "labels": 5.295,
         "signals": 3.0,
         "visual": 3.627,
-        "visual_rel": -2.795,  # collinear with `visual` once labels are in: the pair nets a small relative term
+        "visual_rel": -2.795,  # collinear with `visual` once labels are in: the pair nets a small term
         "text": -1.789,
         "text_rel": 8.398,
         "caption": -3.577,
