@@ -31,7 +31,6 @@ categories:
   - name: our product
     description: a camera, a photographer or someone taking photographs
     phrases: [a camera, a photographer with a camera, a camera on a tripod, taking a photo, photography]
-    concepts: [photographic equipment]
     keywords: [camera, photography, photooftheday]
   - name: animals & pets
     description: an animal, a pet or wildlife

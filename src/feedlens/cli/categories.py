@@ -8,7 +8,6 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from feedlens.services.categories import (
     TaxonomyCompiler,
     build_categories,
     default_taxonomy,
+    default_taxonomy_text,
 )
 from feedlens.services.categories.imports import LabelImport, categorise_reports, import_csv, import_folder
 from feedlens.services.factory import Services
@@ -43,7 +43,6 @@ categories_app = typer.Typer(
 )
 
 Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
-DEFAULT_TAXONOMY = "data/taxonomies/social-media.yaml"  # the file default_taxonomy() parses
 MAX_ERRORS_SHOWN = 20
 
 
@@ -137,7 +136,7 @@ def taxonomy_versions(ctx: typer.Context, workspace: Workspace = "default") -> N
 @taxonomy_app.command("default")
 def taxonomy_default() -> None:
     """Print the shipped default taxonomy (commented YAML): copy it, edit it, `feedlens taxonomy set`."""
-    typer.echo(resources.files("feedlens").joinpath(DEFAULT_TAXONOMY).read_text(encoding="utf-8"), nl=False)
+    typer.echo(default_taxonomy_text(), nl=False)
 
 
 @taxonomy_app.command("concepts")
@@ -175,8 +174,9 @@ def _print_import(result: LabelImport, err: Console) -> None:
     for category, n in sorted(result.labelled.items()):
         typer.echo(f"{category}\t{n}")
     err.print(
-        f"{sum(result.labelled.values())} labels recorded, {result.added} images added, "
-        f"{len(result.errors)} errors",
+        f"{sum(result.labelled.values())} labels recorded"
+        + (f" (and {result.negatives} 'not' labels)" if result.negatives else "")
+        + f", {result.added} images added, {len(result.errors)} errors",
         highlight=False,
     )
 

@@ -11,6 +11,7 @@ from feedlens.services.categories.service import (
     TaxonomyCompiler,
     TrainReport,
     default_taxonomy,
+    default_taxonomy_text,
 )
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
 
@@ -29,6 +30,7 @@ __all__ = [
     "TrainedModel",
     "build_categories",
     "default_taxonomy",
+    "default_taxonomy_text",
 ]
 
 

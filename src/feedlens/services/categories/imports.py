@@ -28,23 +28,24 @@ TRUE, FALSE = {"1", "true", "yes", "y", "t", ""}, {"0", "false", "no", "n", "f"}
 
 @dataclass
 class LabelImport:
-    labelled: Counter[str] = field(default_factory=Counter)  # category -> images
+    labelled: Counter[str] = field(default_factory=Counter)  # category -> images shown to be of it
+    negatives: int = 0  # statements that an image is not of a category
     added: int = 0  # images ingested by a folder import
     errors: list[dict[str, str]] = field(default_factory=list)  # {"where", "code", "message"}
 
 
 def slug(name: str) -> str:
-    """Folder names cannot always spell a category ("food & drink" -> food_and_drink, Food-Drink...)."""
-    return re.sub(r"[^0-9a-z]+", "", name.casefold().replace("&", "and"))
+    """Folder names cannot always spell a category: "food & drink", food_and_drink, Food-Drink and
+    FoodAndDrink all read "fooddrink" ("and" is dropped as a whole word only: "landscape" stays)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).casefold()  # FoodAndDrink -> food and drink
+    return "".join(w for w in re.findall(r"[0-9a-z]+", spaced) if w != "and")
 
 
 def _folder_category(taxonomy: Taxonomy, folder: str) -> str | None:
     direct = taxonomy.get(folder)
     if direct is not None:
         return direct.name
-    matches = [
-        c.name for c in taxonomy.categories if slug(c.name) in (slug(folder), slug(folder).replace("and", ""))
-    ]
+    matches = [c.name for c in taxonomy.categories if slug(c.name) == slug(folder)]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -97,6 +98,7 @@ def import_csv(service: CategoryService, workspace: int, path: Path, created_by:
     if path.stat().st_size > MAX_CSV_BYTES:
         raise CategoryError("label_import_invalid", f"{path} is larger than {MAX_CSV_BYTES} bytes")
     report = LabelImport()
+    taxonomy, _ = service.taxonomy(workspace)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
@@ -135,7 +137,11 @@ def import_csv(service: CategoryService, workspace: int, path: Path, created_by:
         except CategoryError as exc:
             report.errors.append({"where": where, "code": exc.code, "message": exc.message})
             continue
-        report.labelled[category] += 1
+        if positive in TRUE:
+            known = taxonomy.get(category)
+            report.labelled[known.name if known is not None else category] += 1
+        else:
+            report.negatives += 1
     return report
 
 

@@ -58,10 +58,14 @@ class CategoryError(FeedlensError):
         self.code = code
 
 
+def default_taxonomy_text() -> str:
+    """The shipped default taxonomy's YAML, comments included (`feedlens taxonomy default`)."""
+    return resources.files("feedlens").joinpath("data/taxonomies/social-media.yaml").read_text("utf-8")
+
+
 def default_taxonomy() -> Taxonomy:
     """The taxonomy a workspace starts with (src/feedlens/data/taxonomies/social-media.yaml)."""
-    text = resources.files("feedlens").joinpath("data/taxonomies/social-media.yaml").read_bytes()
-    return parse_taxonomy(text)
+    return parse_taxonomy(default_taxonomy_text())
 
 
 @dataclass(frozen=True)
