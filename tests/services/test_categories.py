@@ -25,6 +25,7 @@ from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.taxonomy import TaxonomyError, parse_taxonomy
 from feedlens.services.access import AccessService
 from feedlens.services.categories import CategoryError, CategoryService, build_categories
+from feedlens.services.categories.imports import import_csv, import_folder
 from feedlens.services.factory import Services
 from feedlens.services.feeds import PostRecord
 from feedlens.services.fetch import SafeFetcher
@@ -296,3 +297,45 @@ def test_training_on_a_few_labels_beats_zero_shot(services: Services, tmp_path: 
     finally:
         stack.fetcher.close()
         stack.services.database.dispose()
+
+
+def test_bad_label_files(samples: tuple[Stack, dict[str, str]], tmp_path: Path) -> None:
+    stack, ids = samples
+    for name, content in (
+        ("latin1.csv", b"image,category\n" + ids["coffee.png"].encode() + b",caf\xe9\n"),
+        ("columns.csv", b"picture,label\nx,y\n"),
+        ("binary.csv", b"\x00\xff\xfe" * 100),
+    ):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CategoryError) as caught:
+            import_csv(stack.categories, stack.workspace, path)
+        assert caught.value.code == "label_import_invalid", name
+    with pytest.raises(CategoryError):
+        import_csv(stack.categories, stack.workspace, tmp_path / "missing.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert import_csv(stack.categories, stack.workspace, empty).labelled == {}
+    with pytest.raises(CategoryError) as not_folder:
+        import_folder(stack.categories, stack.ingestor, stack.workspace, tmp_path / "missing")
+    assert not_folder.value.code == "label_import_invalid"
+
+
+@pytest.mark.parametrize(
+    ("folder", "category"),
+    [
+        ("food & drink", FOOD),
+        ("Food-Drink", FOOD),
+        ("food_and_drink", FOOD),
+        ("FoodAndDrink", FOOD),
+        ("TRAVEL_OUTDOORS", "travel & outdoors"),
+        ("text-memes-screenshots", TEXT),
+        ("landscapes", None),
+        ("food", None),
+    ],
+)
+def test_folder_names_match_categories_by_slug(folder: str, category: str | None) -> None:
+    from feedlens.services.categories import default_taxonomy
+    from feedlens.services.categories.imports import _folder_category
+
+    assert _folder_category(default_taxonomy(), folder) == category
