@@ -13,14 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from feedlens.api.deps import Admin, Reader, State, Writer
 from feedlens.api.problems import Problem
-from feedlens.core.taxonomy import MAX_BYTES, MAX_NAME, OTHER, parse_taxonomy
-from feedlens.storage import categories as cats
+from feedlens.core.taxonomy import MAX_BYTES, MAX_NAME, parse_taxonomy
 
 router = APIRouter(tags=["categories"])
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-OTHER_DESCRIPTION = "images that fit no category of the taxonomy"
 MAX_LABELS = 50
 
 TAXONOMY_DOC: dict[str, Any] = {
@@ -110,29 +108,10 @@ async def taxonomy_versions(state: State, who: Reader) -> dict[str, Any]:
 
 
 # -- categories --------------------------------------------------------------------------------------------
-def _categories(state: State, workspace: int) -> dict[str, Any]:
-    taxonomy, version = state.categories.taxonomy(workspace)
-    with state.library.database.session() as session:
-        counts = cats.assigned_counts(session, workspace)
-    items = [
-        {
-            "name": c.name,
-            "description": c.description,
-            "parent": c.parent,
-            "images": counts.get(c.name.casefold(), 0),
-        }
-        for c in taxonomy.categories
-    ]
-    items.append(
-        {"name": OTHER, "description": OTHER_DESCRIPTION, "parent": None, "images": counts.get(OTHER, 0)}
-    )
-    return {"taxonomy": taxonomy.name, "version": version, "categories": items}
-
-
 @router.get("/v1/categories")
 async def list_categories(state: State, who: Reader) -> dict[str, Any]:
     """The current categories (and `other`), each with the number of images currently assigned it."""
-    return await run_in_threadpool(_categories, state, who.workspace_id)
+    return await run_in_threadpool(state.categories.overview, who.workspace_id)
 
 
 @router.get("/v1/categories/counts")

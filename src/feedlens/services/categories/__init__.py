@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
-from feedlens.services.categories.service import (
-    CategoryError,
-    CategoryService,
-    TaxonomyCompiler,
-    TrainReport,
-    default_taxonomy,
-    default_taxonomy_text,
-)
+from feedlens.services.categories.service import CategoryError, CategoryService, TrainReport
+from feedlens.services.categories.taxonomies import TaxonomyCompiler, default_taxonomy, default_taxonomy_text
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
 
 if TYPE_CHECKING:

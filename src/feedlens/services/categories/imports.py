@@ -16,7 +16,8 @@ from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.embedding import EmbeddingResult
 from feedlens.core.taxonomy import Taxonomy
 from feedlens.services.categories.categoriser import Categoriser
-from feedlens.services.categories.service import CategoryError, CategoryService, TaxonomyCompiler
+from feedlens.services.categories.service import CategoryError, CategoryService
+from feedlens.services.categories.taxonomies import TaxonomyCompiler
 from feedlens.services.categories.zero_shot import Evidence
 from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.services.pipeline import iter_image_files

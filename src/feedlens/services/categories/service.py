@@ -14,10 +14,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import resources
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,9 +23,7 @@ from sqlalchemy.orm import Session
 from feedlens.config import Settings
 from feedlens.core.errors import FeedlensError
 from feedlens.core.results.categories import CategoriesResult
-from feedlens.core.taxonomy import OTHER, Taxonomy, parse_taxonomy
-from feedlens.runtime.store import ModelStore
-from feedlens.runtime.text_encoder import ConceptTable, TextEncoder, concept_table
+from feedlens.core.taxonomy import OTHER, Taxonomy
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
 from feedlens.services.categories.heads import (
     REGULARISATION_C,
@@ -36,7 +32,8 @@ from feedlens.services.categories.heads import (
     head_features,
     train_head,
 )
-from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence, compile_taxonomy
+from feedlens.services.categories.taxonomies import TaxonomyCompiler, default_taxonomy
+from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
 from feedlens.services.search import caption_text
 from feedlens.storage import categories as cats
 from feedlens.storage import embeddings as vectors
@@ -58,16 +55,6 @@ class CategoryError(FeedlensError):
         self.code = code
 
 
-def default_taxonomy_text() -> str:
-    """The shipped default taxonomy's YAML, comments included (`feedlens taxonomy default`)."""
-    return resources.files("feedlens").joinpath("data/taxonomies/social-media.yaml").read_text("utf-8")
-
-
-def default_taxonomy() -> Taxonomy:
-    """The taxonomy a workspace starts with (src/feedlens/data/taxonomies/social-media.yaml)."""
-    return parse_taxonomy(default_taxonomy_text())
-
-
 @dataclass(frozen=True)
 class TrainReport:
     version: int
@@ -76,36 +63,6 @@ class TrainReport:
     positives: dict[str, int]
     skipped: list[str]  # categories without both a positive and a negative example
     recategorized: int
-
-
-class TaxonomyCompiler:
-    """Compiles taxonomies (phrase embeddings, WordNet ids) and embeds texts; no database needed, so the
-    CLI's `analyze` uses it as well."""
-
-    def __init__(self, store: ModelStore, encoder: TextEncoder) -> None:
-        self.store = store
-        self.encoder = encoder
-        self._table: ConceptTable | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def table(self) -> ConceptTable:
-        with self._lock:
-            if self._table is None:
-                self._table = concept_table(self.store)
-            return self._table
-
-    def compile(self, taxonomy: Taxonomy, version: int) -> CompiledTaxonomy:
-        return compile_taxonomy(taxonomy, version, self.encoder, self.table)
-
-    def encode(self, texts: Sequence[str]) -> list[np.ndarray | None]:
-        """Unit vectors (384,) of the non-blank texts, None for blank ones."""
-        present = [i for i, t in enumerate(texts) if t.strip()]
-        encoded = list(self.encoder.encode([texts[i] for i in present])) if present else []
-        out: list[np.ndarray | None] = [None] * len(texts)
-        for i, vector in zip(present, encoded, strict=True):
-            out[i] = vector
-        return out
 
 
 class CategoryService:
@@ -377,6 +334,30 @@ class CategoryService:
             ]
 
     # -- counts ----------------------------------------------------------------------------------------
+    def overview(self, workspace: int) -> dict[str, Any]:
+        """The current categories (and `other`), each with the number of images currently assigned it."""
+        taxonomy, version = self.taxonomy(workspace)
+        with self.database.session() as session:
+            counts = cats.assigned_counts(session, workspace)
+        items = [
+            {
+                "name": c.name,
+                "description": c.description,
+                "parent": c.parent,
+                "images": counts.get(c.name.casefold(), 0),
+            }
+            for c in taxonomy.categories
+        ]
+        items.append(
+            {
+                "name": OTHER,
+                "description": "images that fit no category of the taxonomy",
+                "parent": None,
+                "images": counts.get(OTHER, 0),
+            }
+        )
+        return {"taxonomy": taxonomy.name, "version": version, "categories": items}
+
     def counts(
         self, workspace: int, since: datetime | None = None, until: datetime | None = None
     ) -> list[tuple[date, str, int]]:
