@@ -92,3 +92,17 @@ class Server:
     @property
     def database_url(self) -> str:
         return self.env.get("FEEDLENS_DATABASE_URL") or f"sqlite:///{self.data_dir / 'feedlens.db'}"
+
+
+# Limits high enough that a test module's requests are never rate-limited.
+RELAXED_LIMITS = {"FEEDLENS_API__BURST": "2000", "FEEDLENS_API__RATE_PER_MINUTE": "20000"}
+
+
+def team_keys(server: Server) -> dict[str, str]:
+    """A key of every scope for workspace team-a, and a write key of team-b (isolation checks)."""
+    return {
+        "write": server.key("team-a", "write"),
+        "read": server.key("team-a", "read"),
+        "admin": server.key("team-a", "admin"),
+        "other": server.key("team-b", "write"),
+    }

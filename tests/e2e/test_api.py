@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from feedlens.storage.database import Database
 from feedlens.storage.tables import JobItem
 from tests.conftest import encode
-from tests.e2e.server import Server
+from tests.e2e.server import Server, team_keys
 from tests.support.postgres import PostgresCluster, unique_database_name
 
 FAST = "labels,safety,faces,properties"  # OCR costs ~0.5 s an image; tested where it matters
@@ -54,12 +54,7 @@ def auth(key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def keys(server: Server) -> dict[str, str]:
-    return {
-        "write": server.key("team-a", "write"),
-        "read": server.key("team-a", "read"),
-        "admin": server.key("team-a", "admin"),
-        "other": server.key("team-b", "write"),
-    }
+    return team_keys(server)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
 from tests.e2e.test_api import auth, is_problem
 from tests.e2e.test_search_api import Library, store
 
@@ -51,7 +51,7 @@ categories:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"FEEDLENS_API__BURST": "2000", "FEEDLENS_API__RATE_PER_MINUTE": "20000"}
+    env = dict(RELAXED_LIMITS)
     process = Server(tmp_path_factory.mktemp("categories-api"), env).start()
     yield process
     process.stop()
@@ -59,12 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def keys(server: Server) -> dict[str, str]:
-    return {
-        "write": server.key("team-a", "write"),
-        "read": server.key("team-a", "read"),
-        "admin": server.key("team-a", "admin"),
-        "other": server.key("team-b", "write"),
-    }
+    return team_keys(server)
 
 
 @pytest.fixture(scope="module")

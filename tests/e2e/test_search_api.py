@@ -27,7 +27,7 @@ from feedlens.services.access import AccessService
 from feedlens.storage.database import Database
 from feedlens.storage.tables import Image as ImageRow
 from tests.conftest import encode
-from tests.e2e.server import Server
+from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
 from tests.e2e.test_api import _png_with_bad_crc, _truncated_jpeg, auth, is_problem
 from tests.services.test_search import CATS, HALF, NEAR, OTHERS, SAMPLES, UNRELATED, chelsea_copies
 
@@ -36,7 +36,7 @@ KINDS = ("visual", "content", "semantic")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"FEEDLENS_API__BURST": "2000", "FEEDLENS_API__RATE_PER_MINUTE": "20000"}
+    env = dict(RELAXED_LIMITS)
     process = Server(tmp_path_factory.mktemp("search-api"), env).start()
     yield process
     process.stop()
@@ -44,12 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def keys(server: Server) -> dict[str, str]:
-    return {
-        "write": server.key("team-a", "write"),
-        "read": server.key("team-a", "read"),
-        "admin": server.key("team-a", "admin"),
-        "other": server.key("team-b", "write"),
-    }
+    return team_keys(server)
 
 
 @pytest.fixture(scope="module")
