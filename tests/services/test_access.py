@@ -132,3 +132,32 @@ def test_rate_limiter_retry_after_scales_with_the_rate() -> None:
     assert limiter.take(7) == pytest.approx(6.0)
     clock.now += 6
     assert limiter.take(7) == 0.0
+
+
+def test_aws_signing_credentials_derive_from_the_key(access: AccessService) -> None:
+    from feedlens.services.access import signing_secret
+
+    access.create_workspace("team-a")
+    secret, view = access.create_key("team-a", Scope.WRITE)
+    key_id, derived = access.aws_credentials(secret) or ("", "")
+    assert key_id == f"feedlens-{view['id']}" and derived == signing_secret(secret) != secret
+    found = access.sigv4_principal(key_id)
+    assert found is not None and found[1] == derived and found[0].scope is Scope.WRITE
+    for bad in (
+        "",
+        "feedlens-",
+        "feedlens-x",
+        f"feedlens-{view['id'] + 99}",
+        "AKIA123",
+        "feedlens-" + "9" * 40,
+    ):
+        assert access.sigv4_principal(bad) is None, bad
+    assert access.aws_credentials("fl_not-a-key") is None
+    # a key made before signing secrets existed gets one when its holder asks for AWS credentials
+    with access.database.session() as session:
+        session.execute(text("UPDATE api_keys SET signing_secret = NULL"))
+    assert access.sigv4_principal(key_id) is None
+    assert access.aws_credentials(secret) == (key_id, derived)
+    assert access.sigv4_principal(key_id) is not None
+    access.revoke_key("team-a", view["id"])
+    assert access.sigv4_principal(key_id) is None and access.aws_credentials(secret) is None

@@ -16,7 +16,7 @@ from rich.table import Table
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import services_from
 from feedlens.core.errors import ConfigError
-from feedlens.services.access import AccessService, Scope
+from feedlens.services.access import AccessError, AccessService, Scope, aws_key_id, signing_secret
 from feedlens.services.categories import CategoryService, build_categories
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
@@ -147,8 +147,27 @@ def keys_create(
     services = services_from(ctx)
     services.database.migrate()
     secret, view = AccessService(services.database).create_key(workspace, scope, name)
-    Console(stderr=True).print(f"key {view['id']} ({scope}) for workspace {workspace}; store it now:")
+    err = Console(stderr=True)
+    err.print(f"key {view['id']} ({scope}) for workspace {workspace}; store it now:")
     typer.echo(secret)
+    err.print(
+        f"AWS clients (Rekognition API): aws_access_key_id={aws_key_id(view['id'])} "
+        f"aws_secret_access_key={signing_secret(secret)}  (again any time: feedlens keys aws KEY)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@keys_app.command("aws")
+def keys_aws(ctx: typer.Context, key: Annotated[str, typer.Argument(help="a feedlens key (fl_...)")]) -> None:
+    """Print the AWS access key id and secret access key that sign Rekognition API calls with this key."""
+    services = services_from(ctx)
+    services.database.migrate()
+    credentials = AccessService(services.database).aws_credentials(key.strip())
+    if credentials is None:
+        raise AccessError("unknown or revoked key")
+    typer.echo(f"aws_access_key_id={credentials[0]}")
+    typer.echo(f"aws_secret_access_key={credentials[1]}")
 
 
 @keys_app.command("list")

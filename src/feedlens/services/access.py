@@ -58,6 +58,19 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+AWS_KEY_ID_PREFIX = "feedlens-"
+
+
+def signing_secret(key: str) -> str:
+    """The AWS secret access key of a feedlens key: derived, so the server stores it without storing
+    the key, and the key's holder can always derive it again (`feedlens keys aws KEY`)."""
+    return hashlib.sha256(b"feedlens-sigv4\0" + key.encode()).hexdigest()
+
+
+def aws_key_id(key_id: int) -> str:
+    return f"{AWS_KEY_ID_PREFIX}{key_id}"
+
+
 class AccessService:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -92,6 +105,7 @@ class AccessService:
                 name=name,
                 prefix=secret[:10],
                 key_hash=hash_key(secret),
+                signing_secret=signing_secret(secret),
                 scope=scope,
             )
             session.add(key)
@@ -132,6 +146,42 @@ class AccessService:
         return Principal(
             key_id=key.id, workspace_id=key.workspace_id, workspace=workspace, scope=Scope(key.scope)
         )
+
+    def aws_credentials(self, secret: str) -> tuple[str, str] | None:
+        """(AWS access key id, AWS secret access key) for a live key, storing the signing secret of a key
+        made before there was one; None for an unknown or revoked key."""
+        principal = self.authenticate(secret)
+        if principal is None:
+            return None
+        derived = signing_secret(secret)
+        with self.database.session() as session:
+            key = session.get(ApiKey, principal.key_id)
+            assert key is not None
+            if key.signing_secret != derived:
+                key.signing_secret = derived
+        return aws_key_id(principal.key_id), derived
+
+    def sigv4_principal(self, access_key_id: str) -> tuple[Principal, str] | None:
+        """The principal and signing secret behind an AWS access key id; None if unknown, revoked or
+        without a signing secret."""
+        if not access_key_id.startswith(AWS_KEY_ID_PREFIX):
+            return None
+        number = access_key_id[len(AWS_KEY_ID_PREFIX) :]
+        if not number.isdigit() or len(number) > 18:
+            return None
+        with self.database.session() as session:
+            row = session.execute(
+                select(ApiKey, Workspace.name)
+                .join(Workspace, Workspace.id == ApiKey.workspace_id)
+                .where(ApiKey.id == int(number), ApiKey.revoked_at.is_(None))
+            ).first()
+        if row is None or row[0].signing_secret is None:
+            return None
+        key, workspace = row
+        principal = Principal(
+            key_id=key.id, workspace_id=key.workspace_id, workspace=workspace, scope=Scope(key.scope)
+        )
+        return principal, str(key.signing_secret)
 
 
 def _key_view(key: ApiKey, workspace: str) -> dict[str, Any]:

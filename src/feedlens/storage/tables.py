@@ -69,6 +69,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128), default="")
     prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings; the secret never is
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole key
+    # AWS Signature V4 needs a secret the server can recompute HMACs with: a value derived from the key
+    # (services/access.py), so the key itself is still never stored. NULL for keys made before migration 0004.
+    signing_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     scope: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
