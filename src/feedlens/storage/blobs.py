@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-KINDS = ("originals", "thumbnails", "staging")
+KINDS = ("originals", "thumbnails", "staging", "logos")
 
 
 class BlobStore:

@@ -158,8 +158,20 @@ def models(session: Session, workspace: int) -> list[CategoryModel]:
 def category_counts(
     session: Session, workspace: int, since: datetime | None = None, until: datetime | None = None
 ) -> list[tuple[date, str, int]]:
-    """(UTC day, category, images) for the images' current category results, dated by their post's
-    time (the earliest post showing the image) or, for images without a post, by ingest time."""
+    """(UTC day, category, images) for the images' current category results."""
+    return facet_counts(session, workspace, ANALYZER, "category", since, until)
+
+
+def facet_counts(
+    session: Session,
+    workspace: int,
+    analyzer: str,
+    kind: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[tuple[date, str, int]]:
+    """(UTC day, facet value, images) of one analyzer's facets of one kind, each image dated by its post's
+    time (the earliest post showing it) or, for images without a post, by ingest time."""
     posted = (
         select(PostImage.image_id, func.min(Post.created_at).label("posted"))
         .join(Post, Post.id == PostImage.post_pk)
@@ -170,7 +182,7 @@ def category_counts(
         select(Facet.value, Image.created_at, posted.c.posted)
         .join(Image, Image.id == Facet.image_id)
         .outerjoin(posted, posted.c.image_id == Image.id)
-        .where(Image.workspace_id == workspace, Facet.analyzer == ANALYZER, Facet.kind == "category")
+        .where(Image.workspace_id == workspace, Facet.analyzer == analyzer, Facet.kind == kind)
     )
     counts: Counter[tuple[date, str]] = Counter()
     for category, created, posted_at in rows:

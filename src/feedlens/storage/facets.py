@@ -50,6 +50,13 @@ def _categories(result: dict[str, Any]) -> Iterator[FacetRow]:
         yield "category", str(name).lower(), scores.get(name)
 
 
+def _brands(result: dict[str, Any]) -> Iterator[FacetRow]:
+    for mention in result.get("mentions", []):
+        yield "brand", str(mention["brand"]).lower(), float(mention["score"])
+        for kind in mention.get("kinds", []):
+            yield "brand_evidence", f"{str(mention['brand']).lower()}:{kind}", None
+
+
 _EXTRACTORS = {
     "labels": _labels,
     "safety": _safety,
@@ -57,6 +64,7 @@ _EXTRACTORS = {
     "properties": _properties,
     "text": _text,
     "categories": _categories,
+    "brands": _brands,
 }
 
 

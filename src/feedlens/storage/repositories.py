@@ -213,6 +213,7 @@ class ImageFilter:
     label: str | None = None  # an ImageNet label or a WordNet concept ("dog" finds every breed)
     label_min_score: float = 0.1
     category: str | None = None  # an assigned category of the workspace's taxonomy, or "other"
+    brand: str | None = None  # a registered brand mentioned (logo, text or caption)
     safety: str | None = None
     emotion: str | None = None
     sentiment: str | None = None
@@ -247,6 +248,7 @@ def filter_conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool
         where.append(_facet(("label", "concept"), f.label.lower(), f.label_min_score))
     for kind, value in (
         ("category", f.category),
+        ("brand", f.brand),
         ("safety", f.safety),
         ("emotion", f.emotion),
         ("sentiment", f.sentiment),

@@ -265,3 +265,50 @@ class CategoryModel(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Brand(Base):
+    """A brand a workspace watches for: its name, spellings and hashtags; logos in brand_logos."""
+
+    __tablename__ = "brands"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    hashtags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    logos: Mapped[list[BrandLogo]] = relationship(
+        back_populates="brand", cascade="all, delete-orphan", passive_deletes=True, order_by="BrandLogo.id"
+    )
+
+
+class BrandLogo(Base):
+    """A reference logo: the stored image (blob store, kind `logos`) and its local features, computed once
+    (npz of keypoints and descriptors, no pickle)."""
+
+    __tablename__ = "brand_logos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"), index=True)
+    blob: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    features: Mapped[bytes] = mapped_column(LargeBinary)
+    features_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    brand: Mapped[Brand] = relationship(back_populates="logos")
+
+
+class BrandRegistryVersion(Base):
+    """Bumped on every change to a workspace's brands, so results (and cached indexes) know their age."""
+
+    __tablename__ = "brand_registry_versions"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=0)
