@@ -11,11 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api import problems
+from feedlens.api.compat import gcv_router, rekognition_router
 from feedlens.api.middleware import MetricsMiddleware, RequestGuard
-from feedlens.api.routers import analyze, batches, categories, health, images, search
+from feedlens.api.routers import analyze, batches, brands, categories, health, images, search
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import build_categories
 from feedlens.services.factory import build_services
 from feedlens.services.fetch import SafeFetcher
@@ -35,6 +37,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
     search = build_search(services)
     library.erasure_hooks.append(search.forget)
     categories = build_categories(services, search.encoder)
+    brands = BrandService(services.database, services.blobs, services.decoder, settings)
     fetcher = SafeFetcher(settings.fetch)
     ingestor = Ingestor(
         library,
@@ -42,7 +45,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         services.decoder,
         fetcher,
         settings.batch_size,
-        after_commit=chain_hooks(search.after_ingest, categories.after_ingest),
+        after_commit=chain_hooks(search.after_ingest, categories.after_ingest, brands.after_ingest),
     )
     return AppState(
         settings=settings,
@@ -58,6 +61,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         metrics=metrics,
         search=search,
         categories=categories,
+        brands=brands,
     )
 
 
@@ -89,9 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, analyze, images, batches, search, categories):
+    for module in (health, analyze, images, batches, search, categories, brands):
         app.include_router(module.router)
+    app.include_router(rekognition_router.router)
+    app.include_router(gcv_router.router)  # Google Cloud Vision REST (docs/compat.md)
     app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
+    app.add_middleware(rekognition_router.RekognitionErrors)  # outside RequestGuard: rewrites its answers
+    app.add_middleware(gcv_router.GoogleErrors)  # the same for the Google Cloud Vision paths
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

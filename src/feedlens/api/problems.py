@@ -81,7 +81,8 @@ def status_of(exc: FeedlensError) -> int:
         return 422
     if isinstance(exc, CategoryError):
         return CATEGORY_STATUS.get(exc.code, 422)
-    return 400
+    declared = getattr(exc, "http_status", None)  # errors that know their status (e.g. BrandError)
+    return int(declared) if isinstance(declared, int) else 400
 
 
 def install(app: FastAPI) -> None:

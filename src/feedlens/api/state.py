@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from feedlens.config import Settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import CategoryService
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
@@ -63,4 +64,5 @@ class AppState:
     metrics: Metrics
     search: SearchService
     categories: CategoryService
+    brands: BrandService
     ready: bool = False

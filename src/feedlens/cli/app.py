@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
+from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
 from feedlens.cli import library as library_cli
 from feedlens.cli import models as models_cli
@@ -51,6 +52,7 @@ app.command()(search_cli.similar)
 app.command()(search_cli.duplicates)
 app.command()(search_cli.clusters)
 app.add_typer(categories_cli.taxonomy_app, name="taxonomy")
+app.add_typer(brands_cli.app, name="brands")
 app.add_typer(categories_cli.categories_app, name="categories")
 app.command()(categories_cli.label)
 app.command()(categories_cli.recategorize)

@@ -17,6 +17,7 @@ from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import services_from
 from feedlens.core.errors import ConfigError
 from feedlens.services.access import AccessError, AccessService, Scope, aws_key_id, signing_secret
+from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import CategoryService, build_categories
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
@@ -57,7 +58,8 @@ def open_ingestor(services: Services) -> Iterator[tuple[Ingestor, CategoryServic
     with SafeFetcher(services.settings.fetch) as fetcher:
         search = build_search(services)
         categories = build_categories(services, search.encoder)
-        hooks = chain_hooks(search.after_ingest, categories.after_ingest)
+        brands = BrandService(services.database, services.blobs, services.decoder, services.settings)
+        hooks = chain_hooks(search.after_ingest, categories.after_ingest, brands.after_ingest)
         yield (
             Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks),
             categories,

@@ -1,0 +1,197 @@
+"""feedlens results -> Google Cloud Vision `AnnotateImageResponse` (pure): labels, safe search, faces,
+dominant colours here; text and crop hints in `gcv_layout`. Enums are IntEnums (`gcv.encode_enums`)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from feedlens.api.compat.gcv import FeatureType, ImageRequest, Likelihood
+from feedlens.api.compat.gcv_layout import Frame, crop_hints, poly, text_annotations
+
+MID_PREFIX = "/wordnet/"  # label mids are WordNet ids (ImageNet's), not Knowledge Graph ids
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyLevels:
+    """The safety analyzer's configured levels: region floor and verdict thresholds."""
+
+    floor: float  # regions below are not reported
+    explicit: float  # explicit verdict at or above
+    suggestive: float  # suggestive verdict at or above
+
+
+def annotate(
+    request: ImageRequest,
+    width: int,
+    height: int,
+    results: Mapping[str, Mapping[str, Any]],
+    levels: SafetyLevels,
+) -> dict[str, Any]:
+    """One AnnotateImageResponse from the feedlens `results` (by analyzer name, JSON form) of one image of
+    `width` x `height` pixels; an unsupported feature also sets `error`, next to what could be filled."""
+    asked = {f.type for f in request.features}
+    frame = Frame(width, height)
+    out: dict[str, Any] = {}
+    if FeatureType.LABEL_DETECTION in asked:
+        labels = label_annotations(results["labels"], request.max_results(FeatureType.LABEL_DETECTION))
+        if labels:
+            out["labelAnnotations"] = labels
+    if FeatureType.SAFE_SEARCH_DETECTION in asked:
+        out["safeSearchAnnotation"] = safe_search(results["safety"], levels)
+    if asked & {FeatureType.TEXT_DETECTION, FeatureType.DOCUMENT_TEXT_DETECTION}:
+        out.update(text_annotations(results["text"], frame))
+    if FeatureType.FACE_DETECTION in asked:
+        faces = face_annotations(results["faces"], frame, request.max_results(FeatureType.FACE_DETECTION))
+        if faces:
+            out["faceAnnotations"] = faces
+    if FeatureType.IMAGE_PROPERTIES in asked:
+        colours = dominant_colors(results["properties"], request.max_results(FeatureType.IMAGE_PROPERTIES))
+        out["imagePropertiesAnnotation"] = {"dominantColors": {"colors": colours}}
+    if FeatureType.CROP_HINTS in asked:
+        out["cropHintsAnnotation"] = {"cropHints": crop_hints(frame, results, request.aspect_ratios)}
+    if FeatureType.LOGO_DETECTION in asked:
+        logos = logo_annotations(
+            results.get("brands", {}), frame, request.max_results(FeatureType.LOGO_DETECTION)
+        )
+        if logos:
+            out["logoAnnotations"] = logos
+    unsupported = request.unsupported
+    if unsupported is not None:
+        out["error"] = unsupported.to_dict()
+    return out
+
+
+def label_annotations(labels: Mapping[str, Any], max_results: int) -> list[dict[str, Any]]:
+    """ImageNet classes and their WordNet roll-ups in one ranking by score (each a probability; a roll-up
+    scores at least as high as anything below it). Equal scores: the more specific first."""
+    best: dict[str, tuple[float, float, str]] = {}  # wnid -> (score, depth, name); a class is a leaf
+    for item in [*labels.get("labels", ()), *labels.get("concepts", ())]:
+        entry = (float(item["score"]), float(item.get("depth", math.inf)), str(item["name"]))
+        if item["wnid"] not in best or entry[0] > best[item["wnid"]][0]:
+            best[item["wnid"]] = entry
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2]))[:max_results]
+    return [
+        {
+            "mid": MID_PREFIX + wnid,
+            "description": name[:1].upper() + name[1:],  # Google writes labels in sentence case
+            "score": score,
+            "topicality": score,
+        }
+        for wnid, (score, _, name) in ranked
+    ]
+
+
+def likelihood(score: float, floor: float, threshold: float) -> Likelihood:
+    """A detector score as a Likelihood, anchored on feedlens's levels: below the reporting floor nothing
+    was found (VERY_UNLIKELY); the floor-threshold band splits into UNLIKELY and POSSIBLE; at the verdict
+    threshold it is LIKELY, and VERY_LIKELY past halfway from there to 1."""
+    if score >= threshold:
+        return Likelihood.VERY_LIKELY if score >= (threshold + 1.0) / 2 else Likelihood.LIKELY
+    if score < floor or score <= 0.0:
+        return Likelihood.VERY_UNLIKELY
+    return Likelihood.POSSIBLE if score >= (floor + threshold) / 2 else Likelihood.UNLIKELY
+
+
+def safe_search(safety: Mapping[str, Any], levels: SafetyLevels) -> dict[str, Any]:
+    """adult from explicit nudity; racy from suggestive regions and from explicit ones (explicit content
+    is racy too); spoof, medical and violence have no feedlens model, so they are UNKNOWN."""
+    scores = safety.get("scores", {})
+    explicit = float(scores.get("explicit_nudity", 0.0))
+    suggestive = float(scores.get("suggestive", 0.0))
+    adult = likelihood(explicit, levels.floor, levels.explicit)
+    racy = max(adult, likelihood(suggestive, levels.floor, levels.suggestive))
+    return {
+        "adult": adult,
+        "spoof": Likelihood.UNKNOWN,
+        "medical": Likelihood.UNKNOWN,
+        "violence": Likelihood.UNKNOWN,
+        "racy": racy,
+    }
+
+
+def emotion_likelihood(probability: float | None) -> Likelihood:
+    """One emotion's probability (of a 7-way distribution) as a Likelihood."""
+    if probability is None:
+        return Likelihood.UNKNOWN
+    for bound, level in (
+        (0.8, Likelihood.VERY_LIKELY),
+        (0.5, Likelihood.LIKELY),
+        (0.25, Likelihood.POSSIBLE),
+    ):
+        if probability >= bound:
+            return level
+    return Likelihood.UNLIKELY if probability >= 0.1 else Likelihood.VERY_UNLIKELY
+
+
+EMOTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "joyLikelihood": "happy",
+        "sorrowLikelihood": "sad",
+        "angerLikelihood": "angry",
+        "surpriseLikelihood": "surprise",
+    }
+)
+
+
+def face_annotations(faces: Mapping[str, Any], frame: Frame, max_results: int) -> list[dict[str, Any]]:
+    out = []
+    for face in list(faces.get("faces", ()))[:max_results]:
+        box = poly(*frame.pixels(face["box"]))
+        emotions = face.get("emotions") or {}
+        annotation: dict[str, Any] = {
+            "boundingPoly": box,  # feedlens has one box (hairline to chin) for both polys
+            "fdBoundingPoly": box,
+            "detectionConfidence": float(face["confidence"]),
+        }
+        for name, emotion in EMOTIONS.items():
+            annotation[name] = emotion_likelihood(emotions.get(emotion))
+        for name in ("underExposedLikelihood", "blurredLikelihood", "headwearLikelihood"):
+            annotation[name] = Likelihood.UNKNOWN  # no per-face model for these
+        out.append(annotation)
+    return out
+
+
+def dominant_colors(properties: Mapping[str, Any], max_results: int) -> list[dict[str, Any]]:
+    out = []
+    for colour in list(properties.get("colours", ()))[:max_results]:
+        hex_ = re.fullmatch(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})", colour["hex"])
+        if hex_ is None:
+            continue
+        red, green, blue = (int(g, 16) for g in hex_.groups())
+        fraction = float(colour["fraction"])
+        out.append(
+            {
+                "color": {"red": red, "green": green, "blue": blue},
+                "score": fraction,
+                "pixelFraction": fraction,
+            }
+        )
+    return out
+
+
+def logo_annotations(brands: Mapping[str, Any], frame: Frame, max_results: int) -> list[dict[str, Any]]:
+    """Logos of the workspace's registered brands found in the image (feedlens `brands` result): one
+    annotation per logo instance, its quadrilateral in pixels. Brands only named in the image's text are
+    not logos and are left out (they are in feedlens's own `brands` result)."""
+    found = []
+    for mention in brands.get("mentions", ()):
+        for evidence in mention.get("evidence", ()):
+            if evidence.get("kind") != "logo" or not evidence.get("quad"):
+                continue
+            vertices = [
+                {"x": round(x * frame.width), "y": round(y * frame.height)} for x, y in evidence["quad"]
+            ]
+            found.append(
+                {
+                    "mid": f"/feedlens/brand/{mention['brand']}",
+                    "description": mention["brand"],
+                    "score": float(evidence["score"]),
+                    "boundingPoly": {"vertices": vertices},
+                }
+            )
+    return sorted(found, key=lambda a: -a["score"])[:max_results]

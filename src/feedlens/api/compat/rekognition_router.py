@@ -1,0 +1,292 @@
+"""POST / with `X-Amz-Target: RekognitionService.<Operation>`: AWS Rekognition's JSON 1.1 protocol, so
+boto3 and the other AWS SDKs work against feedlens by changing their endpoint.
+
+Requests are signed with AWS Signature V4 by a feedlens key's derived secret (`feedlens keys aws`).
+Every answer, errors included, is in Rekognition's shape: errors as `{"__type", "Message"}` JSON, never
+problem+json (`RekognitionErrors` rewrites the app-wide middleware's answers on this route).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feedlens.api.compat import rekognition as rk
+from feedlens.api.compat import rekognition_requests as rq
+from feedlens.api.compat import sigv4
+from feedlens.api.deps import State
+from feedlens.api.problems import PROBLEM_JSON
+from feedlens.api.state import AppState
+from feedlens.core.errors import FeedlensError
+from feedlens.runtime import wordnet
+from feedlens.services.access import Principal
+from feedlens.services.access import Scope as KeyScope
+from feedlens.services.inference import ServerBusyError
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["compat"])
+SERVICE = "rekognition"  # the service name in the SigV4 credential scope
+ANALYZERS = {
+    "DetectLabels": ("labels",),
+    "DetectModerationLabels": ("safety",),
+    "DetectText": ("text",),
+    "DetectFaces": ("faces",),
+}
+INTERNAL = "InternalServerError"
+APP_STATE_KEY = "rekognition_tables"
+
+
+def error_response(error: rq.RekognitionError) -> JSONResponse:
+    headers = {"x-amzn-RequestId": str(uuid.uuid4()), "x-amzn-ErrorType": error.code}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return JSONResponse(error.body(), status_code=error.status, headers=headers, media_type=rq.CONTENT_TYPE)
+
+
+@router.post(
+    "/",
+    summary="AWS Rekognition JSON 1.1 (X-Amz-Target: RekognitionService.<Operation>)",
+    response_class=JSONResponse,
+    openapi_extra={"requestBody": {"content": {rq.CONTENT_TYPE: {"schema": {"type": "object"}}}}},
+)
+async def rekognition(request: Request, state: State) -> Response:
+    """DetectLabels, DetectModerationLabels, DetectText and DetectFaces with `Image.Bytes`, signed with
+    AWS SigV4 (access key `feedlens-<key id>`, secret from `feedlens keys aws KEY`). See docs/compat.md."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > rq.MAX_BODY_BYTES:
+        return error_response(
+            rq.RekognitionError("ImageTooLargeException", f"request body over {rq.MAX_BODY_BYTES} bytes")
+        )
+    body = await request.body()  # outside the try: RequestGuard's own size check must reach it
+    try:
+        principal = await authenticate(request, state, body)
+        return JSONResponse(
+            await dispatch(request, state, principal, body),
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+            media_type=rq.CONTENT_TYPE,
+        )
+    except rq.RekognitionError as exc:
+        return error_response(exc)
+    except ServerBusyError as exc:
+        # Rekognition's ThrottlingException is a server fault (5xx): 503 says "try again" without a 500
+        return error_response(
+            rq.RekognitionError("ThrottlingException", exc.message, status=503, retry_after=exc.retry_after)
+        )
+    except FeedlensError as exc:
+        log.warning("rekognition: %s", exc.message)
+        return error_response(rq.RekognitionError(INTERNAL, exc.message, status=500))
+    except Exception:
+        log.exception("rekognition: unexpected error")
+        return error_response(
+            rq.RekognitionError(INTERNAL, "unexpected server error; it has been logged", 500)
+        )
+
+
+def signed_request(request: Request, body: bytes) -> sigv4.SignedRequest:
+    scope = request.scope
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    return sigv4.SignedRequest(
+        method=request.method,
+        path=path,
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        body=body,
+    )
+
+
+async def authenticate(request: Request, state: AppState, body: bytes) -> Principal:
+    """The key that signed the request, after its rate limit and scope; Rekognition's errors otherwise
+    (AWS's own codes: MissingAuthenticationToken, UnrecognizedClient, InvalidSignature, ...)."""
+    signed = signed_request(request, body)
+    try:
+        auth = sigv4.parse_authorization(signed.header("authorization"))
+    except sigv4.SigV4Error as exc:
+        raise rq.RekognitionError(exc.code, exc.message) from None
+    found = await run_in_threadpool(state.access.sigv4_principal, auth.access_key_id)
+    if found is None:  # unknown, revoked, or a key made before signing secrets existed
+        raise rq.RekognitionError(
+            "UnrecognizedClientException", "The security token included in the request is invalid."
+        )
+    principal, secret = found
+    try:
+        sigv4.verify(signed, auth, secret, datetime.now(UTC), SERVICE)
+    except sigv4.SigV4Error as exc:
+        raise rq.RekognitionError(exc.code, exc.message) from None
+    wait = state.limiter.take(principal.key_id)
+    if wait > 0:
+        retry = max(1, int(wait + 0.999))
+        raise rq.RekognitionError(
+            "ProvisionedThroughputExceededException",
+            f"rate limit of this key exceeded; retry in {retry} s",
+            retry_after=retry,
+        )
+    if not principal.scope.allows(KeyScope.READ):
+        raise rq.RekognitionError(
+            "AccessDeniedException", f"this key has scope {principal.scope!s}; read is needed"
+        )
+    return principal
+
+
+async def dispatch(request: Request, state: AppState, principal: Principal, body: bytes) -> dict[str, Any]:
+    target = request.headers.get("x-amz-target", "")
+    operation = target.removeprefix(rq.TARGET_PREFIX) if target.startswith(rq.TARGET_PREFIX) else ""
+    if operation not in rq.OPERATIONS:
+        raise rq.RekognitionError(
+            "UnknownOperationException",
+            f"operation {target[:100]!r} is not supported (feedlens answers {', '.join(rq.OPERATIONS)})",
+        )
+    params = rq.parse_body(body)
+    if operation == "DetectLabels":
+        labels_request = rq.LabelsRequest.parse(params)
+        image = rq.read_image(params)
+        names = ("labels", "properties") if labels_request.properties else ("labels",)
+        results, versions = await analyze(state, names, image)
+        tables = await lookup_tables(request, state)
+        categories = (
+            await run_in_threadpool(workspace_categories, state, principal.workspace_id)
+            if labels_request.general
+            else []
+        )
+        return rk.detect_labels(
+            results.get("labels"),
+            results.get("properties"),
+            labels_request,
+            tables.hierarchy,
+            categories,
+            tables.colours,
+            state.settings.properties_blur_threshold,
+            versions["labels"],
+        )
+    if operation == "DetectModerationLabels":
+        min_confidence = rq.number(params, "MinConfidence", 50.0, 0.0, 100.0)
+        if params.get("ProjectVersion"):
+            raise rq.RekognitionError(
+                "ResourceNotFoundException", "custom moderation adapters (ProjectVersion) do not exist here"
+            )
+        image = rq.read_image(params)
+        results, versions = await analyze(state, ANALYZERS[operation], image)
+        return rk.detect_moderation_labels(results["safety"], min_confidence, versions["safety"])
+    if operation == "DetectText":
+        text_request = rq.TextRequest.parse(params)
+        image = rq.read_image(params)
+        results, versions = await analyze(state, ANALYZERS[operation], image)
+        return rk.detect_text(results["text"], text_request, versions["text"])
+    emotions = rq.face_attributes(params)
+    image = rq.read_image(params)
+    results, _ = await analyze(state, ANALYZERS[operation], image)
+    return rk.detect_faces(results["faces"], emotions)
+
+
+async def analyze(
+    state: AppState, names: Sequence[str], image: bytes
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Results (dictionary form) by analyzer and their versions, through the inference gate."""
+    pipeline = state.services.pipeline(names)
+    report = await state.gate.run(lambda: pipeline.analyze_one(image, "rekognition"))
+    state.metrics.images.inc()
+    if not report.ok:
+        error = report.error or {}
+        raise rq.image_error(error.get("code", ""), error.get("message", "the image could not be analysed"))
+    return {name: result.to_dict() for name, result in report.results.items()}, pipeline.versions()
+
+
+def workspace_categories(state: AppState, workspace_id: int) -> list[tuple[str, frozenset[str]]]:
+    """The workspace taxonomy's categories that name WordNet concepts, most specific first. Categories
+    must not cost DetectLabels its labels: a failure here leaves them out."""
+    try:
+        compiled = state.categories.categoriser(workspace_id).compiled
+    except FeedlensError as exc:
+        log.warning("rekognition: no label categories for workspace %s: %s", workspace_id, exc.message)
+        return []
+    taxonomy = compiled.taxonomy
+    pairs = [(name, wnids) for name, wnids in zip(compiled.names, compiled.concepts, strict=True) if wnids]
+    return sorted(pairs, key=lambda pair: -len(taxonomy.ancestors(pair[0])))
+
+
+@dataclass(frozen=True)
+class Tables:
+    hierarchy: rk.LabelHierarchy
+    colours: rk.CssColours
+
+
+async def lookup_tables(request: Request, state: AppState) -> Tables:
+    """Built on first use and kept on the app (two racing first requests both build; either is kept)."""
+    tables: Tables | None = getattr(request.app.state, APP_STATE_KEY, None)
+    if tables is None:
+        tables = await run_in_threadpool(build_tables, state)
+        setattr(request.app.state, APP_STATE_KEY, tables)
+    return tables
+
+
+def build_tables(state: AppState) -> Tables:
+    store = state.services.store
+    hierarchy = json.loads(store.path("imagenet-hierarchy").read_text())
+    hypernyms: dict[str, frozenset[str]] | None = None
+    try:
+        synsets = wordnet.parse_data_noun(store.path("wordnet-noun"))
+        hypernyms = {
+            c["wnid"]: frozenset(f"n{o}" for o in wordnet.ancestors(synsets, c["wnid"][1:]))
+            for c in hierarchy["concepts"]
+        }
+    except (FeedlensError, OSError, KeyError, ValueError) as exc:
+        log.warning("rekognition: WordNet unavailable (%s); concept parents inferred from the roll-up", exc)
+    min_depth = state.settings.labels_concept_min_depth
+    return Tables(rk.LabelHierarchy(hierarchy, min_depth, hypernyms), rk.CssColours())
+
+
+class RekognitionErrors:
+    """ASGI middleware, added outside RequestGuard: on POST / (this API's only route) a problem+json
+    answer from the app-wide middleware (body over the size cap, NUL in the URL) is rewritten into
+    Rekognition's error shape. Other routes pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if Headers(raw=message["headers"]).get("content-type", "").startswith(PROBLEM_JSON):
+                    held["start"] = message
+                    return
+            elif message["type"] == "http.response.body" and "start" in held:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    error = from_problem(held["start"]["status"], b"".join(chunks))
+                    await error_response(error)(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewrite)
+
+
+def from_problem(status: int, body: bytes) -> rq.RekognitionError:
+    try:
+        detail = str(json.loads(body).get("detail", ""))
+    except (ValueError, AttributeError):
+        detail = ""
+    if status == 413:
+        return rq.RekognitionError("ImageTooLargeException", detail or "request body too large")
+    if status == 429:
+        return rq.RekognitionError("ProvisionedThroughputExceededException", detail or "rate limit exceeded")
+    if status >= 500:
+        return rq.RekognitionError(INTERNAL, detail or "unexpected server error", status=500)
+    return rq.RekognitionError("InvalidParameterException", detail or "invalid request")

@@ -1,0 +1,564 @@
+"""The Rekognition wire mapping without a server: request validation, and real analyzer results mapped
+onto Rekognition's responses, each checked field by field against botocore's model of the response."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.model import Shape
+from PIL import Image, ImageDraw, ImageFont
+
+from feedlens.api.compat import rekognition as rk
+from feedlens.api.compat import rekognition_requests as rq
+from feedlens.api.compat.rekognition_router import build_tables, from_problem
+from feedlens.runtime import wordnet
+from feedlens.services.factory import Services
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+MODEL = botocore.session.get_session().get_service_model("rekognition")
+ANIMAL, CAT, DOMESTIC_ANIMAL, TABBY = "n00015388", "n02121620", "n01317541", "n02123045"
+
+
+def conforms(value: Any, shape: Shape, where: str = "$") -> None:
+    """Every key is a member of botocore's shape and every value of its type (a misspelt field fails)."""
+    kind = shape.type_name
+    if kind == "structure":
+        assert isinstance(value, dict), where
+        for key, item in value.items():
+            assert key in shape.members, f"{where}.{key} is not in {shape.name}"
+            conforms(item, shape.members[key], f"{where}.{key}")
+    elif kind == "list":
+        assert isinstance(value, list), where
+        for i, item in enumerate(value):
+            conforms(item, shape.member, f"{where}[{i}]")
+    elif kind == "string":
+        assert isinstance(value, str), where
+        assert not shape.enum or value in shape.enum, f"{where}: {value!r} not in {shape.enum}"
+    elif kind == "integer":
+        assert isinstance(value, int) and not isinstance(value, bool), where
+    elif kind in ("float", "double"):
+        assert isinstance(value, int | float) and not isinstance(value, bool), where
+    elif kind == "boolean":
+        assert isinstance(value, bool), where
+    else:  # pragma: no cover - no other kinds in these responses
+        raise AssertionError(f"{where}: unexpected shape {kind}")
+    if kind in ("float", "double", "integer") and "min" in shape.metadata:
+        assert value >= shape.metadata["min"], where
+    if kind in ("float", "double") and "max" in shape.metadata:
+        assert value <= shape.metadata["max"], where
+
+
+def output(operation: str) -> Shape:
+    shape = MODEL.operation_model(operation).output_shape
+    assert shape is not None
+    return shape
+
+
+def analysed(
+    services: Services, names: tuple[str, ...], data: bytes
+) -> tuple[dict[str, Any], dict[str, str]]:
+    pipeline = services.pipeline(names)
+    report = pipeline.analyze_one(data)
+    assert report.ok, report.error
+    return {name: r.to_dict() for name, r in report.results.items()}, pipeline.versions()
+
+
+def render(lines: list[str]) -> bytes:
+    image = Image.new("RGB", (800, 300), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 48)
+    for row, text in enumerate(lines):
+        draw.text((40, 40 + 120 * row), text, fill="black", font=font)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hierarchy_json(services: Services) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(services.store.path("imagenet-hierarchy").read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def hierarchy(services: Services, hierarchy_json: dict[str, Any]) -> rk.LabelHierarchy:
+    synsets = wordnet.parse_data_noun(services.store.path("wordnet-noun"))
+    hypernyms = {
+        c["wnid"]: frozenset(f"n{o}" for o in wordnet.ancestors(synsets, c["wnid"][1:]))
+        for c in hierarchy_json["concepts"]
+    }
+    return rk.LabelHierarchy(hierarchy_json, services.settings.labels_concept_min_depth, hypernyms)
+
+
+def labels_request(**params: Any) -> rq.LabelsRequest:
+    return rq.LabelsRequest.parse(params)
+
+
+# ---- requests ----------------------------------------------------------------------------------------
+
+
+def test_image_bytes_are_decoded_and_checked() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    assert rq.read_image({"Image": {"Bytes": base64.b64encode(png).decode()}}) == png
+    for params, code in [
+        ({}, "InvalidParameterException"),
+        ({"Image": {"S3Object": {"Bucket": "b", "Name": "n"}}}, "InvalidParameterException"),
+        ({"Image": {"Bytes": "not base64!"}}, "InvalidParameterException"),
+        ({"Image": {"Bytes": ""}}, "InvalidParameterException"),
+        ({"Image": {"Bytes": 12}}, "InvalidParameterException"),
+        (
+            {"Image": {"Bytes": base64.b64encode(b"0" * (rq.MAX_IMAGE_BYTES + 1)).decode()}},
+            "ImageTooLargeException",
+        ),
+    ]:
+        with pytest.raises(rq.RekognitionError) as caught:
+            rq.read_image(params)
+        assert caught.value.code == code, params
+    at_limit = base64.b64encode(b"0" * rq.MAX_IMAGE_BYTES).decode()
+    assert len(rq.read_image({"Image": {"Bytes": at_limit}})) == rq.MAX_IMAGE_BYTES
+
+
+def test_the_body_must_be_a_json_object() -> None:
+    assert rq.parse_body(b"") == {}
+    for body in (b"{", b"[1]", b"\xff", b"[" * 200_000 + b"]" * 200_000):
+        with pytest.raises(rq.RekognitionError) as caught:
+            rq.parse_body(body)
+        assert caught.value.code == "InvalidParameterException"
+
+
+def test_label_request_defaults_are_rekognitions() -> None:
+    request = labels_request()
+    assert (request.max_labels, request.min_confidence, request.general, request.properties) == (
+        None,
+        55.0,
+        True,
+        False,
+    )
+    assert request.max_colors == 10
+    only_properties = labels_request(
+        Features=["IMAGE_PROPERTIES"], Settings={"ImageProperties": {"MaxDominantColors": 3}}
+    )
+    assert (only_properties.general, only_properties.properties, only_properties.max_colors) == (
+        False,
+        True,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"MaxLabels": -1},
+        {"MaxLabels": "3"},
+        {"MaxLabels": True},
+        {"MaxLabels": 2.5},
+        {"MinConfidence": 150},
+        {"MinConfidence": -1},
+        {"MinConfidence": "high"},
+        {"Features": ["GENERAL_LABELS", "OBJECTS"]},
+        {"Features": ["GENERAL_LABELS", "IMAGE_PROPERTIES", "GENERAL_LABELS"]},
+        {"Features": "GENERAL_LABELS"},
+        {"Settings": {"ImageProperties": {"MaxDominantColors": 21}}},
+        {"Settings": {"GeneralLabels": {"LabelInclusionFilters": "Cat"}}},
+        {"Settings": []},
+    ],
+)
+def test_bad_label_parameters_are_invalid(params: dict[str, Any]) -> None:
+    with pytest.raises(rq.RekognitionError) as caught:
+        rq.LabelsRequest.parse(params)
+    assert caught.value.code == "InvalidParameterException"
+    assert caught.value.status == 400
+
+
+def test_face_attributes_ask_for_emotions_with_all_or_emotions() -> None:
+    assert not rq.face_attributes({})
+    assert not rq.face_attributes({"Attributes": ["DEFAULT"]})
+    assert rq.face_attributes({"Attributes": ["ALL"]})
+    assert rq.face_attributes({"Attributes": ["DEFAULT", "EMOTIONS"]})
+    with pytest.raises(rq.RekognitionError):
+        rq.face_attributes({"Attributes": ["NOSE"]})
+
+
+def test_text_filters_and_regions() -> None:
+    request = rq.TextRequest.parse(
+        {
+            "Filters": {
+                "WordFilter": {"MinConfidence": 90, "MinBoundingBoxHeight": 0.05},
+                "RegionsOfInterest": [
+                    {"BoundingBox": {"Left": 0.1, "Top": 0.2, "Width": 0.3, "Height": 0.4}},
+                    {"Polygon": [{"X": 0.5, "Y": 0.5}, {"X": 0.9, "Y": 0.6}, {"X": 0.7, "Y": 0.9}]},
+                ],
+            }
+        }
+    )
+    assert request.min_confidence == 90 and request.min_height == 0.05
+    assert request.regions == (pytest.approx((0.1, 0.2, 0.4, 0.6)), (0.5, 0.5, 0.9, 0.9))
+    for bad in (
+        {"RegionsOfInterest": [{}]},
+        {"RegionsOfInterest": [{"BoundingBox": {}}] * 11},
+        {"WordFilter": {"MinBoundingBoxWidth": 2}},
+    ):
+        with pytest.raises(rq.RekognitionError):
+            rq.TextRequest.parse({"Filters": bad})
+
+
+def test_image_errors_map_onto_rekognitions() -> None:
+    assert rq.image_error("too_many_pixels", "m").code == "ImageTooLargeException"
+    assert rq.image_error("too_large", "m").code == "ImageTooLargeException"
+    assert rq.image_error("unsupported_format", "m").code == "InvalidImageFormatException"
+    assert rq.image_error("truncated", "m").code == "InvalidImageFormatException"
+    assert rq.image_error("analyzer_failed", "m").code == "InvalidImageFormatException"
+    assert rq.image_error("empty", "m").code == "InvalidParameterException"
+    error = rq.RekognitionError("ImageTooLargeException", "too big")
+    assert error.body() == {
+        "__type": "ImageTooLargeException",
+        "Code": "ImageTooLargeException",
+        "Message": "too big",
+    }
+
+
+def test_app_wide_problems_are_rewritten_in_rekognitions_shape() -> None:
+    too_large = from_problem(
+        413, json.dumps({"code": "request_too_large", "detail": "over 8 bytes"}).encode()
+    )
+    assert (too_large.code, too_large.status, too_large.message) == (
+        "ImageTooLargeException",
+        400,
+        "over 8 bytes",
+    )
+    assert from_problem(422, b"{}").code == "InvalidParameterException"
+    assert from_problem(429, b"not json").code == "ProvisionedThroughputExceededException"
+    assert (from_problem(503, b"{}").code, from_problem(503, b"{}").status) == ("InternalServerError", 500)
+
+
+# ---- DetectLabels ------------------------------------------------------------------------------------
+
+
+def test_parents_are_wordnet_hypernyms_nearest_first(hierarchy: rk.LabelHierarchy) -> None:
+    tabby = hierarchy.parents(TABBY)
+    assert tabby[0] == "domestic cat"
+    assert {"cat", "feline", "carnivore", "mammal", "animal"} <= set(tabby)
+    assert tabby.index("cat") < tabby.index("mammal") < tabby.index("animal")
+    assert "entity" not in tabby and "object" not in tabby  # too near WordNet's root, as in `labels`
+    assert hierarchy.parents(DOMESTIC_ANIMAL)[0] == "animal"
+    assert "carnivore" not in hierarchy.parents(DOMESTIC_ANIMAL)
+    assert ANIMAL in hierarchy.lineage(TABBY) and TABBY in hierarchy.lineage(TABBY)
+
+
+def test_without_wordnet_concept_parents_come_from_the_roll_up(
+    services: Services, hierarchy_json: dict[str, Any]
+) -> None:
+    inferred = rk.LabelHierarchy(hierarchy_json, services.settings.labels_concept_min_depth)
+    assert inferred.parents(TABBY)[0] == "domestic cat"
+    assert "animal" in inferred.parents(DOMESTIC_ANIMAL)
+    assert "living thing" in inferred.parents("n00004475")  # organism: same classes, one level deeper
+    assert "organism" not in inferred.parents("n00004258")
+
+
+def test_detect_labels_on_the_cat(services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy) -> None:
+    results, versions = analysed(services, ("labels",), (sample_dir / "chelsea.png").read_bytes())
+    categories = [("animals & pets", frozenset({ANIMAL})), ("home & interior", frozenset({"n04589890"}))]
+    response = rk.detect_labels(
+        results["labels"],
+        None,
+        labels_request(MinConfidence=0),
+        hierarchy,
+        categories,
+        rk.CssColours(),
+        100.0,
+        versions["labels"],
+    )
+    conforms(response, output("DetectLabels"))
+    labels = {label["Name"]: label for label in response["Labels"]}
+    confidences = [label["Confidence"] for label in response["Labels"]]
+    assert confidences == sorted(confidences, reverse=True)
+    cat = labels["Cat"]
+    assert cat["Confidence"] > 80
+    assert {"Feline", "Mammal", "Animal"} <= {p["Name"] for p in cat["Parents"]}
+    assert cat["Categories"] == [{"Name": "animals & pets"}]
+    assert labels["Tiger Cat"]["Parents"][0] == {"Name": "Domestic Cat"}
+    assert labels["Window Screen"]["Categories"] == [{"Name": "home & interior"}]
+    assert response["LabelModelVersion"] == versions["labels"]
+    assert "ImageProperties" not in response
+
+    default = rk.detect_labels(
+        results["labels"], None, labels_request(), hierarchy, categories, rk.CssColours(), 100.0, "v"
+    )
+    assert all(label["Confidence"] >= 55 for label in default["Labels"])
+    assert len(default["Labels"]) < len(response["Labels"])
+    top = rk.detect_labels(
+        results["labels"],
+        None,
+        labels_request(MaxLabels=2, MinConfidence=0),
+        hierarchy,
+        [],
+        rk.CssColours(),
+        100.0,
+        "v",
+    )
+    assert [label["Name"] for label in top["Labels"]] == [label["Name"] for label in response["Labels"][:2]]
+    none = rk.detect_labels(
+        results["labels"], None, labels_request(MaxLabels=0), hierarchy, [], rk.CssColours(), 100.0, "v"
+    )
+    assert none["Labels"] == []
+
+
+def test_label_filters(services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy) -> None:
+    results, _ = analysed(services, ("labels",), (sample_dir / "chelsea.png").read_bytes())
+    categories = [("animals & pets", frozenset({ANIMAL}))]
+
+    def names(**general: Any) -> set[str]:
+        request = labels_request(MinConfidence=0, Settings={"GeneralLabels": general})
+        response = rk.detect_labels(
+            results["labels"], None, request, hierarchy, categories, rk.CssColours(), 100.0, "v"
+        )
+        return {label["Name"] for label in response["Labels"]}
+
+    everything = names()
+    assert names(LabelInclusionFilters=["cat", "Mammal"]) == {"Cat", "Mammal"}
+    assert names(LabelExclusionFilters=["Cat"]) == everything - {"Cat"}
+    animals = names(LabelCategoryInclusionFilters=["Animals & Pets"])
+    assert "Cat" in animals and "Window Screen" not in animals
+    assert names(LabelCategoryExclusionFilters=["animals & pets"]) == everything - animals
+
+
+def test_image_properties(services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy) -> None:
+    results, _ = analysed(services, ("labels", "properties"), (sample_dir / "chelsea.png").read_bytes())
+    request = labels_request(
+        Features=["IMAGE_PROPERTIES"], Settings={"ImageProperties": {"MaxDominantColors": 2}}
+    )
+    response = rk.detect_labels(
+        results["labels"], results["properties"], request, hierarchy, [], rk.CssColours(), 100.0, "v"
+    )
+    conforms(response, output("DetectLabels"))
+    assert response["Labels"] == []
+    quality = response["ImageProperties"]["Quality"]
+    props = results["properties"]
+    assert quality["Brightness"] == pytest.approx(100 * props["brightness"], abs=0.01)
+    assert 50 < quality["Sharpness"] < 100  # in focus: above the blur threshold's 50
+    assert 0 < quality["Contrast"] <= 100
+    colours = response["ImageProperties"]["DominantColors"]
+    assert len(colours) == 2
+    first = colours[0]
+    assert first["HexCode"] == props["colours"][0]["hex"]
+    assert f"#{first['Red']:02x}{first['Green']:02x}{first['Blue']:02x}" == first["HexCode"]
+    assert first["SimplifiedColor"] == "brown" and first["PixelPercent"] == pytest.approx(
+        100 * props["colours"][0]["fraction"]
+    )
+    assert first["CSSColor"] in {
+        "rosybrown",
+        "sienna",
+        "peru",
+        "tan",
+        "sandybrown",
+        "burlywood",
+        "saddlebrown",
+        "indianred",
+        "gray",
+        "grey",
+        "dimgray",
+        "dimgrey",
+    }
+
+
+def test_css_colours_are_the_nearest_named_ones() -> None:
+    names = rk.CssColours()
+    assert names([100.0, 0.0, 0.0]) == "white"
+    assert names([0.0, 0.0, 0.0]) == "black"
+    assert names([53.24, 80.09, 67.20]) == "red"  # sRGB #ff0000
+    assert names([32.30, 79.19, -107.86]) == "blue"  # sRGB #0000ff
+
+
+def test_blur_maps_below_50_and_the_threshold_to_50() -> None:
+    props = {"sharpness": 100.0, "brightness": 0.5, "contrast": 0.6, "colours": []}
+    quality = rk.image_properties(props, 10, rk.CssColours(), 100.0)["Quality"]
+    assert quality == {"Brightness": 50.0, "Sharpness": 50.0, "Contrast": 100.0}
+    assert (
+        rk.image_properties({**props, "sharpness": 20.0}, 10, rk.CssColours(), 100.0)["Quality"]["Sharpness"]
+        < 20
+    )
+
+
+# ---- DetectModerationLabels --------------------------------------------------------------------------
+
+
+def region(detector_class: str, category: str, score: float) -> dict[str, Any]:
+    return {"category": category, "type": "t", "detector_class": detector_class, "score": score,
+            "box": {"x0": 0.1, "y0": 0.1, "x1": 0.2, "y1": 0.2}}  # fmt: skip
+
+
+def test_moderation_levels_follow_rekognitions_taxonomy() -> None:
+    safety = {
+        "verdict": "explicit",
+        "scores": {"explicit_nudity": 0.8, "suggestive": 0.4},
+        "regions": [
+            region("FEMALE_BREAST_EXPOSED", "explicit_nudity", 0.8),
+            region("BUTTOCKS_EXPOSED", "explicit_nudity", 0.6),
+            region("BELLY_EXPOSED", "suggestive", 0.4),
+        ],
+    }
+    response = rk.detect_moderation_labels(safety, 50.0, "safety-1")
+    conforms(response, output("DetectModerationLabels"))
+    got = [
+        (m["Name"], m["ParentName"], m["TaxonomyLevel"], m["Confidence"])
+        for m in response["ModerationLabels"]
+    ]
+    assert got == [
+        ("Explicit", "", 1, 80.0),
+        ("Explicit Nudity", "Explicit", 2, 80.0),
+        ("Exposed Female Nipple", "Explicit Nudity", 3, 80.0),
+        ("Exposed Buttocks or Anus", "Explicit Nudity", 3, 60.0),
+    ]
+    lower = rk.detect_moderation_labels(safety, 30.0, "safety-1")["ModerationLabels"]
+    assert ("Swimwear or Underwear", "", 1) in [
+        (m["Name"], m["ParentName"], m["TaxonomyLevel"]) for m in lower
+    ]
+    unknown = {"regions": [region("SOMETHING_NEW", "suggestive", 0.9)]}
+    assert [m["Name"] for m in rk.detect_moderation_labels(unknown, 50.0, "v")["ModerationLabels"]] == [
+        "Swimwear or Underwear"
+    ]
+
+
+def test_every_nudenet_moderation_class_has_a_path() -> None:
+    from feedlens.analyzers.safety import TAXONOMY
+
+    assert set(TAXONOMY) == set(rk.MODERATION_PATHS)
+
+
+def test_safe_samples_have_no_moderation_labels(services: Services, sample_dir: Path) -> None:
+    for name in ("chelsea.png", "coffee.png", "astronaut.png"):
+        results, versions = analysed(services, ("safety",), (sample_dir / name).read_bytes())
+        response = rk.detect_moderation_labels(results["safety"], 50.0, versions["safety"])
+        conforms(response, output("DetectModerationLabels"))
+        assert response["ModerationLabels"] == [], name
+
+
+# ---- DetectText --------------------------------------------------------------------------------------
+
+
+def test_words_get_proportional_boxes() -> None:
+    line = {"text": "ab  cd", "confidence": 0.9, "box": {"x0": 0.0, "y0": 0.1, "x1": 0.6, "y1": 0.2}}
+    (first, box1), (second, box2) = rk.split_words(line)
+    assert (first, second) == ("ab", "cd")
+    assert (box1["x0"], box1["x1"]) == pytest.approx((0.0, 0.2))
+    assert (box2["x0"], box2["x1"]) == pytest.approx((0.4, 0.6))
+
+
+def test_detect_text_on_a_rendered_image(services: Services) -> None:
+    results, versions = analysed(services, ("text",), render(["HELLO FEEDLENS", "coffee time 2024"]))
+    response = rk.detect_text(results["text"], rq.TextRequest.parse({}), versions["text"])
+    conforms(response, output("DetectText"))
+    assert response["TextModelVersion"] == versions["text"]
+    lines = [d for d in response["TextDetections"] if d["Type"] == "LINE"]
+    words = [d for d in response["TextDetections"] if d["Type"] == "WORD"]
+    # the recogniser may read a row as several segments; the words and their order are what is stable
+    assert " ".join(line["DetectedText"] for line in lines).split() == [
+        "HELLO",
+        "FEEDLENS",
+        "coffee",
+        "time",
+        "2024",
+    ]
+    assert [w["DetectedText"] for w in words] == ["HELLO", "FEEDLENS", "coffee", "time", "2024"]
+    assert [d["Id"] for d in response["TextDetections"]] == list(range(len(lines) + len(words)))
+    for word in words:
+        line = lines[word["ParentId"]]
+        assert word["DetectedText"] in line["DetectedText"].split()
+        parent, box = line["Geometry"]["BoundingBox"], word["Geometry"]["BoundingBox"]
+        assert parent["Left"] - 1e-9 <= box["Left"]
+        assert box["Left"] + box["Width"] <= parent["Left"] + parent["Width"] + 1e-9
+        assert box["Top"] == parent["Top"] and len(word["Geometry"]["Polygon"]) == 4
+
+    def kept(**filters: Any) -> list[str]:
+        request = rq.TextRequest.parse({"Filters": filters})
+        found = rk.detect_text(results["text"], request, "v")["TextDetections"]
+        return [d["DetectedText"] for d in found if d["Type"] == "WORD"]
+
+    top_half = {"BoundingBox": {"Left": 0, "Top": 0, "Width": 1, "Height": 0.4}}
+    assert kept(RegionsOfInterest=[top_half]) == ["HELLO", "FEEDLENS"]
+    assert kept(WordFilter={"MinBoundingBoxWidth": 0.3}) == ["FEEDLENS"]
+    weakest = min(results["text"]["lines"], key=lambda line: line["confidence"])
+    above = kept(WordFilter={"MinConfidence": 100.0 * weakest["confidence"] + 0.001})
+    assert above == [w for w in kept() if w not in weakest["text"].split()]
+
+
+def test_detect_text_keeps_at_most_100_words() -> None:
+    line = {
+        "text": " ".join(["w"] * 60),
+        "confidence": 0.9,
+        "box": {"x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 0.1},
+    }
+    response = rk.detect_text({"lines": [line, line]}, rq.TextRequest.parse({}), "v")
+    assert sum(d["Type"] == "WORD" for d in response["TextDetections"]) == 100
+    assert sum(d["Type"] == "LINE" for d in response["TextDetections"]) == 2
+
+
+# ---- DetectFaces -------------------------------------------------------------------------------------
+
+
+def test_detect_faces_on_the_astronaut(services: Services, sample_dir: Path) -> None:
+    results, _ = analysed(services, ("faces",), (sample_dir / "astronaut.png").read_bytes())
+    response = rk.detect_faces(results["faces"], emotions=True)
+    conforms(response, output("DetectFaces"))
+    (face,) = response["FaceDetails"]
+    assert face["Emotions"][0]["Type"] == "HAPPY" and face["Emotions"][0]["Confidence"] > 90
+    assert {e["Type"] for e in face["Emotions"]} == {
+        "HAPPY",
+        "SAD",
+        "ANGRY",
+        "CONFUSED",
+        "DISGUSTED",
+        "SURPRISED",
+        "CALM",
+        "FEAR",
+    }
+    assert sum(e["Confidence"] for e in face["Emotions"]) == pytest.approx(100, abs=0.01)
+    box = face["BoundingBox"]
+    assert 0.3 < box["Left"] < 0.4 and 0.1 < box["Top"] < 0.2 and 0 < box["Width"] < 0.3
+    assert 0 < face["Confidence"] <= 100
+    plain = rk.detect_faces(results["faces"], emotions=False)["FaceDetails"][0]
+    assert "Emotions" not in plain and plain["BoundingBox"] == box
+
+
+def test_neutral_is_calm_and_confused_has_no_source() -> None:
+    emotions = {
+        "angry": 0.0,
+        "disgust": 0.0,
+        "fear": 0.0,
+        "happy": 0.1,
+        "sad": 0.0,
+        "surprise": 0.0,
+        "neutral": 0.9,
+    }
+    faces = {
+        "faces": [
+            {
+                "box": {"x0": 0, "y0": 0, "x1": 0.5, "y1": 0.5},
+                "confidence": 0.9,
+                "detector": "d",
+                "emotions": emotions,
+            }
+        ]
+    }
+    found = {
+        e["Type"]: e["Confidence"]
+        for e in rk.detect_faces(faces, emotions=True)["FaceDetails"][0]["Emotions"]
+    }
+    assert found["CALM"] == 90.0 and found["HAPPY"] == 10.0 and found["CONFUSED"] == 0.0
+
+
+def test_tables_are_built_from_the_store(services: Services) -> None:
+    class Holder:  # the part of AppState build_tables reads
+        def __init__(self) -> None:
+            self.services = services
+            self.settings = services.settings
+
+    tables = build_tables(Holder())  # type: ignore[arg-type]
+    assert tables.hierarchy.parents(DOMESTIC_ANIMAL)[0] == "animal"  # WordNet was found
+    assert tables.colours([100.0, 0.0, 0.0]) == "white"

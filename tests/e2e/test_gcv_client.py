@@ -1,0 +1,432 @@
+"""Google Cloud Vision compatibility as its users see it: the official `google-cloud-vision` client (REST
+transport, API key) against a real feedlens server with real models, plus raw HTTP for the wire details."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from google.api_core import exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import vision
+from PIL import Image, ImageDraw, ImageFont
+
+from tests.conftest import encode
+from tests.e2e.server import Server
+from tests.support.logos import composite, logo, png
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+Type = vision.Feature.Type
+Likely = vision.Likelihood
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_BODY_BYTES = 8 * 1024 * 1024
+ANNOTATE = "/v1/images:annotate"
+BURST = 40
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "FEEDLENS_FETCH__ENABLED": "true",
+        "FEEDLENS_FETCH__ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+        "FEEDLENS_DECODE__MAX_BYTES": str(MAX_IMAGE_BYTES),
+        "FEEDLENS_API__MAX_REQUEST_BYTES": str(MAX_BODY_BYTES),
+        "FEEDLENS_API__BURST": str(BURST),
+        "FEEDLENS_API__RATE_PER_MINUTE": "600",
+    }
+    process = Server(tmp_path_factory.mktemp("gcv"), env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def key(server: Server) -> str:
+    return server.key("team-a", "read")
+
+
+def client_for(server: Server, api_key: str) -> vision.ImageAnnotatorClient:
+    """Exactly how a user points the official client elsewhere (api_key and credentials are exclusive)."""
+    return vision.ImageAnnotatorClient(
+        transport="rest", client_options={"api_endpoint": server.url, "api_key": api_key}
+    )
+
+
+@pytest.fixture(scope="module")
+def client(server: Server, key: str) -> vision.ImageAnnotatorClient:
+    return client_for(server, key)
+
+
+@pytest.fixture(scope="module")
+def photos(sample_dir: Path) -> dict[str, bytes]:
+    return {name: (sample_dir / f"{name}.png").read_bytes() for name in ("chelsea", "astronaut", "coffee")}
+
+
+def rendered(lines: list[str]) -> bytes:
+    image = Image.new("RGB", (800, 300), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 48)
+    for row, text in enumerate(lines):
+        draw.text((40, 40 + 120 * row), text, fill="black", font=font)
+    return encode(image, "PNG")
+
+
+def xs_ys(poly: vision.BoundingPoly) -> tuple[list[int], list[int]]:
+    return [v.x for v in poly.vertices], [v.y for v in poly.vertices]
+
+
+def post(server: Server, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(server.url + ANNOTATE, json=body, timeout=120, **kwargs)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# ---- every supported feature through the official client --------------------------------------------------
+
+
+def test_label_detection_knows_the_cat(client: vision.ImageAnnotatorClient, photos: dict[str, bytes]) -> None:
+    response = client.label_detection(image={"content": photos["chelsea"]}, max_results=20)
+    assert not response.error.message
+    labels = {label.description: label for label in response.label_annotations}
+    assert "Cat" in labels and labels["Cat"].score > 0.8
+    assert labels["Cat"].mid.startswith("/wordnet/n")
+    scores = [label.score for label in response.label_annotations]
+    assert scores == sorted(scores, reverse=True) and 10 < len(scores) <= 20
+    assert (
+        len(client.label_detection(image={"content": photos["chelsea"]}, max_results=3).label_annotations)
+        == 3
+    )
+
+
+def test_safe_search_on_safe_photos(client: vision.ImageAnnotatorClient, photos: dict[str, bytes]) -> None:
+    for name in ("chelsea", "coffee", "astronaut"):
+        found = client.safe_search_detection(image={"content": photos[name]}).safe_search_annotation
+        assert found.adult in (Likely.VERY_UNLIKELY, Likely.UNLIKELY), name
+        assert found.racy in (Likely.VERY_UNLIKELY, Likely.UNLIKELY), name
+        assert (found.spoof, found.medical, found.violence) == (Likely.UNKNOWN,) * 3
+
+
+def test_text_detection_reads_rendered_words(client: vision.ImageAnnotatorClient) -> None:
+    image = {"content": rendered(["HELLO WORLD", "feedlens reads text"])}
+    response = client.text_detection(image=image)
+    full, *words = response.text_annotations
+    assert full.description == "HELLO WORLD\nfeedlens reads text\n"
+    assert [w.description for w in words] == ["HELLO", "WORLD", "feedlens", "reads", "text"]
+    (hello_x, hello_y), (world_x, _) = xs_ys(words[0].bounding_poly), xs_ys(words[1].bounding_poly)
+    assert 20 < min(hello_x) < max(hello_x) <= min(world_x) < max(world_x) < 800
+    assert 20 < min(hello_y) < max(hello_y) < 150  # the first row, drawn at y = 40..95
+    document = client.document_text_detection(image=image).full_text_annotation
+    assert document.text == full.description
+    (page,) = document.pages
+    assert (page.width, page.height, len(page.blocks)) == (800, 300, 2)
+    first = page.blocks[0].paragraphs[0].words[0]
+    assert "".join(s.text for s in first.symbols) == "HELLO" and first.confidence > 0.5
+    assert (
+        first.symbols[-1].property.detected_break.type_ == vision.TextAnnotation.DetectedBreak.BreakType.SPACE
+    )
+
+
+def test_face_detection_finds_the_astronauts_smile(
+    client: vision.ImageAnnotatorClient, photos: dict[str, bytes]
+) -> None:
+    (face,) = client.face_detection(image={"content": photos["astronaut"]}).face_annotations
+    assert face.joy_likelihood in (Likely.LIKELY, Likely.VERY_LIKELY)
+    assert face.sorrow_likelihood in (Likely.VERY_UNLIKELY, Likely.UNLIKELY)
+    assert face.headwear_likelihood == Likely.UNKNOWN and face.detection_confidence > 0.5
+    xs, ys = xs_ys(face.fd_bounding_poly)
+    assert 150 < min(xs) < max(xs) < 300 and 60 < min(ys) < max(ys) < 200  # her face in the 512 px photo
+    assert not client.face_detection(image={"content": photos["chelsea"]}).face_annotations
+
+
+def test_image_properties_finds_the_two_colours(client: vision.ImageAnnotatorClient) -> None:
+    pixels = np.zeros((200, 400, 3), dtype=np.uint8)
+    pixels[:, :200] = (220, 30, 30)
+    pixels[:, 200:] = (30, 30, 220)
+    response = client.image_properties(image={"content": encode(Image.fromarray(pixels), "PNG")})
+    colours = response.image_properties_annotation.dominant_colors.colors
+    top = sorted(colours, key=lambda c: -c.pixel_fraction)[:2]
+    assert sum(c.pixel_fraction for c in top) > 0.95
+    rgb = sorted((round(c.color.red), round(c.color.green), round(c.color.blue)) for c in top)
+    assert rgb[0][2] > 180 and rgb[0][0] < 80  # blue
+    assert rgb[1][0] > 180 and rgb[1][2] < 80  # red
+
+
+def test_crop_hints_keep_the_face(client: vision.ImageAnnotatorClient, photos: dict[str, bytes]) -> None:
+    response = client.crop_hints(
+        image={"content": photos["astronaut"]},
+        image_context={"crop_hints_params": {"aspect_ratios": [1.0, 0.5]}},
+    )
+    square, tall = response.crop_hints_annotation.crop_hints
+    xs, ys = xs_ys(square.bounding_poly)
+    assert (max(xs) - min(xs), max(ys) - min(ys)) == (512, 512)
+    xs, ys = xs_ys(tall.bounding_poly)
+    assert (max(xs) - min(xs), max(ys) - min(ys)) == (256, 512)
+    assert min(xs) < 175 and max(xs) > 275  # the face (x 173..274) is inside the half-width crop
+    assert tall.importance_fraction > 0.5 and tall.confidence > 0.3
+
+
+# ---- batches and per-image errors --------------------------------------------------------------------------
+
+
+def test_batch_with_one_corrupt_image(client: vision.ImageAnnotatorClient, photos: dict[str, bytes]) -> None:
+    truncated = photos["chelsea"][: len(photos["chelsea"]) // 3]
+    features = [{"type_": Type.LABEL_DETECTION}, {"type_": Type.FACE_DETECTION}]
+    images = [photos["chelsea"], truncated, photos["astronaut"], b"\x89PNG\r\n\x1a\nthen nothing"]
+    response = client.batch_annotate_images(
+        requests=[{"image": {"content": data}, "features": features} for data in images]
+    )
+    cat, bad, astronaut, garbage = response.responses
+    assert "Cat" in [label.description for label in cat.label_annotations] and not cat.error.message
+    assert len(astronaut.face_annotations) == 1 and not astronaut.error.message
+    for failed in (bad, garbage):
+        assert failed.error.code == 3 and "Bad image data" in failed.error.message
+        assert not failed.label_annotations
+
+
+def test_unsupported_features_are_per_image_errors(
+    client: vision.ImageAnnotatorClient, photos: dict[str, bytes]
+) -> None:
+    unsupported = [
+        Type.OBJECT_LOCALIZATION,
+        Type.WEB_DETECTION,
+        Type.LANDMARK_DETECTION,
+        Type.PRODUCT_SEARCH,
+    ]
+    requests = [{"image": {"content": photos["coffee"]}, "features": [{"type_": t}]} for t in unsupported]
+    mixed = [{"type_": Type.WEB_DETECTION}, {"type_": Type.LABEL_DETECTION}]
+    requests.append({"image": {"content": photos["coffee"]}, "features": mixed})
+    *alone, both = client.batch_annotate_images(requests=requests).responses
+    for kind, response in zip(unsupported, alone, strict=True):
+        assert response.error.code == 12 and kind.name in response.error.message
+    assert both.error.code == 12 and "Espresso" in [label.description for label in both.label_annotations]
+
+
+def test_oversized_and_wrong_format_images(
+    client: vision.ImageAnnotatorClient, photos: dict[str, bytes]
+) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)
+    huge = encode(Image.fromarray(noise), "PNG")
+    assert MAX_IMAGE_BYTES < len(huge) < MAX_BODY_BYTES * 3 // 4  # over the image cap, under the body cap
+    images = [huge, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", b"<svg xmlns='http://www.w3.org/2000/svg'/>"]
+    images.append(photos["chelsea"])
+    features = [{"type_": Type.LABEL_DETECTION}]
+    responses = client.batch_annotate_images(
+        requests=[{"image": {"content": data}, "features": features} for data in images]
+    ).responses
+    assert responses[0].error.code == 3 and "too_large" in responses[0].error.message
+    for wrong in responses[1:3]:
+        assert wrong.error.code == 3 and "unsupported_format" in wrong.error.message
+    assert responses[3].label_annotations and not responses[3].error.message
+
+
+class _Files(BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}  # noqa: RUF012 - set per server below
+
+    def do_GET(self) -> None:
+        data = self.files.get(self.path)
+        self.send_response(200 if data is not None else 404)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+        self.wfile.write(data or b"")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def files(photos: dict[str, bytes]) -> Iterator[str]:
+    handler = type("Handler", (_Files,), {"files": {"/cat.png": photos["chelsea"]}})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+def test_image_uris_go_through_the_safe_fetcher(client: vision.ImageAnnotatorClient, files: str) -> None:
+    sources = [f"{files}/cat.png", f"{files}/missing.png", "http://10.0.0.1/private.png", "gs://bucket/a.png"]
+    requests = [
+        {"image": {"source": {"image_uri": uri}}, "features": [{"type_": Type.LABEL_DETECTION}]}
+        for uri in sources
+    ]
+    fetched, missing, private, gcs = client.batch_annotate_images(requests=requests).responses
+    assert "Cat" in [label.description for label in fetched.label_annotations]
+    assert missing.error.code == 14 and "fetch_http_status" in missing.error.message
+    assert private.error.code == 7 and "address_refused" in private.error.message
+    assert gcs.error.code == 12 and "gs://" in gcs.error.message
+
+
+def test_image_uris_refused_when_fetching_is_off(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    server = Server(tmp_path, {"FEEDLENS_FETCH__ENABLED": "false"}).start()
+    try:
+        response = post(
+            server,
+            {
+                "requests": [
+                    {
+                        "image": {"source": {"imageUri": "https://example.com/a.png"}},
+                        "features": [{"type": 4}],
+                    },
+                    {"image": {"content": b64(photos["coffee"])}, "features": [{"type": 6}]},
+                ]
+            },
+            params={"key": server.key("w", "read")},
+        )
+        assert response.status_code == 200, response.text
+        refused, fine = response.json()["responses"]
+        assert refused["error"]["code"] == 7 and "fetch_disabled" in refused["error"]["message"]
+        assert fine["safeSearchAnnotation"]["adult"] in ("VERY_UNLIKELY", "UNLIKELY")
+    finally:
+        server.stop()
+
+
+# ---- auth ----------------------------------------------------------------------------------------------
+
+
+def test_wrong_or_missing_key_is_refused(server: Server, photos: dict[str, bytes]) -> None:
+    # Over REST the client picks its exception by HTTP status: 401 Unauthorized, 403 Forbidden (their
+    # gRPC-named subclasses Unauthenticated and PermissionDenied are raised by the gRPC transport).
+    image = {"content": photos["coffee"]}
+    with pytest.raises(exceptions.Unauthorized, match="API key not valid") as wrong:
+        client_for(server, "fl_not-a-real-key").label_detection(image=image)
+    assert wrong.value.reason == "API_KEY_INVALID"
+    anonymous = vision.ImageAnnotatorClient(
+        credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": server.url}
+    )
+    with pytest.raises(exceptions.Forbidden) as missing:
+        anonymous.label_detection(image=image)
+    assert missing.value.reason == "API_KEY_MISSING"
+
+
+def test_key_as_query_parameter_or_bearer(server: Server, key: str, photos: dict[str, bytes]) -> None:
+    body = {
+        "requests": [
+            {"image": {"content": b64(photos["coffee"])}, "features": [{"type": "SAFE_SEARCH_DETECTION"}]}
+        ]
+    }
+    for kwargs in ({"params": {"key": key}}, {"headers": {"Authorization": f"Bearer {key}"}}):
+        response = post(server, body, **kwargs)
+        assert response.status_code == 200 and "safeSearchAnnotation" in response.json()["responses"][0]
+
+
+def test_rate_limit_is_resource_exhausted(server: Server) -> None:
+    own = server.key("team-c", "read")  # its own bucket: the module's key keeps its tokens
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for _ in range(BURST * 5):
+            response = http.post(ANNOTATE, params={"key": own}, content=b"{}")
+            if response.status_code == 429:
+                break
+            assert response.status_code == 400  # not a 401: the key works, the body is empty
+    assert response.status_code == 429
+    assert (
+        response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+        and int(response.headers["Retry-After"]) >= 1
+    )
+
+
+# ---- wire details, raw HTTP ------------------------------------------------------------------------------
+
+
+def test_enums_as_names_by_default_and_as_numbers_when_asked(
+    server: Server, key: str, photos: dict[str, bytes]
+) -> None:
+    body = {
+        "requests": [
+            {
+                "image": {"content": b64(photos["astronaut"])},
+                "features": [{"type": "FACE_DETECTION"}, {"type": 6}],
+            }
+        ]
+    }
+    named = post(server, body, params={"key": key}).json()["responses"][0]
+    numbered = post(server, body, params={"key": key, "$alt": "json;enum-encoding=int"}).json()["responses"][
+        0
+    ]
+    assert named["faceAnnotations"][0]["joyLikelihood"] in ("LIKELY", "VERY_LIKELY")
+    assert named["safeSearchAnnotation"]["spoof"] == "UNKNOWN"
+    assert numbered["faceAnnotations"][0]["joyLikelihood"] in (4, 5)
+    assert numbered["safeSearchAnnotation"]["spoof"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"{not json", "Invalid JSON"),
+        (b'{"requests": []}', "requests"),
+        (b'{"nothing": 1}', "requests"),
+        (b'"just a string"', "object"),
+    ],
+)
+def test_bad_request_bodies_are_googles_400(server: Server, key: str, content: bytes, fragment: str) -> None:
+    response = httpx.post(server.url + ANNOTATE, params={"key": key}, content=content, timeout=30)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["code"] == 400 and fragment in error["message"]
+
+
+def test_more_than_16_images_is_a_400(server: Server, key: str) -> None:
+    item = {"image": {"content": "AAAA"}, "features": [{"type": 4}]}
+    response = post(server, {"requests": [item] * 17}, params={"key": key})
+    assert response.status_code == 400 and "Too many images" in response.json()["error"]["message"]
+
+
+def test_a_bad_item_does_not_fail_the_request(server: Server, key: str, photos: dict[str, bytes]) -> None:
+    good = {"image": {"content": b64(photos["coffee"])}, "features": [{"type": "SAFE_SEARCH_DETECTION"}]}
+    bad_base64 = {"image": {"content": "!!!"}, "features": [{"type": 6}]}
+    unknown = {"image": {"content": b64(photos["coffee"])}, "features": [{"type": "NOT_A_FEATURE"}]}
+    response = post(server, {"requests": [bad_base64, good, unknown]}, params={"key": key})
+    assert response.status_code == 200
+    first, second, third = response.json()["responses"]
+    assert first["error"]["code"] == 3 and "Base64" in first["error"]["message"]
+    assert "safeSearchAnnotation" in second and "error" not in second
+    assert third["error"]["code"] == 3 and "NOT_A_FEATURE" in third["error"]["message"]
+
+
+def test_app_wide_refusals_come_in_googles_shape(server: Server, key: str) -> None:
+    content = b'{"requests": [{"image": {"content": "' + b"A" * MAX_BODY_BYTES + b'"}}]}'
+    response = httpx.post(server.url + ANNOTATE, params={"key": key}, content=content, timeout=60)
+    assert response.status_code == 400 and response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert (
+        response.json()["error"]["message"]
+        == f"Request payload size exceeds the limit: {MAX_BODY_BYTES} bytes."
+    )
+    nul = httpx.post(f"{server.url}{ANNOTATE}?key={key}%00", content=b"{}", timeout=30)
+    assert nul.status_code == 400 and nul.json()["error"]["status"] == "INVALID_ARGUMENT"
+    wrong_method = httpx.get(server.url + ANNOTATE, params={"key": key}, timeout=30)
+    assert wrong_method.status_code == 404 and wrong_method.json()["error"]["status"] == "NOT_FOUND"
+    other = httpx.post(server.url + "/v1/files:annotate", params={"key": key}, json={}, timeout=30)
+    assert other.status_code == 404 and other.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_logo_detection_uses_the_workspaces_brands(
+    client: vision.ImageAnnotatorClient, server: Server, sample_dir: Path, photos: dict[str, bytes]
+) -> None:
+    """A brand registered through feedlens's own API is what LOGO_DETECTION finds, with its outline."""
+    writer = server.key("team-a", "write")
+    registered = httpx.post(
+        f"{server.url}/v1/brands",
+        headers={"Authorization": f"Bearer {writer}"},
+        data={"name": "Zorblax", "aliases": ["Zorblax Cola"]},
+        files=[("logos", ("zorblax.png", png(logo()), "image/png"))],
+        timeout=120,
+    )
+    assert registered.status_code == 200, registered.text
+    pasted = client.logo_detection(image={"content": composite(sample_dir / "chelsea.png", logo())})
+    (found,) = pasted.logo_annotations
+    assert found.description == "Zorblax" and found.score > 0.5 and found.mid == "/feedlens/brand/Zorblax"
+    xs = [v.x for v in found.bounding_poly.vertices]
+    assert 0.1 * 451 < min(xs) < max(xs) < 0.75 * 451  # where the logo was pasted on the 451 px photo
+    assert not client.logo_detection(image={"content": photos["coffee"]}).logo_annotations
+    # another workspace has no such brand
+    other = client_for(server, server.key("team-b", "read"))
+    assert not other.logo_detection(
+        image={"content": composite(sample_dir / "chelsea.png", logo())}
+    ).logo_annotations
