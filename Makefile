@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python benchmarks/api_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_quality.py --out docs/benchmarks.md --doc docs/search.md
 	$(BIN)/python benchmarks/categories_quality.py --out docs/benchmarks.md --doc docs/categories.md
+	$(BIN)/python benchmarks/brands_quality.py --out docs/benchmarks.md --doc docs/brands.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 
 clean:

@@ -20,8 +20,9 @@ from feedlens.api.compat.gcv import Code, FeatureType, GcvError, ImageRequest, L
 from feedlens.api.compat.gcv_annotate import SafetyLevels
 from feedlens.api.compat.gcv_layout import Frame
 from feedlens.services.factory import Services
+from tests.support.fonts import DEJAVU_BOLD
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT = DEJAVU_BOLD
 ALL = ("labels", "safety", "faces", "text", "properties", "body_regions")
 LEVELS = SafetyLevels(floor=0.3, explicit=0.5, suggestive=0.6)
 
@@ -210,7 +211,11 @@ def test_logo_annotations_from_the_brands_result() -> None:
                     {"kind": "logo", "score": 0.9, "matched": "3", "quad": quad, "inliers": 40},
                 ],
             },
-            {"brand": "Acme", "score": 1.0, "evidence": [{"kind": "caption", "score": 1.0, "matched": "acme"}]},
+            {
+                "brand": "Acme",
+                "score": 1.0,
+                "evidence": [{"kind": "caption", "score": 1.0, "matched": "acme"}],
+            },
         ]
     }
     out = gcv_annotate.annotate(request(FeatureType.LOGO_DETECTION), 200, 100, {"brands": brands}, LEVELS)

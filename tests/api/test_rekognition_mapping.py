@@ -19,8 +19,9 @@ from feedlens.api.compat import rekognition_requests as rq
 from feedlens.api.compat.rekognition_router import build_tables, from_problem
 from feedlens.runtime import wordnet
 from feedlens.services.factory import Services
+from tests.support.fonts import DEJAVU_BOLD
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT = DEJAVU_BOLD
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 ANIMAL, CAT, DOMESTIC_ANIMAL, TABBY = "n00015388", "n02121620", "n01317541", "n02123045"
 

@@ -20,9 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tests.conftest import encode
 from tests.e2e.server import Server
+from tests.support.fonts import DEJAVU_BOLD
 from tests.support.logos import composite, logo, png
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT = DEJAVU_BOLD
 Type = vision.Feature.Type
 Likely = vision.Likelihood
 MAX_IMAGE_BYTES = 2 * 1024 * 1024

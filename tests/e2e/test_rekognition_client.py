@@ -26,8 +26,9 @@ from feedlens.services.access import AccessService
 from feedlens.storage.database import Database
 from tests.conftest import encode, gradient
 from tests.e2e.server import RELAXED_LIMITS, Server
+from tests.support.fonts import DEJAVU_BOLD
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT = DEJAVU_BOLD
 AWS_JSON = "application/x-amz-json-1.1"
 MAX_REQUEST = 8 * 1024 * 1024  # the server's body cap: above AWS's 5 MB image once base64-encoded
 

@@ -38,6 +38,7 @@ from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
 from feedlens.storage.repositories import ImageFilter
 from feedlens.storage.tables import Facet
+from tests.support.fonts import DEJAVU_BOLD
 from tests.support.tuxpaint import load_stamps, render, split, stamps_root, to_jpeg_bytes
 
 PETS, FOOD, TEXT, PEOPLE = "animals & pets", "food & drink", "text & memes & screenshots", "people & selfies"
@@ -63,7 +64,7 @@ def meme(text: tuple[str, str] = ("WHEN THE CODE", "FINALLY WORKS")) -> bytes:
     """Black words on white, as memes and quote images are made."""
     image = Image.new("RGB", (800, 600), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 48)
+    font = ImageFont.truetype(DEJAVU_BOLD, 48)
     draw.text((40, 200), text[0], fill="black", font=font)
     draw.text((40, 280), text[1], fill="black", font=font)
     out = io.BytesIO()

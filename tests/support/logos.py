@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+from tests.support.fonts import DEJAVU_BOLD
+
+FONT = DEJAVU_BOLD
 
 
 def logo() -> Image.Image:

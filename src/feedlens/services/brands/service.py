@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from feedlens.analyzers.logo_matcher import LogoIndex, ReferenceLogo
+from feedlens.analyzers.logo_matcher import LogoFeaturesError, LogoIndex, ReferenceLogo
 from feedlens.config import Settings
 from feedlens.core.errors import FeedlensError
 from feedlens.core.results.brands import BrandEvidence, BrandsResult
@@ -229,16 +229,24 @@ class BrandService:
                 select(Brand).where(Brand.workspace_id == workspace).options(selectinload(Brand.logos))
             ).all()
             terms = tuple(BrandTerms(b.name, tuple(b.aliases), tuple(b.hashtags)) for b in brands)
-            references = [
-                (b.name, str(logo.id), ReferenceLogo.from_bytes_features(logo.features))
-                for b in brands
-                for logo in b.logos
-            ]
+            references = [(b.name, str(logo.id), self._features(logo)) for b in brands for logo in b.logos]
         index = LogoIndex(references) if references else None
         registry = _Registry(version, terms, index)
         with self._lock:
             self._cache[workspace] = registry
         return registry
+
+    def _features(self, logo: BrandLogo) -> ReferenceLogo:
+        """A logo's stored features; re-extracted from its stored image (and saved) when they were made by
+        another extractor version or cannot be read."""
+        try:
+            return ReferenceLogo.from_bytes_features(logo.features)
+        except LogoFeaturesError as exc:
+            log.info("re-extracting features of logo %d: %s", logo.id, exc.message)
+        reference = ReferenceLogo.from_bytes(self.blobs.get("logos", logo.blob))
+        logo.features = reference.to_bytes()
+        logo.features_version = str(ReferenceLogo.VERSION)
+        return reference
 
     # -- detection -------------------------------------------------------------------------------------
     def detect(self, workspace: int, image_ids: Sequence[str]) -> dict[str, BrandsResult]:
