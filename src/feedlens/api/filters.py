@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
 
+from feedlens.api.problems import Problem
 from feedlens.storage.repositories import ImageFilter
 
 
@@ -54,3 +55,24 @@ def image_filter(
 
 
 Filters = Annotated[ImageFilter, Depends(image_filter)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive means UTC; the count queries compare aware datetimes."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def time_window(
+    since: Annotated[datetime | None, Query(description="from this time (naive means UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="before this time")] = None,
+) -> tuple[datetime | None, datetime | None]:
+    """[since, until) in UTC for the per-day count endpoints; 422 when it is empty."""
+    start, end = _utc(since), _utc(until)
+    if start is not None and end is not None and start >= end:
+        raise Problem(422, "invalid_request", "`since` must be before `until`")
+    return start, end
+
+
+TimeWindow = Annotated[tuple[datetime | None, datetime | None], Depends(time_window)]

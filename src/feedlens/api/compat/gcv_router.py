@@ -13,14 +13,13 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from feedlens.api.compat import gcv, gcv_annotate
 from feedlens.api.compat.gcv import Code, Failure, FeatureType, GcvError, ImageRequest
-from feedlens.api.problems import PROBLEM_JSON
+from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.state import AppState
 from feedlens.core.errors import ModelStoreError
 from feedlens.core.results import ImageReport
@@ -233,32 +232,13 @@ def from_problem(status: int, body: bytes) -> GcvError:
     )
 
 
-class GoogleErrors:
+class GoogleErrors(ProblemRewriter):
     """ASGI middleware, added outside RequestGuard: on the images:annotate paths, a problem+json answer
     from feedlens's app-wide layers (body over the size cap, NUL in the URL, wrong method) is rewritten
     into Google's error JSON. Other paths pass through untouched."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def owns(self, scope: Scope) -> bool:
+        return bool(_PATH.fullmatch(scope["path"]))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _PATH.fullmatch(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        held: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def rewrite(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                if Headers(raw=message["headers"]).get("content-type", "").startswith(PROBLEM_JSON):
-                    held["start"] = message
-                    return
-            elif message["type"] == "http.response.body" and "start" in held:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    error = from_problem(held["start"]["status"], b"".join(chunks))
-                    await google_error(error)(scope, receive, send)
-                return
-            await send(message)
-
-        await self.app(scope, receive, rewrite)
+    def convert(self, status: int, body: bytes) -> Response:
+        return google_error(from_problem(status, body))

@@ -20,14 +20,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from feedlens.api.compat import rekognition as rk
 from feedlens.api.compat import rekognition_requests as rq
 from feedlens.api.compat import sigv4
+from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.deps import State
-from feedlens.api.problems import PROBLEM_JSON
 from feedlens.api.state import AppState
 from feedlens.core.errors import FeedlensError
 from feedlens.runtime import wordnet
@@ -247,35 +246,16 @@ def build_tables(state: AppState) -> Tables:
     return Tables(rk.LabelHierarchy(hierarchy, min_depth, hypernyms), rk.CssColours())
 
 
-class RekognitionErrors:
+class RekognitionErrors(ProblemRewriter):
     """ASGI middleware, added outside RequestGuard: on POST / (this API's only route) a problem+json
     answer from the app-wide middleware (body over the size cap, NUL in the URL) is rewritten into
     Rekognition's error shape. Other routes pass through untouched."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def owns(self, scope: Scope) -> bool:
+        return bool(scope["method"] == "POST" and scope["path"] == "/")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/":
-            await self.app(scope, receive, send)
-            return
-        held: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def rewrite(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                if Headers(raw=message["headers"]).get("content-type", "").startswith(PROBLEM_JSON):
-                    held["start"] = message
-                    return
-            elif message["type"] == "http.response.body" and "start" in held:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    error = from_problem(held["start"]["status"], b"".join(chunks))
-                    await error_response(error)(scope, receive, send)
-                return
-            await send(message)
-
-        await self.app(scope, receive, rewrite)
+    def convert(self, status: int, body: bytes) -> Response:
+        return error_response(from_problem(status, body))
 
 
 def from_problem(status: int, body: bytes) -> rq.RekognitionError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from feedlens.api.deps import Reader, State, Writer
+from feedlens.api.filters import TimeWindow
 from feedlens.api.problems import Problem
 
 router = APIRouter(tags=["brands"])
@@ -77,12 +77,6 @@ async def _body(request: Request) -> tuple[BrandBody, list[tuple[str, bytes]]]:
     raise Problem(415, "unsupported_media_type", "send multipart/form-data or application/json")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @router.get("/v1/brands")
 async def list_brands(state: State, who: Reader) -> dict[str, Any]:
     """The registered brands with their aliases, hashtags and logos, and the registry version."""
@@ -112,13 +106,10 @@ async def add_brand(
 async def brand_counts(
     state: State,
     who: Reader,
-    since: Annotated[datetime | None, Query(description="from this time (naive means UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    window: TimeWindow,
 ) -> dict[str, Any]:
     """Images mentioning each brand per UTC day, dated by their earliest post (else by ingest)."""
-    start, end = _utc(since), _utc(until)
-    if start is not None and end is not None and start >= end:
-        raise Problem(422, "invalid_request", "`since` must be before `until`")
+    start, end = window
     rows = await run_in_threadpool(state.brands.counts, who.workspace_id, start, end)
     return {"counts": [{"day": day.isoformat(), "brand": name, "images": n} for day, name, n in rows]}
 

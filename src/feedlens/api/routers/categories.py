@@ -4,14 +4,14 @@ trained category models and recategorising."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from feedlens.api.deps import Admin, Reader, State, Writer
+from feedlens.api.filters import TimeWindow
 from feedlens.api.problems import Problem
 from feedlens.core.taxonomy import MAX_BYTES, MAX_NAME, parse_taxonomy
 
@@ -67,13 +67,6 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive means UTC; the count query compares aware datetimes."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 # -- taxonomy ----------------------------------------------------------------------------------------------
 @router.get("/v1/taxonomy")
 async def get_taxonomy(state: State, who: Reader) -> dict[str, Any]:
@@ -118,13 +111,10 @@ async def list_categories(state: State, who: Reader) -> dict[str, Any]:
 async def category_counts(
     state: State,
     who: Reader,
-    since: Annotated[datetime | None, Query(description="from this time (naive means UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    window: TimeWindow,
 ) -> dict[str, Any]:
     """Images per category and UTC day, dated by their earliest post (or, without one, by ingest)."""
-    start, end = _utc(since), _utc(until)
-    if start is not None and end is not None and start >= end:
-        raise Problem(422, "invalid_request", "`since` must be before `until`")
+    start, end = window
     rows = await run_in_threadpool(state.categories.counts, who.workspace_id, start, end)
     return {"counts": [{"day": day.isoformat(), "category": name, "images": n} for day, name, n in rows]}
 
