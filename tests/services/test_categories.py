@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +38,7 @@ from feedlens.storage.database import Database
 from feedlens.storage.repositories import ImageFilter
 from feedlens.storage.tables import Facet
 from tests.support.fonts import DEJAVU_BOLD
-from tests.support.tuxpaint import load_stamps, render, split, stamps_root, to_jpeg_bytes
+from tests.support.tuxpaint import load_stamps, render, split, stamps_or_skip, to_jpeg_bytes
 
 PETS, FOOD, TEXT, PEOPLE = "animals & pets", "food & drink", "text & memes & screenshots", "people & selfies"
 SAMPLES = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle.png", "china.jpg")
@@ -249,16 +248,6 @@ def test_custom_taxonomy_and_deleted_category(
         stack.services.database.dispose()
 
 
-def _stamps_or_skip() -> Path:
-    root = stamps_root()
-    if root is None:
-        message = "Tux Paint stamps not installed (scripts/install-system-deps.sh installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
-
-
 def macro_f1(assigned: Sequence[Sequence[str]], truth: Sequence[str], names: Sequence[str]) -> float:
     scores = []
     for name in names:
@@ -273,7 +262,7 @@ def test_training_on_a_few_labels_beats_zero_shot(services: Services, tmp_path: 
     """Five labelled stamps per category (Tux Paint's dev split) train a model that sorts held-out stamps
     (its test split) better than zero-shot did, on the same images, with the default taxonomy."""
     chosen = (PETS, FOOD, "vehicles", "events & celebrations", TEXT)
-    stamps = [s for s in load_stamps(_stamps_or_skip()) if s.category in chosen]
+    stamps = [s for s in load_stamps(stamps_or_skip()) if s.category in chosen]
     dev, test = split(stamps)
     train = [s for c in chosen for s in [x for x in dev if x.category == c][:5]]
     held = [s for c in chosen for s in [x for x in test if x.category == c][:6]]

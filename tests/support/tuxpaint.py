@@ -409,3 +409,17 @@ def to_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def stamps_or_skip() -> Path:
+    """The stamps folder for a test: a skip when missing locally, a failure on CI (where
+    scripts/install-system-deps.sh must have installed them)."""
+    import pytest  # only tests call this; the benchmark imports the module without pytest's help
+
+    root = stamps_root()
+    if root is None:
+        message = "Tux Paint stamps not installed (scripts/install-system-deps.sh installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root

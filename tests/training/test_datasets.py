@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -26,26 +25,15 @@ from feedlens.training.datasets import (
     load_image,
 )
 from feedlens.training.splits import class_report, class_weights, resample, split
-from tests.support.tuxpaint import Stamp, load_stamps, stamps_root
+from tests.support.tuxpaint import Stamp, load_stamps, stamps_or_skip
 
 PHOTOS = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg", "china.jpg")
-
-
-def _stamps_or_skip() -> Path:
-    # same rule as tests/services/test_categories.py: skip locally, fail on CI
-    root = stamps_root()
-    if root is None:
-        message = "Tux Paint stamps not installed (scripts/install-system-deps.sh installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
 
 
 @pytest.fixture(scope="module")
 def stamps() -> dict[str, list[Stamp]]:
     """Three photo stamps each of animals and food."""
-    found = load_stamps(_stamps_or_skip())
+    found = load_stamps(stamps_or_skip())
     return {c: [s for s in found if s.category == c][:3] for c in ("animals & pets", "food & drink")}
 
 
