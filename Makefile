@@ -20,7 +20,7 @@ $(STAMPS)/system: scripts/install-system-deps.sh
 # torch goes in first, alone, so pip takes the local CPU wheel and nothing later drags in CUDA.
 $(STAMPS)/deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[convert,dev]'
+	$(BIN)/pip install -q -e '.[convert,train,dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/samples: scripts/make_samples.py $(STAMPS)/deps
@@ -68,6 +68,7 @@ bench: setup
 	$(BIN)/python benchmarks/search_quality.py --out docs/benchmarks.md --doc docs/search.md
 	$(BIN)/python benchmarks/categories_quality.py --out docs/benchmarks.md --doc docs/categories.md
 	$(BIN)/python benchmarks/brands_quality.py --out docs/benchmarks.md --doc docs/brands.md
+	$(BIN)/python benchmarks/training_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 
 clean:
