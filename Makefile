@@ -8,7 +8,7 @@ SAMPLES := samples
 
 .PHONY: setup run analyze test lint typecheck layers unit bench models samples clean
 
-setup: $(STAMPS)/system $(STAMPS)/deps $(STAMPS)/samples models
+setup: $(STAMPS)/system $(STAMPS)/deps $(STAMPS)/samples $(STAMPS)/web models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,9 +29,15 @@ $(STAMPS)/samples: scripts/make_samples.py $(STAMPS)/deps
 
 samples: $(STAMPS)/samples
 
+# The web app's npm packages (Chart.js), exactly as the lockfile pins them; the server serves them from
+# node_modules, so the app needs no internet and no third-party code is copied into the repository.
+$(STAMPS)/web: src/feedlens/web/package.json src/feedlens/web/package-lock.json $(STAMPS)/system
+	cd src/feedlens/web && npm ci --no-audit --no-fund
+	@mkdir -p $(STAMPS) && touch $@
+
 # Verifies every artifact's hash and fetches/builds only what is missing or corrupt.
 models: $(STAMPS)/deps $(STAMPS)/system
-	$(BIN)/feedlens models pull
+	$(BIN)/feedlens store pull
 
 # First run: ingests the sample photos into workspace "demo"; every run: prints a fresh demo key and a
 # curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.

@@ -72,21 +72,21 @@ def test_usage_errors_exit_non_zero(photo_dir: Path) -> None:
 
 
 def test_models_commands() -> None:
-    listing = run("models", "list")
+    listing = run("store", "list")
     assert listing.returncode == 0 and "efficientnet-lite0-onnx" in listing.stdout and "ok" in listing.stdout
-    assert run("models", "verify").returncode == 0
-    path = run("models", "path", "efficientnet-lite0-onnx")
+    assert run("store", "verify").returncode == 0
+    path = run("store", "path", "efficientnet-lite0-onnx")
     assert path.returncode == 0 and Path(path.stdout.strip()).is_file()
-    unknown = run("models", "path", "gpt-17")
+    unknown = run("store", "path", "gpt-17")
     assert unknown.returncode == 2 and "unknown model artifact" in unknown.stderr
 
 
 def test_missing_store_names_the_fix(tmp_path: Path, photo_dir: Path) -> None:
     empty_home = {"FEEDLENS_HOME": str(tmp_path)}
-    verify = run("models", "verify", env=empty_home)
-    assert verify.returncode == 1 and "feedlens models pull" in verify.stderr
+    verify = run("store", "verify", env=empty_home)
+    assert verify.returncode == 1 and "feedlens store pull" in verify.stderr
     analyze = run("analyze", str(photo_dir / "coffee.png"), env=empty_home)
-    assert analyze.returncode == 2 and "feedlens models pull" in analyze.stderr
+    assert analyze.returncode == 2 and "feedlens store pull" in analyze.stderr
 
 
 def test_schema_command() -> None:

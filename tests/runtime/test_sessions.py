@@ -67,5 +67,5 @@ def test_unknown_suffix_fails_loudly(tmp_path: Path) -> None:
 def test_garbage_onnx_is_a_model_store_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.onnx"
     path.write_bytes(b"not a protobuf")
-    with pytest.raises(ModelStoreError, match="feedlens models pull"):
+    with pytest.raises(ModelStoreError, match="feedlens store pull"):
         open_session(path, threads=1)

@@ -50,7 +50,7 @@ def test_corrupt_artifact_is_detected_and_repulled(store_copy: ModelStore) -> No
     assert store_copy.status("efficientnet-lite0-pth").state is ArtifactState.CORRUPT
     with pytest.raises(ModelStoreError) as info:
         store_copy.path("efficientnet-lite0-pth")
-    assert info.value.fix == "feedlens models pull efficientnet-lite0-pth"
+    assert info.value.fix == "feedlens store pull efficientnet-lite0-pth"
     assert "SHA-256" in info.value.message
     store_copy.pull("efficientnet-lite0-pth")
     assert store_copy.status("efficientnet-lite0-pth").state is ArtifactState.OK
@@ -61,8 +61,8 @@ def test_missing_artifact_names_the_fixing_command(store_copy: ModelStore) -> No
     store_copy.artifact_path("wordnet-noun").unlink()
     with pytest.raises(ModelStoreError) as info:
         store_copy.path("wordnet-noun")
-    assert info.value.fix == "feedlens models pull wordnet-noun"
-    assert "feedlens models pull wordnet-noun" in str(info.value)
+    assert info.value.fix == "feedlens store pull wordnet-noun"
+    assert "feedlens store pull wordnet-noun" in str(info.value)
 
 
 def test_corrupt_conversion_is_rebuilt_on_load(store_copy: ModelStore) -> None:

@@ -17,6 +17,7 @@ from feedlens.services.categories import CategoryError
 from feedlens.services.feeds import FeedError
 from feedlens.services.fetch import FetchError
 from feedlens.services.inference import ServerBusyError
+from feedlens.services.training import DatasetError, RegistryError, RunError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -40,6 +41,17 @@ HTTP_CODES = {
     503: "unavailable",
 }
 CATEGORY_STATUS = {"unknown_category": 422, "label_conflict": 422, "not_enough_labels": 409}
+MODEL_STATUS = {  # RegistryError / RunError codes; anything else is 422
+    "unknown_task": 404,
+    "model_not_found": 404,
+    "artifact_not_found": 404,
+    "run_not_found": 404,
+    "already_production": 409,
+    "nothing_to_roll_back": 409,
+    "no_production_model": 409,
+    "classes_mismatch": 409,
+    "training_busy": 429,
+}
 
 
 class Problem(Exception):  # noqa: N818 - reads as what it is: `raise Problem(404, ...)`
@@ -81,6 +93,10 @@ def status_of(exc: FeedlensError) -> int:
         return 422
     if isinstance(exc, CategoryError):
         return CATEGORY_STATUS.get(exc.code, 422)
+    if isinstance(exc, RegistryError | RunError):
+        return MODEL_STATUS.get(exc.code, 422)
+    if isinstance(exc, DatasetError):
+        return 422
     declared = getattr(exc, "http_status", None)  # errors that know their status (e.g. BrandError)
     return int(declared) if isinstance(declared, int) else 400
 
@@ -94,7 +110,9 @@ def install(app: FastAPI) -> None:
     async def _feedlens(_: Request, exc: FeedlensError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusyError) else None
         # a taxonomy is fixed in one pass when every problem is listed, not just the first
-        extra = {"problems": exc.problems} if isinstance(exc, TaxonomyError) else {}
+        extra: dict[str, Any] = {"problems": exc.problems} if isinstance(exc, TaxonomyError) else {}
+        if isinstance(exc, DatasetError):
+            extra = {"problems": exc.to_dict()["problems"]}
         return problem_response(status_of(exc), str(exc.code), exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -16,9 +16,10 @@ from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analy
 from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
 from feedlens.cli import library as library_cli
-from feedlens.cli import models as models_cli
 from feedlens.cli import search as search_cli
 from feedlens.cli import serve as serve_cli
+from feedlens.cli import store as store_cli
+from feedlens.cli import training as training_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
 from feedlens.config import Settings, load_settings
@@ -29,6 +30,7 @@ from feedlens.services.factory import Services, build_services
 from feedlens.services.pipeline import iter_image_files
 from feedlens.services.redact import Method, Target
 from feedlens.services.redact import redact as redact_image
+from feedlens.services.training import DatasetError
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
@@ -40,7 +42,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(models_cli.app, name="models")
+app.add_typer(store_cli.app, name="store")
+app.add_typer(training_cli.app, name="models")
+app.command()(training_cli.train)
+app.command()(training_cli.evaluate)
 app.add_typer(library_cli.workspaces_app, name="workspaces")
 app.add_typer(library_cli.keys_app, name="keys")
 app.command()(library_cli.ingest)
@@ -164,6 +169,8 @@ def _print_error(exc: FeedlensError) -> None:
     """One line; errors that list several problems (a taxonomy file) print each on a line of its own."""
     err = Console(stderr=True)
     problems = exc.problems if isinstance(exc, TaxonomyError) else []
+    if isinstance(exc, DatasetError):
+        problems = [f"[{p.code.value}] {p.message}" for p in exc.problems]
     message = escape(exc.message.partition(":")[0] + ":" if problems else exc.message)
     err.print(f"[bold red]error[/] {escape(f'[{exc.code}]')} {message}", highlight=False, soft_wrap=True)
     for problem in problems:

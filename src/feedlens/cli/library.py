@@ -25,6 +25,7 @@ from feedlens.services.ingest import Ingestor, IngestSummary, chain_hooks, items
 from feedlens.services.library import Library
 from feedlens.services.reanalyze import reanalyze as reanalyze_images
 from feedlens.services.search import build_search
+from feedlens.services.training import TrainingService
 
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
@@ -59,7 +60,12 @@ def open_ingestor(services: Services) -> Iterator[tuple[Ingestor, CategoryServic
         search = build_search(services)
         categories = build_categories(services, search.encoder)
         brands = BrandService(services.database, services.blobs, services.decoder, services.settings)
-        hooks = chain_hooks(search.after_ingest, categories.after_ingest, brands.after_ingest)
+        training = TrainingService(
+            services.database, services.blobs, services.decoder, services.store, services.settings, categories
+        )
+        hooks = chain_hooks(
+            search.after_ingest, categories.after_ingest, brands.after_ingest, training.server.after_ingest
+        )
         yield (
             Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks),
             categories,

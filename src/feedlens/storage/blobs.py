@@ -12,8 +12,8 @@ import re
 import tempfile
 from pathlib import Path
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-KINDS = ("originals", "thumbnails", "staging", "logos")
+_SHA256 = re.compile(r"[0-9a-f]{64}(\.[a-z0-9]{1,8})?")  # a digest, optionally with a file suffix
+KINDS = ("originals", "thumbnails", "staging", "logos", "models", "reports")
 
 
 class BlobStore:
@@ -24,7 +24,7 @@ class BlobStore:
         if kind not in KINDS:
             raise ValueError(f"unknown blob kind {kind!r}")
         if not _SHA256.fullmatch(digest):
-            raise ValueError("blob names are sha256 hex digests")  # also blocks path traversal
+            raise ValueError("blob names are sha256 hex digests (optionally .suffix)")  # blocks traversal
         return self.root / kind / digest[:2] / digest[2:4] / digest
 
     def put(self, kind: str, data: bytes) -> str:

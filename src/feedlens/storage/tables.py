@@ -312,3 +312,80 @@ class BrandRegistryVersion(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TrainedModel(Base):
+    """A model trained for a workspace's task (issue 7's registry): one immutable version with its artifacts
+    (blob digests of model.pt / model.onnx / model.int8.onnx / report.html / metrics.json), metrics, the hash
+    of the data it saw, its parameters and the model it was trained to replace (`parent_id`)."""
+
+    __tablename__ = "trained_models"
+    __table_args__ = (UniqueConstraint("workspace_id", "task", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))  # probe, finetune
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("trained_models.id", ondelete="SET NULL"))
+    dataset_hash: Mapped[str] = mapped_column(String(64))
+    provenance: Mapped[str] = mapped_column(Text, default="")
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    training: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # artifact name -> blob digest
+    runtime: Mapped[str] = mapped_column(String(8))  # the ONNX file served: int8 or fp32
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelDeployment(Base):
+    """What serves a workspace's task: the `production` alias, and an optional A/B candidate (mode `split`:
+    `ab_share` of images are answered by the candidate; `shadow`: the candidate only predicts alongside)."""
+
+    __tablename__ = "model_deployments"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    task: Mapped[str] = mapped_column(String(32), primary_key=True)
+    production_id: Mapped[int | None] = mapped_column(ForeignKey("trained_models.id", ondelete="SET NULL"))
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("trained_models.id", ondelete="SET NULL"))
+    ab_mode: Mapped[str] = mapped_column(String(8), default="off")  # off, split, shadow
+    ab_share: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentEvent(Base):
+    """Every change of a deployment (promote, rollback, ab), in order: the audit trail, rollback's stack."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("trained_models.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelPrediction(Base):
+    """A trained model's prediction for a stored image: both arms of an A/B test are recorded (`served` says
+    which answered), so live accuracy can be compared on the same images once people label them."""
+
+    __tablename__ = "model_predictions"
+    __table_args__ = (UniqueConstraint("image_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[int] = mapped_column(ForeignKey("trained_models.id", ondelete="CASCADE"), index=True)
+    arm: Mapped[str] = mapped_column(String(16))  # production, candidate
+    served: Mapped[bool] = mapped_column(default=True)
+    label: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

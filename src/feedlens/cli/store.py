@@ -1,4 +1,5 @@
-"""`feedlens models list | pull | verify | path`."""
+"""`feedlens store list | pull | verify | path`: the offline store of pretrained model files (trained
+models are `feedlens models`)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def verify(ctx: typer.Context) -> None:
     bad = [s for s in _store(ctx).statuses() if s.state is not ArtifactState.OK]
     for status in bad:
         Console(stderr=True).print(
-            f"{status.state.value}: {status.spec.name} (fix: feedlens models pull {status.spec.name})"
+            f"{status.state.value}: {status.spec.name} (fix: feedlens store pull {status.spec.name})"
         )
     if bad:
         raise typer.Exit(1)

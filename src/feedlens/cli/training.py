@@ -1,0 +1,328 @@
+"""`feedlens train`, `feedlens evaluate` and `feedlens store list|show|promote|rollback|ab|history|report|
+explain`: the trained-model registry from the command line (docs/training.md)."""
+
+from __future__ import annotations
+
+import json
+import webbrowser
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from feedlens.cli.context import services_from
+from feedlens.services.access import AccessService
+from feedlens.services.categories import build_categories
+from feedlens.services.search import build_search
+from feedlens.services.training import WORKSPACE, TrainingService, TrainOptions
+
+app = typer.Typer(
+    help="Trained models of a workspace: list, promote, roll back, A/B test, reports, Grad-CAM.",
+    no_args_is_help=True,
+)
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
+Task = Annotated[str, typer.Option("--task", help="what the model predicts")]
+Dataset = Annotated[
+    str,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help=f"'{WORKSPACE}' (the workspace's labels), an ImageFolder directory, a path,label .csv or a "
+        "COCO-style .json",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _open(ctx: typer.Context, workspace: str) -> tuple[TrainingService, int]:
+    services = services_from(ctx)
+    services.database.migrate()
+    workspace_id = AccessService(services.database).workspace_id(workspace)
+    categories = build_categories(services, build_search(services).encoder)
+    training = TrainingService(
+        services.database, services.blobs, services.decoder, services.store, services.settings, categories
+    )
+    return training, workspace_id
+
+
+def _source(dataset: str) -> str | Path:
+    return dataset if dataset == WORKSPACE else Path(dataset)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+
+def _print_version(model: dict[str, Any], console: Console) -> None:
+    m = model["metrics"]
+    int8 = m.get("int8") or {}
+    console.print(
+        f"version {model['version']} ({model['mode']}, {model['runtime']}) "
+        f"{' '.join(model['aliases']) or ''}".rstrip(),
+        highlight=False,
+    )
+    console.print(
+        f"  {m.get('evaluated_on', 'test')} split: accuracy {_num(m.get('accuracy'))}, macro-F1 "
+        f"{_num(m.get('macro_f1'))}, ECE {_num(m.get('ece'))}, {m.get('n')} images",
+        highlight=False,
+    )
+    if int8:
+        verdict = "kept" if int8.get("kept") else "rejected (over the accuracy bound)"
+        console.print(
+            f"  int8: {verdict}; accuracy change {_num(int8.get('accuracy_change_points'), 1)} points, "
+            f"speed-up {_num(int8.get('speedup'), 2)}x",
+            highlight=False,
+        )
+    for warning in model.get("warnings", []):
+        console.print(f"  [yellow]warning[/] {escape(warning)}", highlight=False)
+
+
+def train(
+    ctx: typer.Context,
+    dataset: Dataset = WORKSPACE,
+    mode: Annotated[str, typer.Option("--mode", help="probe (seconds) or finetune (minutes)")] = "probe",
+    workspace: Workspace = "default",
+    task: Task = "categories",
+    epochs: Annotated[int, typer.Option(help="fine-tuning epochs (early stopping may end sooner)")] = 15,
+    seed: Annotated[int, typer.Option(help="split and training seed")] = 0,
+    balance: Annotated[
+        str, typer.Option(help="weights, resample or none: under-represented classes")
+    ] = "weights",
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help="try int8 compression")] = True,
+    max_int8_loss: Annotated[float, typer.Option(help="accuracy points int8 may lose and be kept")] = 1.0,
+    skip_bad_images: Annotated[bool, typer.Option(help="skip corrupt images instead of refusing")] = False,
+    promote: Annotated[bool, typer.Option(help="make the new version production")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Train a model on a labelled dataset, evaluate it, compress it, and register it as a new version."""
+    try:
+        options = TrainOptions(
+            mode=mode,  # type: ignore[arg-type]  # checked by TrainOptions
+            seed=seed,
+            epochs=epochs,
+            balance=balance,  # type: ignore[arg-type]
+            int8=int8,
+            max_int8_loss_points=max_int8_loss,
+            skip_bad_images=skip_bad_images,
+            progress=not as_json,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    training, workspace_id = _open(ctx, workspace)
+    model = training.train(workspace_id, _source(dataset), options, task=task, created_by="cli")
+    if promote:
+        model = training.registry.promote(workspace_id, task, model["version"], by="cli")
+    if as_json:
+        typer.echo(json.dumps(model, indent=2, default=str))
+        return
+    console = Console()
+    _print_version(model, console)
+    console.print(f"  report: feedlens models report {model['version']} -w {workspace}", highlight=False)
+
+
+def evaluate(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(help="the model version")],
+    dataset: Dataset = WORKSPACE,
+    workspace: Workspace = "default",
+    task: Task = "categories",
+    against: Annotated[
+        int | None, typer.Option(help="compare with this version (default: production)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="write metrics.json and report.html here")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Evaluate a version on a dataset (its test split if it is the one it was trained on, else all of it)."""
+    training, workspace_id = _open(ctx, workspace)
+    report, part = training.evaluate(workspace_id, version, _source(dataset), against=against, task=task)
+    if out is not None:
+        report.write(out)
+    if as_json:
+        typer.echo(report.to_json())
+        return
+    m = report.metrics
+    console = Console()
+    console.print(
+        f"version {version} on {part} of {dataset}: accuracy {_num(m['accuracy'])}, macro-F1 "
+        f"{_num(m['macro']['f1'])}, ECE {_num(m['calibration']['ece'])}, {m['n_items']} images",
+        highlight=False,
+    )
+    table = Table("class", "support", "precision", "recall", "F1")
+    for row in m["per_class"]:
+        table.add_row(
+            row["class"], str(row["support"]), _num(row["precision"]), _num(row["recall"]), _num(row["f1"])
+        )
+    console.print(table)
+    if m.get("comparison"):
+        delta = m["comparison"]["deltas"]["accuracy"]
+        console.print(
+            f"against {m['comparison']['baseline_model']['version']}: accuracy {_num(delta['baseline'])} -> "
+            f"{_num(delta['model'])} ({delta['delta']:+.3f})",
+            highlight=False,
+        )
+    if out is not None:
+        console.print(f"report: {out / 'report.html'}", highlight=False)
+
+
+@app.command("list")
+def list_versions(
+    ctx: typer.Context, workspace: Workspace = "default", task: Task = "categories", as_json: AsJson = False
+) -> None:
+    """Every version with its aliases, metrics, dataset hash and parent."""
+    training, workspace_id = _open(ctx, workspace)
+    versions = training.registry.versions(workspace_id, task)
+    if as_json:
+        typer.echo(json.dumps(versions, indent=2, default=str))
+        return
+    table = Table(
+        "version", "aliases", "mode", "runtime", "accuracy", "macro-F1", "dataset", "parent", "created"
+    )
+    rows = training.registry.rows(workspace_id, task, [v["parent"] for v in versions])
+    for v in versions:
+        parent = rows.get(v["parent"]) if v["parent"] else None
+        table.add_row(
+            str(v["version"]),
+            ", ".join(v["aliases"]),
+            v["mode"],
+            v["runtime"],
+            _num(v["metrics"].get("accuracy")),
+            _num(v["metrics"].get("macro_f1")),
+            v["dataset_hash"][:12],
+            "-" if parent is None else str(parent.version),
+            v["created_at"][:19],
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument()],
+    workspace: Workspace = "default",
+    task: Task = "categories",
+) -> None:
+    """One version in full (JSON): metrics, parameters, training details, artifacts."""
+    training, workspace_id = _open(ctx, workspace)
+    typer.echo(json.dumps(training.registry.get(workspace_id, task, version), indent=2, default=str))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument()],
+    workspace: Workspace = "default",
+    task: Task = "categories",
+) -> None:
+    """Make a version the task's production model (what the API and ingest use)."""
+    training, workspace_id = _open(ctx, workspace)
+    model = training.registry.promote(workspace_id, task, version, by="cli")
+    Console().print(f"version {model['version']} is now production for {task}", highlight=False)
+
+
+@app.command()
+def rollback(ctx: typer.Context, workspace: Workspace = "default", task: Task = "categories") -> None:
+    """Production goes back to the model the last promotion replaced."""
+    training, workspace_id = _open(ctx, workspace)
+    model = training.registry.rollback(workspace_id, task, by="cli")
+    Console().print(f"rolled back: version {model['version']} is production for {task}", highlight=False)
+
+
+@app.command()
+def ab(
+    ctx: typer.Context,
+    candidate: Annotated[
+        int | None, typer.Argument(help="the version to try (omit with --off/--status)")
+    ] = None,
+    share: Annotated[float, typer.Option(help="share of images the candidate answers (split)")] = 0.1,
+    shadow: Annotated[bool, typer.Option(help="candidate predicts on all images, answers none")] = False,
+    off: Annotated[bool, typer.Option(help="stop the A/B test")] = False,
+    workspace: Workspace = "default",
+    task: Task = "categories",
+) -> None:
+    """Start, change or stop an A/B test, then show its status with live accuracy from people's labels."""
+    training, workspace_id = _open(ctx, workspace)
+    registry = training.registry
+    if off:
+        registry.set_ab(workspace_id, task, None, "off", 0.0, by="cli")
+    elif candidate is not None:
+        registry.set_ab(workspace_id, task, candidate, "shadow" if shadow else "split", share, by="cli")
+    status = registry.ab_status(workspace_id, task)
+    console = Console()
+    console.print(
+        f"A/B {status['mode']}" + (f", share {status['share']:.2f}" if status["mode"] == "split" else "")
+    )
+    table = Table("arm", "version", "predictions", "served", "labelled", "live accuracy", "served accuracy")
+    for arm in ("production", "candidate"):
+        s = status[arm]
+        if s is not None:
+            table.add_row(
+                arm,
+                str(s["version"]),
+                str(s["predictions"]),
+                str(s["served"]),
+                str(s["labelled"]),
+                _num(s["accuracy"]),
+                _num(s["served_accuracy"]),
+            )
+    console.print(table)
+    if status["paired"]:
+        p = status["paired"]
+        console.print(
+            f"on the {p['images']} labelled images both predicted: production "
+            f"{_num(p['production_accuracy'])}, candidate {_num(p['candidate_accuracy'])}",
+            highlight=False,
+        )
+
+
+@app.command()
+def history(ctx: typer.Context, workspace: Workspace = "default", task: Task = "categories") -> None:
+    """Promotions, rollbacks and A/B changes, oldest first."""
+    training, workspace_id = _open(ctx, workspace)
+    table = Table("when", "action", "version", "detail", "by")
+    for e in training.registry.history(workspace_id, task):
+        table.add_row(
+            e["created_at"][:19], e["action"], _num(e["version"]), json.dumps(e["detail"]), e["created_by"]
+        )
+    Console().print(table)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument()],
+    out: Annotated[Path, typer.Option(help="folder for report.html and metrics.json")] = Path("."),
+    workspace: Workspace = "default",
+    task: Task = "categories",
+    open_browser: Annotated[bool, typer.Option("--open", help="open the page in a browser")] = False,
+) -> None:
+    """Write the evaluation report made after training (report.html + metrics.json)."""
+    training, workspace_id = _open(ctx, workspace)
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, name in (("report", "report.html"), ("metrics", "metrics.json")):
+        (out / name).write_bytes(training.report(workspace_id, version, kind, task))
+    typer.echo(str(out / "report.html"))
+    if open_browser:
+        webbrowser.open((out / "report.html").resolve().as_uri())
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    image: Annotated[Path, typer.Argument(help="an image file")],
+    out: Annotated[Path, typer.Option(help="where to write the overlay PNG")] = Path("gradcam.png"),
+    version: Annotated[int | None, typer.Option(help="default: production")] = None,
+    category: Annotated[str | None, typer.Option(help="default: the predicted one")] = None,
+    workspace: Workspace = "default",
+    task: Task = "categories",
+) -> None:
+    """Grad-CAM: where in the image the model sees the category, as a heatmap over the image."""
+    training, workspace_id = _open(ctx, workspace)
+    decoded = training.decoder.decode(image)  # full size: the overlay matches the file
+    png, info = training.explain(workspace_id, decoded.image, version=version, category=category, task=task)
+    out.write_bytes(png)
+    Console().print(
+        f"{out}: version {info['version']}, {escape(info['category'])} ({info['score']:.3f})", highlight=False
+    )

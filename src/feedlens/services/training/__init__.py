@@ -1,0 +1,27 @@
+"""Training for a workspace: datasets from labels, trained versions in a registry, production/A-B serving."""
+
+from __future__ import annotations
+
+from feedlens.services.training.registry import TASKS, ModelRegistry, RegistryError
+from feedlens.services.training.runs import Run, RunError, RunQueue
+from feedlens.services.training.service import WORKSPACE, TrainingService, dataset_from_path
+from feedlens.services.training.serving import ModelServer, Prediction, routes_to_candidate
+from feedlens.training.datasets import DatasetError
+from feedlens.training.recipe import TrainOptions
+
+__all__ = [
+    "TASKS",
+    "WORKSPACE",
+    "DatasetError",
+    "ModelRegistry",
+    "ModelServer",
+    "Prediction",
+    "RegistryError",
+    "Run",
+    "RunError",
+    "RunQueue",
+    "TrainOptions",
+    "TrainingService",
+    "dataset_from_path",
+    "routes_to_candidate",
+]

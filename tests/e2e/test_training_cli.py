@@ -1,0 +1,166 @@
+"""`feedlens train`, `evaluate` and `models ...` as a user runs them (in-process through the console entry
+point, one module-wide data folder, real models, Tux Paint's labelled stamps): labels from a folder -> a
+fine-tuned model that beats zero-shot on held-out stamps -> a probe promoted -> rollback, A/B, report,
+Grad-CAM -> bad datasets refused with their problems."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from feedlens.cli.app import main
+from feedlens.config import Settings
+from feedlens.services.factory import Services, build_services
+from tests.e2e.test_categories_cli import Run
+from tests.support.tuxpaint import ANIMALS, FOOD, TEXT, VEHICLES, load_stamps, render, split, stamps_or_skip
+
+CLASSES = (ANIMALS, FOOD, VEHICLES, TEXT)
+Cli = Callable[..., Run]
+
+
+@pytest.fixture(scope="module")
+def cli_services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Services:
+    data = tmp_path_factory.mktemp("training-cli")
+    return build_services(settings.model_copy(update={"data_dir": data, "database_url": None}))
+
+
+@pytest.fixture(scope="module")
+def feedlens(cli_services: Services) -> Cli:
+    runner = CliRunner()
+
+    def run(*args: str | Path) -> Run:
+        with runner.isolation(env={"COLUMNS": "250"}) as (out, err, _):
+            try:
+                main([str(a) for a in args], cli_services)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return Run(code, out.getvalue().decode(), err.getvalue().decode())
+
+    return run
+
+
+def write_folder(root: Path, stamps: list[Any]) -> Path:
+    for stamp in stamps:
+        target = root / stamp.category / (stamp.key.replace("/", "_") + ".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        render(stamp, 320).convert("RGB").save(target)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    chosen = [s for s in load_stamps(stamps_or_skip()) if s.category in CLASSES]
+    dev, test = split(chosen)
+    root = tmp_path_factory.mktemp("stamps")
+    return {
+        "train": write_folder(
+            root / "train", [s for c in CLASSES for s in [x for x in dev if x.category == c][:8]]
+        ),
+        "held": write_folder(
+            root / "held", [s for c in CLASSES for s in [x for x in test if x.category == c][:4]]
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def labelled(feedlens: Cli, folders: dict[str, Path]) -> Run:
+    run = feedlens("label", "--folder", folders["train"], "-w", "team")
+    assert run.code == 0, run.stderr
+    return run
+
+
+def test_finetune_beats_zero_shot_on_held_out_stamps(
+    feedlens: Cli, labelled: Run, folders: dict[str, Path], tmp_path: Path
+) -> None:
+    trained = feedlens("train", "-w", "team", "--mode", "finetune", "--epochs", "2", "--json").json()
+    assert (
+        trained["version"] == 1
+        and trained["mode"] == "finetune"
+        and sorted(trained["classes"]) == sorted(CLASSES)
+    )
+    history = feedlens("models", "show", "1", "-w", "team").json()["training"]["history"]
+    assert [h["epoch"] for h in history][:1] == [0] and len(
+        history
+    ) >= 2  # epoch 0 is the probe it starts from
+    report = feedlens(
+        "evaluate", "1", "--dataset", folders["held"], "-w", "team", "--out", tmp_path / "eval", "--json"
+    ).json()
+    assert report["evaluated_on"] == "all" and report["n_items"] == 16
+    assert (tmp_path / "eval" / "report.html").exists() and (tmp_path / "eval" / "metrics.json").exists()
+    # zero-shot on the same held-out images, through `analyze`
+    files = sorted(folders["held"].rglob("*.png"))
+    found = feedlens("analyze", *files, "-f", "json").json()
+    zero_shot = [
+        r["results"]["categories"]["categories"][0]["name"] == Path(r["path"]).parent.name for r in found
+    ]
+    zero_acc = sum(zero_shot) / len(zero_shot)
+    assert report["accuracy"] > zero_acc, (report["accuracy"], zero_acc)
+    assert report["accuracy"] >= 0.75
+
+
+def test_probe_promote_rollback_ab_report_explain(
+    feedlens: Cli, labelled: Run, folders: dict[str, Path], tmp_path: Path
+) -> None:
+    shown = feedlens("train", "-w", "team", "--no-int8", "--promote")
+    assert shown.code == 0, shown.stderr
+    assert "version 2 (probe, fp32) production" in shown.stdout and "macro-F1" in shown.stdout
+    listing = feedlens("models", "list", "-w", "team", "--json").json()
+    assert [(m["version"], m["aliases"]) for m in listing] == [(1, []), (2, ["production"])]
+    assert listing[1]["parent"] is None  # v1 was never production: v2 replaces nothing
+    assert feedlens("models", "promote", "1", "-w", "team").code == 0
+    assert feedlens("models", "list", "-w", "team", "--json").json()[0]["aliases"] == ["production"]
+    back = feedlens("models", "rollback", "-w", "team")
+    assert back.code == 0 and "version 2 is production" in back.stdout
+    ab = feedlens("models", "ab", "1", "--share", "0.25", "-w", "team")
+    assert ab.code == 0 and "A/B split, share 0.25" in ab.stdout, ab.stdout
+    stop = feedlens("models", "ab", "--off", "-w", "team")
+    assert "A/B off" in stop.stdout
+    history = feedlens("models", "history", "-w", "team")
+    assert [w for w in ("promote", "rollback", "ab") if w in history.stdout] == ["promote", "rollback", "ab"]
+    written = feedlens("models", "report", "2", "--out", tmp_path / "r", "-w", "team")
+    assert (
+        written.code == 0 and json.loads((tmp_path / "r" / "metrics.json").read_text())["schema_version"] == 1
+    )
+    image = next(folders["held"].rglob("*.png"))
+    out = tmp_path / "cam.png"
+    explained = feedlens("models", "explain", image, "--out", out, "-w", "team")
+    assert explained.code == 0, explained.stderr
+    assert Image.open(out).size == Image.open(image).size and "version 2" in explained.stdout
+
+
+def test_bad_datasets_and_requests(feedlens: Cli, labelled: Run, tmp_path: Path) -> None:
+    one = tmp_path / "one" / "cats"
+    one.mkdir(parents=True)
+    Image.new("RGB", (300, 300), "red").save(one / "a.png")
+    refused = feedlens("train", "--dataset", tmp_path / "one", "-w", "team")
+    assert refused.code == 2 and "too_few_classes" in refused.stderr, refused.stderr
+    empty = tmp_path / "two"
+    for name in ("a", "b"):
+        (empty / name).mkdir(parents=True)
+    Image.new("RGB", (300, 300)).save(empty / "a" / "x.png")
+    assert "empty_class" in feedlens("train", "--dataset", empty, "-w", "team").stderr
+    (empty / "b" / "y.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    corrupt = feedlens("train", "--dataset", empty, "-w", "team")
+    assert corrupt.code == 2 and "y.png" in corrupt.stderr, corrupt.stderr
+    bad_csv = tmp_path / "labels.csv"
+    bad_csv.write_text("path,label\nmissing.png,cats\n")
+    assert "missing_file" in feedlens("train", "--dataset", bad_csv, "-w", "team").stderr
+    unknown = tmp_path / "unknown"
+    for name in ("cats", "dogs"):
+        (unknown / name).mkdir(parents=True)
+        Image.new("RGB", (300, 300)).save(unknown / name / "x.png")
+    assert "unknown_label" in feedlens("evaluate", "1", "--dataset", unknown, "-w", "team").stderr
+    assert feedlens("train", "--mode", "deep", "-w", "team").code == 2
+    missing = feedlens("models", "promote", "99", "-w", "team")
+    assert missing.code == 2 and "model_not_found" in missing.stderr
+    assert [m["version"] for m in feedlens("models", "list", "-w", "team", "--json").json()] == [1, 2]
