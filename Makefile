@@ -75,6 +75,7 @@ bench: setup
 	$(BIN)/python benchmarks/categories_quality.py --out docs/benchmarks.md --doc docs/categories.md
 	$(BIN)/python benchmarks/brands_quality.py --out docs/benchmarks.md --doc docs/brands.md
 	$(BIN)/python benchmarks/training_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/al_simulation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 
 clean:

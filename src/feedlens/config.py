@@ -6,7 +6,7 @@ import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,6 +96,45 @@ class CategorySettings(BaseModel):
         ge=0.0,
         le=2.0,
         description="how much captions and hashtags count (1: as fitted on described images; 0: ignored)",
+    )
+
+
+class LearningSettings(BaseModel):
+    """The retraining loop (docs/feedback.md). FEEDLENS_LEARNING__RETRAIN_AFTER=50."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retrain_after: int = Field(
+        50, ge=0, le=1_000_000, description="new labelled images that start a cycle in the server (0: never)"
+    )
+    promote_margin: float = Field(
+        0.01, ge=0.0, le=1.0, description="how much better on the holdout a candidate must be to be promoted"
+    )
+    metric: Literal["macro_f1", "accuracy"] = Field("macro_f1", description="what the holdout is scored by")
+    mode: Literal["probe", "finetune"] = Field("probe", description="how cycles train their candidate")
+
+
+class ReviewSettings(BaseModel):
+    """The moderation review queue (docs/feedback.md). FEEDLENS_REVIEW__HIDE_UNREVIEWED=true and so on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hide_unreviewed: bool = Field(
+        False,
+        description="keep images waiting for review (pending, escalated) and rejected ones out of listings, "
+        "search and analytics",
+    )
+    margin: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        description="a safety score this close to a verdict threshold is uncertain: the image is queued",
+    )
+    uncertainty_weight: float = Field(
+        0.25, ge=0.0, le=2.0, description="queue priority = risk + this x uncertainty"
+    )
+    target_precision: float = Field(
+        0.9, gt=0.0, le=1.0, description="calibration suggests the lowest threshold reaching this precision"
     )
 
 
@@ -190,6 +229,8 @@ class Settings(BaseSettings):
     api: ApiLimits = ApiLimits()
     search: SearchSettings = SearchSettings()
     categories: CategorySettings = CategorySettings()
+    review: ReviewSettings = ReviewSettings()
+    learning: LearningSettings = LearningSettings()
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; with several servers on one database keep it on "

@@ -38,7 +38,11 @@ PER_CLASS = 8
 @pytest.fixture(scope="module")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    env = {**RELAXED_LIMITS, "FEEDLENS_DATABASE_URL": cluster.create_database(unique_database_name("models"))}
+    env = {
+        **RELAXED_LIMITS,
+        "FEEDLENS_DATABASE_URL": cluster.create_database(unique_database_name("models")),
+        "FEEDLENS_LEARNING__RETRAIN_AFTER": str(len(CLASSES) * (PER_CLASS + 2)),  # the last test's labels
+    }
     process = Server(tmp_path_factory.mktemp("models-api"), env).start()
     yield process
     process.stop()
@@ -250,3 +254,41 @@ def test_bad_requests(client: httpx.Client, keys: dict[str, str], server: Server
     assert run["status"] == "failed" and run["error"]["code"] == "dataset_invalid"
     assert "too_few_classes" in {p["code"] for p in run["error"]["problems"]}
     assert client.get("/v1/models", headers=auth(other)).json()["models"] == []  # nothing half-made
+
+
+def test_labeling_queue_and_retraining_loop(
+    client: httpx.Client, keys: dict[str, str], labelled: dict[str, str], stamps: dict[str, list[Any]]
+) -> None:
+    """Unlabelled held-out stamps enter the labelling queue; labelling them crosses RETRAIN_AFTER, which
+    starts a cycle in the server; a cycle on command follows; the learning curve lists both."""
+    w, r = keys["write"], keys["read"]
+    held = {
+        store(client, w, to_jpeg_bytes(render(s, 320)), f"{s.key}.jpg"): s.category for s in stamps["held"]
+    }
+    queue = client.get("/v1/review/labeling?n=4", headers=auth(r)).json()
+    assert queue["strategy"] == "margin" and not queue["cold_start"]
+    assert len(queue["picks"]) == 4 and {p["image_id"] for p in queue["picks"]} <= set(held)
+    assert queue["progress"]["unlabelled"] == len(held)
+    assert queue["picks"][0]["predicted"][0]["category"] in CLASSES
+    for image_id, category in held.items():
+        response = client.post(
+            f"/v1/images/{image_id}/labels", headers=auth(w), json={"categories": [category]}
+        )
+        assert response.status_code == 200
+    deadline = time.monotonic() + 300
+    cycles: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not cycles:
+        cycles = client.get("/v1/review/learning", headers=auth(r)).json()["cycles"]
+        time.sleep(1)
+    assert cycles and cycles[0]["trigger"] == "labels" and cycles[0]["labels"] == len(labelled) + len(held)
+    assert cycles[0]["production_version"] == 1 and cycles[0]["holdout"] > 0
+    run = finish(client, w, client.post("/v1/review/retrain", headers=auth(w), json={"margin": 1.0}))
+    assert run["status"] == "succeeded", run
+    assert not run["result"]["promoted"]  # nothing improves by a whole point of macro-F1
+    status = client.get("/v1/review/learning", headers=auth(r)).json()
+    assert [c["trigger"] for c in status["cycles"]] == ["labels", "command"] and len(status["curve"]) == 2
+    is_problem(client.get("/v1/review/labeling?n=0", headers=auth(r)), 422, "invalid_request")
+    is_problem(client.get("/v1/review/labeling?strategy=bogus", headers=auth(r)), 422, "invalid_request")
+    is_problem(
+        client.post("/v1/review/retrain", headers=auth(w), json={"metric": "f2"}), 422, "invalid_request"
+    )

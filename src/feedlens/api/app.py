@@ -10,22 +10,40 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
-from feedlens.api import problems
+from feedlens.api import problems, web
 from feedlens.api.compat import gcv_router, rekognition_router
 from feedlens.api.middleware import MetricsMiddleware, RequestGuard
-from feedlens.api.routers import analyze, batches, brands, categories, health, images, search
+from feedlens.api.routers import (
+    analytics,
+    analyze,
+    batches,
+    brands,
+    categories,
+    feedback,
+    health,
+    images,
+    learning,
+    models,
+    review,
+    search,
+    session,
+)
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.analytics import AnalyticsService
 from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import build_categories
 from feedlens.services.factory import build_services
+from feedlens.services.feedback import CorrectionService, ReviewService
+from feedlens.services.feedback.learning import ActiveLearning
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
 from feedlens.services.ingest import CoalescingIngestor, Ingestor, chain_hooks
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
 from feedlens.services.search import build_search
+from feedlens.services.training import RunQueue, TrainingService
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +56,10 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
     library.erasure_hooks.append(search.forget)
     categories = build_categories(services, search.encoder)
     brands = BrandService(services.database, services.blobs, services.decoder, settings)
+    training = TrainingService(
+        services.database, services.blobs, services.decoder, services.store, settings, categories
+    )
+    review = ReviewService(services.database, settings)
     fetcher = SafeFetcher(settings.fetch)
     ingestor = Ingestor(
         library,
@@ -45,7 +67,13 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         services.decoder,
         fetcher,
         settings.batch_size,
-        after_commit=chain_hooks(search.after_ingest, categories.after_ingest, brands.after_ingest),
+        after_commit=chain_hooks(
+            search.after_ingest,
+            categories.after_ingest,
+            brands.after_ingest,
+            training.server.after_ingest,
+            review.after_ingest,
+        ),
     )
     return AppState(
         settings=settings,
@@ -62,6 +90,12 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         search=search,
         categories=categories,
         brands=brands,
+        analytics=AnalyticsService(services.database),
+        training=training,
+        runs=RunQueue(),
+        learning=ActiveLearning(services.database, training, settings),
+        review=review,
+        corrections=CorrectionService(services.database, categories, review),
     )
 
 
@@ -81,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             state.jobs.stop()
+            state.runs.close()
             state.search.flush()
             state.gate.shutdown()
             state.fetcher.close()
@@ -93,10 +128,25 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, analyze, images, batches, search, categories, brands):
+    for module in (
+        health,
+        analyze,
+        images,
+        batches,
+        search,
+        categories,
+        brands,
+        models,
+        learning,
+        analytics,
+        session,
+    ):
+        app.include_router(module.router)
+    for module in (feedback, review):  # issue 8: corrections and the moderation review queue
         app.include_router(module.router)
     app.include_router(rekognition_router.router)
     app.include_router(gcv_router.router)  # Google Cloud Vision REST (docs/compat.md)
+    web.install(app)  # the web app at / (docs/ui.md)
     app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
     app.add_middleware(rekognition_router.RekognitionErrors)  # outside RequestGuard: rewrites its answers
     app.add_middleware(gcv_router.GoogleErrors)  # the same for the Google Cloud Vision paths

@@ -14,10 +14,12 @@ from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode, Unkn
 from feedlens.core.taxonomy import TaxonomyError
 from feedlens.services.access import AccessError
 from feedlens.services.categories import CategoryError
+from feedlens.services.feedback import CorrectionError, ReviewError
+from feedlens.services.feedback.learning import LearningError
 from feedlens.services.feeds import FeedError
 from feedlens.services.fetch import FetchError
 from feedlens.services.inference import ServerBusyError
-from feedlens.services.training import DatasetError, RegistryError, RunError
+from feedlens.services.training import ActiveLearningError, DatasetError, RegistryError, RunError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -52,6 +54,7 @@ MODEL_STATUS = {  # RegistryError / RunError codes; anything else is 422
     "classes_mismatch": 409,
     "training_busy": 429,
 }
+FEEDBACK_STATUS = {"not_in_review": 409, "nothing_to_confirm": 409}  # other feedback codes are 422
 
 
 class Problem(Exception):  # noqa: N818 - reads as what it is: `raise Problem(404, ...)`
@@ -95,8 +98,10 @@ def status_of(exc: FeedlensError) -> int:
         return CATEGORY_STATUS.get(exc.code, 422)
     if isinstance(exc, RegistryError | RunError):
         return MODEL_STATUS.get(exc.code, 422)
-    if isinstance(exc, DatasetError):
+    if isinstance(exc, DatasetError | LearningError | ActiveLearningError):
         return 422
+    if isinstance(exc, ReviewError | CorrectionError):
+        return FEEDBACK_STATUS.get(exc.code, 422)
     declared = getattr(exc, "http_status", None)  # errors that know their status (e.g. BrandError)
     return int(declared) if isinstance(declared, int) else 400
 

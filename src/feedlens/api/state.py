@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from feedlens.config import Settings
 from feedlens.services.access import AccessService, RateLimiter
+from feedlens.services.analytics import AnalyticsService
 from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import CategoryService
 from feedlens.services.factory import Services
+from feedlens.services.feedback import CorrectionService, ReviewService
+from feedlens.services.feedback.learning import ActiveLearning
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
 from feedlens.services.ingest import CoalescingIngestor, Ingestor
 from feedlens.services.jobs import JobService
 from feedlens.services.library import Library
 from feedlens.services.search import SearchService
+from feedlens.services.training import RunQueue, TrainingService
 
 
 @dataclass
@@ -65,4 +70,13 @@ class AppState:
     search: SearchService
     categories: CategoryService
     brands: BrandService
+    analytics: AnalyticsService
+    training: TrainingService
+    runs: RunQueue
+    learning: ActiveLearning
+    review: ReviewService
+    corrections: CorrectionService
     ready: bool = False
+    # Signs web-app session cookies (api/session.py). Per process: a restart logs browsers out, and no
+    # secret has to be configured or kept; a FEEDLENS_ setting would let several servers share sessions.
+    session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)

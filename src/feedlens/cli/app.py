@@ -15,6 +15,8 @@ from rich.markup import escape
 from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
 from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
+from feedlens.cli import feedback as feedback_cli
+from feedlens.cli import learning as learning_cli
 from feedlens.cli import library as library_cli
 from feedlens.cli import search as search_cli
 from feedlens.cli import serve as serve_cli
@@ -44,6 +46,7 @@ app = typer.Typer(
 )
 app.add_typer(store_cli.app, name="store")
 app.add_typer(training_cli.app, name="models")
+app.add_typer(learning_cli.app, name="al")
 app.command()(training_cli.train)
 app.command()(training_cli.evaluate)
 app.add_typer(library_cli.workspaces_app, name="workspaces")
@@ -61,6 +64,8 @@ app.add_typer(brands_cli.app, name="brands")
 app.add_typer(categories_cli.categories_app, name="categories")
 app.command()(categories_cli.label)
 app.command()(categories_cli.recategorize)
+app.command()(feedback_cli.correct)
+app.add_typer(feedback_cli.review_app, name="review")
 
 
 @app.callback()

@@ -20,6 +20,7 @@ from feedlens.services.access import AccessError, AccessService, Scope, aws_key_
 from feedlens.services.brands.service import BrandService
 from feedlens.services.categories import CategoryService, build_categories
 from feedlens.services.factory import Services
+from feedlens.services.feedback import ReviewService
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import Ingestor, IngestSummary, chain_hooks, items_from_paths
 from feedlens.services.library import Library
@@ -63,8 +64,13 @@ def open_ingestor(services: Services) -> Iterator[tuple[Ingestor, CategoryServic
         training = TrainingService(
             services.database, services.blobs, services.decoder, services.store, services.settings, categories
         )
+        review = ReviewService(services.database, services.settings)
         hooks = chain_hooks(
-            search.after_ingest, categories.after_ingest, brands.after_ingest, training.server.after_ingest
+            search.after_ingest,
+            categories.after_ingest,
+            brands.after_ingest,
+            training.server.after_ingest,
+            review.after_ingest,
         )
         yield (
             Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks),

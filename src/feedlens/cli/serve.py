@@ -41,6 +41,7 @@ def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
     example = next(iter(sorted(p for p in samples.iterdir() if p.is_file())), samples)
     console = Console(stderr=True, highlight=False)
     console.print(f"\n[bold]feedlens API[/] on {url}  (docs: {url}/docs)")
+    console.print(f"web app: [bold]{url}/[/]  (log in with the key below)")
     console.print(f"demo workspace key (write scope): [bold]{secret}[/]\n")
     console.print("try:")
     console.print(

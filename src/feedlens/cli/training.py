@@ -41,9 +41,13 @@ def _open(ctx: typer.Context, workspace: str) -> tuple[TrainingService, int]:
     services = services_from(ctx)
     services.database.migrate()
     workspace_id = AccessService(services.database).workspace_id(workspace)
-    categories = build_categories(services, build_search(services).encoder)
     training = TrainingService(
-        services.database, services.blobs, services.decoder, services.store, services.settings, categories
+        services.database,
+        services.blobs,
+        services.decoder,
+        services.store,
+        services.settings,
+        lambda: build_categories(services, build_search(services).encoder),
     )
     return training, workspace_id
 
@@ -72,7 +76,7 @@ def _print_version(model: dict[str, Any], console: Console) -> None:
     if int8:
         verdict = "kept" if int8.get("kept") else "rejected (over the accuracy bound)"
         console.print(
-            f"  int8: {verdict}; accuracy change {_num(int8.get('accuracy_change_points'), 1)} points, "
+            f"  int8: {verdict}; accuracy change {int8.get('accuracy_change_points') or 0.0:+.1f} points, "
             f"speed-up {_num(int8.get('speedup'), 2)}x",
             highlight=False,
         )

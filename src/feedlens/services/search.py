@@ -9,6 +9,7 @@ than the least bad images.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -30,6 +31,7 @@ from feedlens.runtime.text_encoder import TextEncoder
 from feedlens.services.factory import Services
 from feedlens.services.pipeline import Pipeline
 from feedlens.storage import embeddings as vectors
+from feedlens.storage import feedback
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
 from feedlens.storage.tables import Image, Post
@@ -208,10 +210,20 @@ class SearchService:
 
     # -- queries ---------------------------------------------------------------------------------------
     def _allowed(self, workspace: int, filters: repo.ImageFilter | None) -> set[str] | None:
-        if filters is None or filters == repo.ImageFilter():
+        if filters is None or filters in (repo.ImageFilter(), repo.ImageFilter(hide_unreviewed=True)):
             return None
+        if self.settings.review.hide_unreviewed:
+            filters = dataclasses.replace(filters, hide_unreviewed=True)
         with self.database.session() as session:
             return set(session.scalars(select(Image.id).where(*repo.filter_conditions(workspace, filters))))
+
+    def _hidden(self, workspace: int, filters: repo.ImageFilter | None) -> list[str]:
+        """Images hidden until reviewed (when the setting or the filter says so); without other filters they
+        are left out of the hits rather than every other image listed as allowed."""
+        if not (self.settings.review.hide_unreviewed or (filters is not None and filters.hide_unreviewed)):
+            return []
+        with self.database.session() as session:
+            return feedback.hidden_ids(session, workspace)
 
     def _search(
         self,
@@ -229,6 +241,8 @@ class SearchService:
         allowed = self._allowed(workspace, filters)
         if allowed is not None and not allowed:
             return []
+        if allowed is None:
+            exclude = (*exclude, *self._hidden(workspace, filters))
         k = offset + limit + len(exclude)
         raw = self.indexes.get(workspace, kind, DIMS[kind]).search(query, k, allowed)
         hits = raw[0] if raw else []

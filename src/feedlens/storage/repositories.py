@@ -18,7 +18,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from feedlens.storage.facets import facets_for
-from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage, Workspace, new_id
+from feedlens.storage.tables import (
+    HIDDEN_REVIEW_STATES,
+    Analysis,
+    Facet,
+    Hashtag,
+    Image,
+    Post,
+    PostImage,
+    ReviewItem,
+    Workspace,
+    new_id,
+)
 
 
 def workspace_id(session: Session, name: str) -> int | None:
@@ -227,6 +238,13 @@ class ImageFilter:
     until: datetime | None = None
     posted_since: datetime | None = None
     posted_until: datetime | None = None
+    hide_unreviewed: bool = False  # leave out images waiting for moderation review, or rejected by it
+
+
+def hidden_by_review() -> ColumnElement[bool]:
+    """True for an image that FEEDLENS_REVIEW__HIDE_UNREVIEWED keeps out of sight (pending, escalated or
+    rejected in the moderation review queue)."""
+    return exists().where(ReviewItem.image_id == Image.id, ReviewItem.state.in_(HIDDEN_REVIEW_STATES))
 
 
 def _utc(value: datetime) -> datetime:
@@ -262,6 +280,8 @@ def filter_conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool
         where.append(
             exists().where(Facet.image_id == Image.id, Facet.kind == "face_count", Facet.score >= f.min_faces)
         )
+    if f.hide_unreviewed:
+        where.append(~hidden_by_review())
     if f.since:
         where.append(Image.created_at >= _utc(f.since))
     if f.until:

@@ -389,3 +389,91 @@ class ModelPrediction(Base):
     label: Mapped[str] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Moderation review states. HIDDEN ones (waiting for a person, or rejected by one) are what
+# FEEDLENS_REVIEW__HIDE_UNREVIEWED keeps out of listings, search and analytics. An image without a
+# review_items row was never queued (state "none").
+REVIEW_STATES = ("pending", "approved", "rejected", "escalated")
+HIDDEN_REVIEW_STATES = ("pending", "escalated", "rejected")
+
+
+class Correction(Base):
+    """A person's correction (or confirmation) of what the system said about an image (issue 8): `value`
+    is what they said, `previous` what the system predicted at that moment, `model_version` which version
+    said it. Every correction is kept; the newest about an image wins."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # categories, safety
+    value: Mapped[dict[str, Any]] = mapped_column()
+    previous: Mapped[dict[str, Any]] = mapped_column()
+    model_version: Mapped[str] = mapped_column(String(256), default="")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewItem(Base):
+    """An image's place in the moderation review queue: its state and, from the safety result that put it
+    there, verdict, risk (the unsafe score), uncertainty and the priority the queue is ordered by.
+
+    A table of its own rather than columns on `images`: the queue's fields change with every scan and
+    decision while image rows are written once at ingest, and most images never enter the queue."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_workspace_state_priority", "workspace_id", "state", "priority"),)
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))  # one of REVIEW_STATES
+    verdict: Mapped[str | None] = mapped_column(String(16), default=None)
+    risk: Mapped[float | None] = mapped_column(Float, default=None)
+    uncertainty: Mapped[float] = mapped_column(Float, default=0.0)
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    safety_version: Mapped[str] = mapped_column(String(256), default="")
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModerationDecision(Base):
+    """A moderator's decision on an image (from the review queue or a safety correction), with the verdict
+    and risk the system had given it: the ground truth threshold calibration reads."""
+
+    __tablename__ = "moderation_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # approve, reject, escalate
+    reason: Mapped[str] = mapped_column(Text, default="")
+    verdict_before: Mapped[str | None] = mapped_column(String(16), default=None)
+    risk: Mapped[float | None] = mapped_column(Float, default=None)
+    source: Mapped[str] = mapped_column(String(16), default="review")  # review, correction
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LearningCycle(Base):
+    """One turn of the retraining loop (issue 8): a candidate trained on the labels of the moment,
+    scored with production on held-out images neither trained on, promoted only if better by the margin."""
+
+    __tablename__ = "learning_cycles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[int] = mapped_column(Integer)  # labelled images the candidate's dataset had
+    holdout: Mapped[int] = mapped_column(Integer)  # images both models were scored on
+    metric: Mapped[str] = mapped_column(String(32))
+    candidate_version: Mapped[int | None] = mapped_column(Integer)
+    candidate_score: Mapped[float | None] = mapped_column(Float)
+    production_version: Mapped[int | None] = mapped_column(Integer)
+    production_score: Mapped[float | None] = mapped_column(Float)
+    promoted: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    trigger: Mapped[str] = mapped_column(String(16), default="command")  # command, labels
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from threadpoolctl import threadpool_limits
 
 from feedlens.training.inputs import LabelledImages, check_labels
 from feedlens.training.network import ClassifierNet, TrainedClassifier, load_backbone, progress_bar
@@ -149,14 +150,15 @@ def probe(
             train_features = model.features(train.images, on_batch=advance)
         if val is not None and val_features is None:
             val_features = model.features(val.images, on_batch=advance)
-    w, b, history = select_linear_head(
-        train_features,
-        y_train,
-        k,
-        val_features=val_features,
-        val_labels=y_val,
-        class_weights=class_weights,
-        c=c,
-    )
+    with threadpool_limits(1):  # a few hundred x 1280: threaded BLAS only spins (simulation.py measured it)
+        w, b, history = select_linear_head(
+            train_features,
+            y_train,
+            k,
+            val_features=val_features,
+            val_labels=y_val,
+            class_weights=class_weights,
+            c=c,
+        )
     set_head(net, w, b)
     return TrainedClassifier(net, class_names, mode="probe", history=history, threads=threads)

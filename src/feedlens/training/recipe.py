@@ -39,7 +39,7 @@ from feedlens.training.inputs import LabelledImages
 from feedlens.training.network import TrainedClassifier
 from feedlens.training.probe import probe
 from feedlens.training.report import EvaluationReport, ModelInfo, evaluate
-from feedlens.training.splits import class_report, class_weights, resample, split
+from feedlens.training.splits import Split, class_report, class_weights, resample, split, stable_split
 
 KEEP_SIDE = 288  # decoded images are kept with this shorter side: enough for 224 crops after zoom-out
 CALIBRATION_IMAGES = 64  # int8 ranges from up to this many training images (ORT's min/max needs few)
@@ -54,6 +54,7 @@ ARTIFACTS = {
 
 Mode = Literal["probe", "finetune"]
 Balance = Literal["weights", "resample", "none"]
+SplitKind = Literal["stratified", "stable"]
 Baseline = Callable[[Sequence[Image.Image]], np.ndarray]  # images -> (N, K) probabilities, our class order
 
 
@@ -68,6 +69,7 @@ class TrainOptions:
     int8: bool = True
     max_int8_loss_points: float = DEFAULT_MAX_LOSS_POINTS
     skip_bad_images: bool = False  # default: a corrupt image refuses the dataset, naming every bad one
+    split: SplitKind = "stratified"  # "stable": each item's part depends on it alone (the feedback loop)
     threads: int | None = None
     progress: bool = False
 
@@ -78,6 +80,8 @@ class TrainOptions:
             raise ValueError(f"balance must be weights, resample or none, got {self.balance!r}")
         if not 1 <= self.epochs <= 200:
             raise ValueError(f"epochs must lie in [1, 200], got {self.epochs}")
+        if self.split not in ("stratified", "stable"):
+            raise ValueError(f"split must be stratified or stable, got {self.split!r}")
         if self.max_int8_loss_points < 0:
             raise ValueError("max_int8_loss_points must be >= 0")
 
@@ -170,7 +174,7 @@ def train_model(
     decoded = decode_all(dataset, decoder, resolve, options.skip_bad_images)
     data = decoded.dataset
     classes = list(data.classes)
-    parts = split(data, options.val_fraction, options.test_fraction, options.seed)
+    parts = split_of(data, options)
     balance = class_report(parts)
     if options.balance == "resample":
         parts = resample(parts)
@@ -231,6 +235,7 @@ def train_model(
         "provenance": data.provenance,
         "options": options.to_dict(),
         "split": {name: len(items) for name, items in parts.parts().items()},
+        "seen_keys": sorted({i.key for i in (*parts.train, *parts.val)}),  # never evaluate it on these
         "class_counts": balance.counts,
         "imbalance_ratio": balance.imbalance_ratio,
         "warnings": balance.warnings,
@@ -270,13 +275,18 @@ def evaluate_images(
     )
 
 
+def split_of(data: LabelledDataset, options: TrainOptions) -> Split:
+    kind = stable_split if options.split == "stable" else split
+    return kind(data, options.val_fraction, options.test_fraction, options.seed)
+
+
 def evaluation_items(
-    data: LabelledDataset, dataset_hash: str | None, seed: int, val: float, test: float
+    data: LabelledDataset, dataset_hash: str | None, options: TrainOptions
 ) -> tuple[list[Item], str]:
     """Which items to evaluate a model on: the test split when `data` is the dataset it was trained on (same
     hash: the other items were seen in training), else every item. Returns the items and the split name."""
     if dataset_hash is not None and data.dataset_hash() == dataset_hash:
-        parts = split(data, val, test, seed)
+        parts = split_of(data, options)
         if parts.test:
             return list(parts.test), "test"
     return list(data.items), "all"
@@ -308,9 +318,7 @@ def evaluate_model(
             ]
         )
     decoded = decode_all(dataset, decoder, resolve, opts.skip_bad_images)
-    items, part = evaluation_items(
-        decoded.dataset, trained_on, opts.seed, opts.val_fraction, opts.test_fraction
-    )
+    items, part = evaluation_items(decoded.dataset, trained_on, opts)
     truth = decoded.labelled(items, names)
     probabilities = model.predict_proba([decoded.images[i.key] for i in items])
     info = info or ModelInfo("model")

@@ -68,6 +68,33 @@ def split(
     return Split(dataset, ordered["train"], ordered["val"], ordered["test"], seed, val, test)
 
 
+def stable_split(
+    dataset: LabelledDataset, val: float = 0.15, test: float = 0.15, seed: str | int = "feedlens"
+) -> Split:
+    """A split in which each item's part depends on the item alone: u = sha256(seed, key) as a number in
+    [0, 1); test if u < `test`, validation if u < `test + val`, else train. Growing the dataset never moves
+    an existing item to another part, so models retrained as labels arrive (the feedback loop) are all
+    evaluated on data none of them trained on. The one exception: a class with no training item gets its
+    highest-u item moved to train (a model cannot learn a class it never sees)."""
+    if val < 0 or test < 0 or val + test >= 1:
+        raise ValueError(f"need val >= 0, test >= 0 and val + test < 1, got val={val}, test={test}")
+    seed = str(seed)
+    parts: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
+    for name in dataset.classes:
+        members = sorted((i for i in dataset.items if i.label == name), key=lambda i: _order(seed, i.key))
+        share = [int(_order(seed, i.key)[:16], 16) / 16**16 for i in members]
+        chosen: dict[str, list[Item]] = {"test": [], "val": [], "train": []}
+        for item, u in zip(members, share, strict=True):
+            chosen["test" if u < test else "val" if u < test + val else "train"].append(item)
+        if not chosen["train"]:
+            donor = "val" if chosen["val"] else "test"
+            chosen["train"].append(chosen[donor].pop())  # members are in u order: pop() is the highest u
+        for part, items in chosen.items():
+            parts[part] += items
+    ordered = {k: tuple(sorted(v, key=lambda i: i.key)) for k, v in parts.items()}
+    return Split(dataset, ordered["train"], ordered["val"], ordered["test"], seed, val, test)
+
+
 @dataclass(frozen=True)
 class ClassReport:
     """Counts per class (total and per split part), imbalance and warnings about under-represented classes."""

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from feedlens.api.deps import Admin, Reader, State, Writer
 from feedlens.api.filters import TimeWindow
 from feedlens.api.problems import Problem
+from feedlens.api.routers.learning import maybe_retrain
 from feedlens.core.taxonomy import MAX_BYTES, MAX_NAME, parse_taxonomy
 
 router = APIRouter(tags=["categories"])
@@ -156,6 +157,7 @@ async def add_labels(image_id: str, body: LabelsBody, state: State, who: Writer)
     )
     if labels is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    await run_in_threadpool(maybe_retrain, state, who.workspace_id, f"key:{who.key_id}")
     return {"image_id": image_id, "labels": labels}
 
 
@@ -165,4 +167,5 @@ async def get_labels(image_id: str, state: State, who: Reader) -> dict[str, Any]
     labels = await run_in_threadpool(state.categories.labels, who.workspace_id, image_id)
     if labels is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    await run_in_threadpool(maybe_retrain, state, who.workspace_id, f"key:{who.key_id}")
     return {"image_id": image_id, "labels": labels}

@@ -6,12 +6,14 @@ from feedlens.services.training.registry import TASKS, ModelRegistry, RegistryEr
 from feedlens.services.training.runs import Run, RunError, RunQueue
 from feedlens.services.training.service import WORKSPACE, TrainingService, dataset_from_path
 from feedlens.services.training.serving import ModelServer, Prediction, routes_to_candidate
+from feedlens.training.active_learning import ActiveLearningError
 from feedlens.training.datasets import DatasetError
 from feedlens.training.recipe import TrainOptions
 
 __all__ = [
     "TASKS",
     "WORKSPACE",
+    "ActiveLearningError",
     "DatasetError",
     "ModelRegistry",
     "ModelServer",

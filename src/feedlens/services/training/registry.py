@@ -232,6 +232,8 @@ class ModelRegistry:
                 raise RegistryError("nothing_to_roll_back", "the earlier production model no longer exists")
             current = deployment.production_id
             deployment.production_id = back_to.id
+            if deployment.candidate_id == back_to.id:  # production cannot be tested against itself
+                deployment.candidate_id, deployment.ab_mode, deployment.ab_share = None, "off", 0.0
             reg.add_event(session, workspace, task, "rollback", current, by, {"to": back_to.version})
             return describe(back_to, Deployment.of(deployment))
 

@@ -80,6 +80,18 @@ class RunQueue:
             run.status, run.error = "failed", {"code": "internal_error", "message": f"{type(exc).__name__}"}
         run.finished_at = datetime.now(UTC)
 
+    def active(self, workspace: int, kind: str) -> Run | None:
+        """A queued or running run of this kind for the workspace, if any."""
+        with self._lock:
+            return next(
+                (
+                    r
+                    for r in self._runs.values()
+                    if r.workspace == workspace and r.kind == kind and r.status in ("queued", "running")
+                ),
+                None,
+            )
+
     def get(self, workspace: int, run_id: str) -> Run:
         with self._lock:
             run = self._runs.get(run_id)

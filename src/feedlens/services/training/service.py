@@ -9,6 +9,7 @@ import io
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,40 +60,49 @@ class TrainingService:
         decoder: ImageDecoder,
         store: ModelStore,
         settings: Settings,
-        categories: CategoryService,
+        categories: CategoryService | Callable[[], CategoryService],
     ) -> None:
         self.database = database
         self.blobs = blobs
         self.decoder = decoder
         self.store = store
         self.settings = settings
-        self.categories = categories
+        # a factory defers loading the text encoder the category service needs until a dataset is built
+        # from labels: `feedlens models promote` should not pay for it
+        self._categories = categories
         self.registry = ModelRegistry(database)
         self.server = ModelServer(database, blobs, decoder, self.registry)
 
+    @property
+    def categories(self) -> CategoryService:
+        if not isinstance(self._categories, CategoryService):
+            self._categories = self._categories()
+        return self._categories
+
     # -- datasets ------------------------------------------------------------------------------------------
-    def workspace_dataset(self, workspace: int) -> tuple[LabelledDataset, Resolver]:
-        """The workspace's positive category labels as a single-label dataset: an image labelled with
-        exactly one category is an item; classes are the taxonomy's categories that have items (in taxonomy
-        order). Sources are image ids, resolved to the stored copies."""
+    def single_labels(self, workspace: int) -> tuple[dict[str, str], list[str], dict[str, str]]:
+        """(image id -> its one category, the categories that have such images in taxonomy order, image id
+        -> stored blob) for the workspace's images labelled with exactly one current category. Images with
+        several categories are what `from_labels` drops; labels of categories no longer in the taxonomy
+        do not count."""
         taxonomy, _ = self.categories.taxonomy(workspace)
         with self.database.session() as session:
             labelled = cats.workspace_labels(session, workspace)
             stored = {i.id: i.blob for i in repo.get_images(session, workspace, sorted(labelled))}
-        pairs = [
-            (image_id, name) for image_id, (pos, _) in labelled.items() if image_id in stored for name in pos
-        ]
-        counts: dict[str, int] = {}
-        singles: dict[str, set[str]] = {}
-        for image_id, name in pairs:
-            singles.setdefault(image_id, set()).add(name)
-        for names in singles.values():
-            if len(names) == 1:
-                (name,) = names
-                counts[name] = counts.get(name, 0) + 1
-        classes = [name for name in taxonomy.names if counts.get(name)]
-        pairs = [(i, n) for i, n in pairs if n in classes or len(singles[i]) > 1]
-        data = datasets.from_labels(pairs, classes, provenance=f"{WORKSPACE}:{workspace}")
+        names = set(taxonomy.names)
+        single = {
+            image_id: next(iter(pos))
+            for image_id, (pos, _) in labelled.items()
+            if image_id in stored and len(pos) == 1 and next(iter(pos)) in names
+        }
+        present = set(single.values())
+        return single, [n for n in taxonomy.names if n in present], stored
+
+    def workspace_dataset(self, workspace: int) -> tuple[LabelledDataset, Resolver]:
+        """The workspace's positive category labels as a single-label dataset (`single_labels`); sources are
+        image ids, resolved to the stored copies. Fewer than two categories: `DatasetError`."""
+        single, classes, stored = self.single_labels(workspace)
+        data = datasets.from_labels(single.items(), classes, provenance=f"{WORKSPACE}:{workspace}")
 
         def resolve(image_id: str) -> Path:
             return self.blobs.path("originals", stored[image_id])
@@ -273,7 +283,7 @@ class TrainingService:
         return buffer.getvalue(), info
 
 
-_SPLIT_KEYS = ("seed", "val_fraction", "test_fraction")
+_SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "split")
 
 
 def _int8_summary(compression: dict[str, Any]) -> dict[str, Any] | None:

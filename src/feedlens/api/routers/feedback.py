@@ -1,0 +1,69 @@
+"""Corrections: confirm or correct an image's categories and moderation verdict (docs/feedback.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from feedlens.api.deps import Reader, State, Writer
+from feedlens.api.problems import Problem
+from feedlens.core.taxonomy import MAX_NAME
+
+router = APIRouter(tags=["feedback"])
+MAX_LABELS = 50
+
+CategoryName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+
+
+class CorrectionBody(BaseModel):
+    """What a person says about an image: categories it shows and (`not`) does not show, `confirm` to accept
+    the assigned categories, and/or the moderation verdict it deserves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[CategoryName] = Field(default_factory=list, max_length=MAX_LABELS)
+    not_: list[CategoryName] = Field(default_factory=list, max_length=MAX_LABELS, alias="not")
+    confirm: bool = False
+    safety: Literal["safe", "suggestive", "explicit"] | None = None
+    reason: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _some(self) -> CorrectionBody:
+        if not (self.categories or self.not_ or self.confirm or self.safety):
+            raise ValueError("give `categories`, `not`, `confirm` or `safety`")
+        return self
+
+
+@router.post("/v1/images/{image_id}/corrections", status_code=201, tags=["images"])
+async def correct(image_id: str, body: CorrectionBody, state: State, who: Writer) -> dict[str, Any]:
+    """Confirm or correct an image: categories become labels (training's and live accuracy's ground truth),
+    a verdict becomes a moderation decision (`safe` approves, others reject). Recorded with who, when, the
+    prediction it replaces and that prediction's version."""
+    done = await run_in_threadpool(
+        lambda: state.corrections.correct(
+            who.workspace_id,
+            image_id,
+            categories=body.categories,
+            not_=body.not_,
+            confirm=body.confirm,
+            safety=body.safety,
+            reason=body.reason,
+            by=f"key:{who.key_id}",
+            source="api",
+        )
+    )
+    if done is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return done
+
+
+@router.get("/v1/images/{image_id}/corrections", tags=["images"])
+async def corrections(image_id: str, state: State, who: Reader) -> dict[str, Any]:
+    """Every correction of an image, newest (the one in force) first."""
+    found = await run_in_threadpool(state.corrections.history, who.workspace_id, image_id)
+    if found is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return {"image_id": image_id, "corrections": found}
