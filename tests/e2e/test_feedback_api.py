@@ -68,6 +68,11 @@ def found_by_search(client: httpx.Client, key: str, query: str) -> set[str]:
     return {item["image_id"] for item in body["items"]}
 
 
+def analytics_images(client: httpx.Client, key: str) -> int:
+    """Images counted per category by the analytics API, summed over categories and days."""
+    return sum(row["images"] for row in get(client, key, "/v1/analytics/categories", top=50)["rows"])
+
+
 def test_queue_from_ingest_and_scan_hidden_until_reviewed(
     server: Server, client: httpx.Client, keys: dict[str, str], ids: dict[str, str], sample_dir: Path
 ) -> None:
@@ -96,8 +101,11 @@ def test_queue_from_ingest_and_scan_hidden_until_reviewed(
     assert items[1]["verdict"] == "safe" and items[1]["priority"] == pytest.approx(0.58 + 0.25 * 0.8)
     assert get(client, keys["other"], "/v1/review/moderation")["items"] == []  # team-b's queue is its own
 
-    # hidden until reviewed: out of search; approved: back
+    # hidden until reviewed: out of search, listings and analytics; approved: back
     assert ids["coffee.png"] not in found_by_search(client, read, "a cup of coffee")
+    listed = {i["id"] for i in get(client, read, "/v1/images", limit=200)["items"]}
+    assert ids["coffee.png"] not in listed and ids["chelsea.png"] in listed
+    hidden_total = analytics_images(client, read)
     decided = post(
         client,
         write,
@@ -107,6 +115,8 @@ def test_queue_from_ingest_and_scan_hidden_until_reviewed(
     assert decided["state"] == "approved" and decided["verdict_before"] == "explicit"
     assert decided["created_by"].startswith("key:") and decided["reason"] == "latte art"
     assert ids["coffee.png"] in found_by_search(client, read, "a cup of coffee")
+    assert ids["coffee.png"] in {i["id"] for i in get(client, read, "/v1/images", limit=200)["items"]}
+    assert analytics_images(client, read) > hidden_total  # the coffee's categories count again
     status = get(client, read, f"/v1/review/moderation/{ids['coffee.png']}")
     assert status["state"] == "approved" and [d["decision"] for d in status["decisions"]] == ["approve"]
 

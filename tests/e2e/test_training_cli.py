@@ -164,3 +164,42 @@ def test_bad_datasets_and_requests(feedlens: Cli, labelled: Run, tmp_path: Path)
     missing = feedlens("models", "promote", "99", "-w", "team")
     assert missing.code == 2 and "model_not_found" in missing.stderr
     assert [m["version"] for m in feedlens("models", "list", "-w", "team", "--json").json()] == [1, 2]
+
+
+def test_active_learning_commands(
+    feedlens: Cli, labelled: Run, folders: dict[str, Path], tmp_path: Path
+) -> None:
+    """`al next` on unlabelled images, `al retrain` and `al status`, `al simulate` on a labelled folder."""
+    added = feedlens("ingest", folders["held"], "-w", "team")  # unlabelled: the labelling pool
+    assert added.code == 0, added.stderr
+    queue = feedlens("al", "next", "-n", "5", "-w", "team", "--json").json()
+    assert len(queue["picks"]) == 5 and queue["progress"]["unlabelled"] == 16 and not queue["cold_start"]
+    shown = feedlens("al", "next", "-n", "3", "-w", "team")
+    assert shown.code == 0 and "strategy margin" in shown.stdout
+    cycle = feedlens("al", "retrain", "-w", "team", "--margin", "1.0", "--json").json()
+    assert not cycle["promoted"] and cycle["holdout"] > 0 and cycle["production_version"] is not None
+    status = feedlens("al", "status", "-w", "team")
+    assert status.code == 0 and "not better by the margin" in status.stdout
+    out = tmp_path / "sim"
+    simulated = feedlens(
+        "al",
+        "simulate",
+        "--dataset",
+        folders["train"],
+        "--out",
+        out,
+        "--seeds",
+        "1",
+        "--rounds",
+        "2",
+        "--batch",
+        "4",
+        "--initial-per-class",
+        "1",
+    )
+    assert simulated.code == 0, simulated.stderr
+    curves = json.loads((out / "curves.json").read_text())
+    assert set(curves["strategies"]) == {"uncertainty+diversity", "random"}
+    assert curves["labels"] == [4, 8, 12] and (out / "curves.png").stat().st_size > 1000
+    missing = feedlens("al", "simulate", "--dataset", tmp_path / "nope", "--out", out)
+    assert missing.code == 2 and "missing_file" in missing.stderr

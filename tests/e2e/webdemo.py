@@ -56,10 +56,13 @@ class Demo:
             connection.close()
 
 
-def start_demo(data_dir: Path, sample_dir: Path, chelsea: PILImage) -> Iterator[Demo]:
+def start_demo(
+    data_dir: Path, sample_dir: Path, chelsea: PILImage, env: dict[str, str] | None = None
+) -> Iterator[Demo]:
     """Team-a: a brand with a logo; the sample photos (some with posts), a mirrored chelsea (a near
-    duplicate), a meme (text) and a photo showing the logo. Team-b: one image and post."""
-    server = Server(data_dir, dict(RELAXED_LIMITS)).start()
+    duplicate), a meme (text) and a photo showing the logo. Team-b: one image and post. `env`: more
+    FEEDLENS_* settings for the server."""
+    server = Server(data_dir, {**RELAXED_LIMITS, **(env or {})}).start()
     try:
         keys = team_keys(server)
         with httpx.Client(base_url=server.url, timeout=300) as client:

@@ -53,6 +53,7 @@ TABLES = {
     "corrections",
     "review_items",
     "moderation_decisions",
+    "learning_cycles",
     "brand_registry_versions",
     "analyses",
     "facets",

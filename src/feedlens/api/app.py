@@ -90,7 +90,7 @@ def build_state(settings: Settings, metrics: Metrics) -> AppState:
         search=search,
         categories=categories,
         brands=brands,
-        analytics=AnalyticsService(services.database),
+        analytics=AnalyticsService(services.database, settings.review.hide_unreviewed),
         training=training,
         runs=RunQueue(),
         learning=ActiveLearning(services.database, training, settings),

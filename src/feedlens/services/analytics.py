@@ -109,8 +109,9 @@ def _series(rows: Iterable[tuple[str, str, datetime]], window: Window, column: s
 
 
 class AnalyticsService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, hide_unreviewed: bool = False) -> None:
         self.database = database
+        self.hide_unreviewed = hide_unreviewed  # FEEDLENS_REVIEW__HIDE_UNREVIEWED: flagged images stay out
 
     def _facets(
         self, workspace: int, facet: str, window: Window, min_score: float | None = None
@@ -118,7 +119,14 @@ class AnalyticsService:
         analyzer, kind = FACETS[facet]
         with self.database.session() as session:
             rows = rows_repo.facet_rows(
-                session, workspace, analyzer, kind, min_score, window.since, window.until
+                session,
+                workspace,
+                analyzer,
+                kind,
+                min_score,
+                window.since,
+                window.until,
+                self.hide_unreviewed,
             )
             return list(rows)
 
@@ -169,7 +177,9 @@ class AnalyticsService:
         analyzer, kind = FACETS[by.value]
         with self.database.session() as session:
             rows = list(
-                rows_repo.engagement_rows(session, workspace, analyzer, kind, window.since, window.until)
+                rows_repo.engagement_rows(
+                    session, workspace, analyzer, kind, window.since, window.until, self.hide_unreviewed
+                )
             )
             names = rows_repo.brand_names(session, workspace) if by is GroupBy.BRAND else {}
         metrics = ("likes", "comments", "shares")
@@ -202,7 +212,7 @@ class AnalyticsService:
     def hashtags(self, workspace: int, window: Window, limit: int = 20) -> Table:
         """The most used hashtags: posts and images carrying each, most posts first."""
         with self.database.session() as session:
-            rows = list(rows_repo.hashtag_rows(session, workspace))
+            rows = list(rows_repo.hashtag_rows(session, workspace, self.hide_unreviewed))
         posts: dict[str, set[int]] = defaultdict(set)
         images: dict[str, set[str]] = defaultdict(set)
         dated: dict[int, datetime] = {}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
+from feedlens.storage.repositories import hidden_by_review
 from feedlens.storage.tables import Brand, Facet, Hashtag, Image, Post, PostImage
 
 # (image id, facet value, when) and (post pk, group, likes, comments, shares, when)
@@ -42,6 +43,7 @@ def facet_rows(
     min_score: float | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    hide_unreviewed: bool = False,
 ) -> Iterator[FacetRow]:
     """Every facet of one analyzer and kind in the workspace dated in [since, until), with the image's
     date: its earliest post's created_at or, without one, its ingest time (as GET /v1/categories/counts
@@ -56,6 +58,8 @@ def facet_rows(
     )
     if min_score is not None:
         query = query.where(Facet.score >= min_score)
+    if hide_unreviewed:
+        query = query.where(~hidden_by_review())
     if since is not None:
         query = query.where(when >= since)
     if until is not None:
@@ -71,6 +75,7 @@ def engagement_rows(
     kind: str,
     since: datetime | None = None,
     until: datetime | None = None,
+    hide_unreviewed: bool = False,
 ) -> Iterator[EngagementRow]:
     """(post, facet value, likes, comments, shares, when) for every post dated in [since, until) showing an
     image with that facet; a post is dated by its created_at or, without one, by its earliest such image's
@@ -97,6 +102,8 @@ def engagement_rows(
         )
         .group_by(Post.id, Facet.value, Post.likes, Post.comments, Post.shares, Post.created_at)
     )
+    if hide_unreviewed:
+        query = query.where(~hidden_by_review())
     if since is not None:
         query = query.having(when >= since)
     if until is not None:
@@ -105,7 +112,7 @@ def engagement_rows(
         yield post, value, likes, comments, shares, as_utc(created or ingested)
 
 
-def hashtag_rows(session: Session, workspace: int) -> Iterator[HashtagRow]:
+def hashtag_rows(session: Session, workspace: int, hide_unreviewed: bool = False) -> Iterator[HashtagRow]:
     """(post, tag, image, when) for every hashtag of every post with an image in the workspace. Not
     windowed here: a post without a time is dated by its earliest image, which a row filter would miss."""
     query = (
@@ -115,6 +122,8 @@ def hashtag_rows(session: Session, workspace: int) -> Iterator[HashtagRow]:
         .join(Image, Image.id == PostImage.image_id)
         .where(Post.workspace_id == workspace, Image.workspace_id == workspace)
     )
+    if hide_unreviewed:
+        query = query.where(~hidden_by_review())
     for post, tag, image_id, created, ingested in session.execute(query):
         yield post, tag, image_id, as_utc(created or ingested)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from feedlens.storage import repositories as repo
@@ -114,6 +114,11 @@ def queue(session: Session, workspace: int, states: Sequence[str], limit: int) -
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def count_state(session: Session, workspace: int, state: str) -> int:
+    query = select(func.count()).where(ReviewItem.workspace_id == workspace, ReviewItem.state == state)
+    return int(session.scalar(query) or 0)
 
 
 def hidden_ids(session: Session, workspace: int) -> list[str]:

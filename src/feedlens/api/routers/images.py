@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -94,6 +95,8 @@ def list_images(
 ) -> dict[str, Any]:
     """Images of the workspace, newest first, filtered; follow `next_cursor` for the next page."""
     current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
+    # hidden until reviewed (docs/feedback.md): flagged images stay out of listings while the setting is on
+    filters = dataclasses.replace(filters, hide_unreviewed=state.settings.review.hide_unreviewed)
     with state.library.database.session() as session:
         try:
             page, next_cursor = repo.list_images(session, who.workspace_id, filters, limit, cursor)

@@ -158,7 +158,7 @@ class ReviewService:
             q, r = self._assess_images(workspace, ids[start : start + SCAN_BATCH])
             queued, removed = queued + q, removed + r
         with self.database.session() as session:
-            pending = len(fb.queue(session, workspace, ("pending",), len(ids) + 1))
+            pending = fb.count_state(session, workspace, "pending")
         return {"scanned": len(ids), "queued": queued, "removed": removed, "pending": pending}
 
     # -- reading ---------------------------------------------------------------------------------------

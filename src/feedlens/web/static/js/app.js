@@ -4,7 +4,9 @@ import { clear, h } from "./dom.js";
 import { renderGallery } from "./pages/gallery.js";
 import { renderImage } from "./pages/image.js";
 import { renderLogin } from "./pages/login.js";
-import { renderLabelling, renderModels, renderReview } from "./pages/placeholders.js";
+import { renderLabelling } from "./pages/labelling.js";
+import { renderModels } from "./pages/models.js";
+import { renderReview } from "./pages/review.js";
 import { renderSearch } from "./pages/search.js";
 import { renderTrends } from "./pages/trends.js";
 
