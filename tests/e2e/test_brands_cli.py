@@ -7,11 +7,12 @@ from pathlib import Path
 
 from feedlens.services.factory import Services
 from feedlens.storage import repositories as repo
-from tests.e2e.test_categories_cli import Cli, cli_services, feedlens, image_ids  # noqa: F401 - fixtures
+from tests.e2e.test_categories_cli import image_ids
+from tests.support.cli import Cli
 from tests.support.logos import composite, logo, png, words
 
 
-def test_brand_journey(feedlens: Cli, cli_services: Services, sample_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_brand_journey(feedlens: Cli, cli_services: Services, sample_dir: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "with-logo.jpg").write_bytes(composite(sample_dir / "chelsea.png", logo()))
@@ -40,7 +41,7 @@ def test_brand_journey(feedlens: Cli, cli_services: Services, sample_dir: Path, 
     assert feedlens("brands", "remove", "zorblax", "-w", "brands").code == 2
 
 
-def test_bad_brand_inputs(feedlens: Cli, tmp_path: Path) -> None:  # noqa: F811
+def test_bad_brand_inputs(feedlens: Cli, tmp_path: Path) -> None:
     flat = tmp_path / "flat.png"
     flat.write_bytes(png(logo().convert("RGB").point(lambda _: 128)))
     text = tmp_path / "notes.txt"

@@ -6,26 +6,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 import shutil
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from feedlens.cli.app import main
-from feedlens.config import Settings
 from feedlens.core.taxonomy import parse_taxonomy
 from feedlens.services.access import AccessService
-from feedlens.services.factory import Services, build_services
+from feedlens.services.factory import Services
 from feedlens.storage.tables import Image as ImageRow
+from tests.support.cli import Cli, Run
 
 FOOD, PETS = "food & drink", "animals & pets"
 # ImageFolder-style: folder names spell categories loosely (slugs), as exported datasets do
@@ -51,45 +45,6 @@ categories:
     description: rockets, astronauts and the night sky
     phrases: [a rocket launch, an astronaut]
 """
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.stderr
-        return json.loads(self.stdout)
-
-
-@pytest.fixture(scope="module")
-def cli_services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Services:
-    """Services over a fresh data folder (SQLite); models load once for the whole module."""
-    data = tmp_path_factory.mktemp("categories-cli")
-    return build_services(settings.model_copy(update={"data_dir": data, "database_url": None}))
-
-
-Cli = Callable[..., Run]
-
-
-@pytest.fixture(scope="module")
-def feedlens(cli_services: Services) -> Cli:
-    runner = CliRunner()
-
-    def run(*args: str | Path) -> Run:
-        with runner.isolation(env={"COLUMNS": "250"}) as (out, err, _):
-            try:
-                main([str(a) for a in args], cli_services)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            sys.stdout.flush()  # the isolated streams buffer what was written without a flush
-            sys.stderr.flush()
-            return Run(code, out.getvalue().decode(), err.getvalue().decode())
-
-    return run
 
 
 def image_ids(services: Services, workspace: str) -> dict[str, str]:

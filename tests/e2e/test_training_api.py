@@ -24,10 +24,8 @@ from tests.support.tuxpaint import (
     FOOD,
     TEXT,
     VEHICLES,
-    load_stamps,
+    pick,
     render,
-    split,
-    stamps_or_skip,
     to_jpeg_bytes,
 )
 
@@ -61,12 +59,8 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def stamps() -> dict[str, list[Any]]:
-    chosen = [s for s in load_stamps(stamps_or_skip()) if s.category in CLASSES]
-    dev, test = split(chosen)
-    return {
-        "train": [s for c in CLASSES for s in [x for x in dev if x.category == c][:PER_CLASS]],
-        "held": [s for c in CLASSES for s in [x for x in test if x.category == c][:2]],
-    }
+    train, held = pick(CLASSES, PER_CLASS, 2)
+    return {"train": train, "held": held}
 
 
 @pytest.fixture(scope="module")

@@ -6,47 +6,23 @@ Grad-CAM -> bad datasets refused with their problems."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from feedlens.cli.app import main
-from feedlens.config import Settings
-from feedlens.services.factory import Services, build_services
-from tests.e2e.test_categories_cli import Run
-from tests.support.tuxpaint import ANIMALS, FOOD, TEXT, VEHICLES, load_stamps, render, split, stamps_or_skip
+from tests.support.cli import Cli, Run
+from tests.support.tuxpaint import (
+    ANIMALS,
+    FOOD,
+    TEXT,
+    VEHICLES,
+    pick,
+    render,
+)
 
 CLASSES = (ANIMALS, FOOD, VEHICLES, TEXT)
-Cli = Callable[..., Run]
-
-
-@pytest.fixture(scope="module")
-def cli_services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Services:
-    data = tmp_path_factory.mktemp("training-cli")
-    return build_services(settings.model_copy(update={"data_dir": data, "database_url": None}))
-
-
-@pytest.fixture(scope="module")
-def feedlens(cli_services: Services) -> Cli:
-    runner = CliRunner()
-
-    def run(*args: str | Path) -> Run:
-        with runner.isolation(env={"COLUMNS": "250"}) as (out, err, _):
-            try:
-                main([str(a) for a in args], cli_services)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            return Run(code, out.getvalue().decode(), err.getvalue().decode())
-
-    return run
 
 
 def write_folder(root: Path, stamps: list[Any]) -> Path:
@@ -59,17 +35,9 @@ def write_folder(root: Path, stamps: list[Any]) -> Path:
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    chosen = [s for s in load_stamps(stamps_or_skip()) if s.category in CLASSES]
-    dev, test = split(chosen)
+    train, held = pick(CLASSES, 8, 4)
     root = tmp_path_factory.mktemp("stamps")
-    return {
-        "train": write_folder(
-            root / "train", [s for c in CLASSES for s in [x for x in dev if x.category == c][:8]]
-        ),
-        "held": write_folder(
-            root / "held", [s for c in CLASSES for s in [x for x in test if x.category == c][:4]]
-        ),
-    }
+    return {"train": write_folder(root / "train", train), "held": write_folder(root / "held", held)}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +50,11 @@ def labelled(feedlens: Cli, folders: dict[str, Path]) -> Run:
 def test_finetune_beats_zero_shot_on_held_out_stamps(
     feedlens: Cli, labelled: Run, folders: dict[str, Path], tmp_path: Path
 ) -> None:
-    trained = feedlens("train", "-w", "team", "--mode", "finetune", "--epochs", "2", "--json").json()
+    checkpoints = tmp_path / "checkpoints"
+    trained = feedlens(
+        "train", "-w", "team", "--mode", "finetune", "--epochs", "2", "--checkpoints", checkpoints, "--json"
+    ).json()
+    assert (checkpoints / "last.pt").exists()  # resumable: `--resume` continues from it
     assert (
         trained["version"] == 1
         and trained["mode"] == "finetune"
@@ -161,6 +133,7 @@ def test_bad_datasets_and_requests(feedlens: Cli, labelled: Run, tmp_path: Path)
         Image.new("RGB", (300, 300)).save(unknown / name / "x.png")
     assert "unknown_label" in feedlens("evaluate", "1", "--dataset", unknown, "-w", "team").stderr
     assert feedlens("train", "--mode", "deep", "-w", "team").code == 2
+    assert feedlens("train", "--resume", "-w", "team").code == 2  # --resume needs --checkpoints
     missing = feedlens("models", "promote", "99", "-w", "team")
     assert missing.code == 2 and "model_not_found" in missing.stderr
     assert [m["version"] for m in feedlens("models", "list", "-w", "team", "--json").json()] == [1, 2]

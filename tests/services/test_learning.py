@@ -20,10 +20,8 @@ from tests.support.tuxpaint import (
     FOOD,
     TEXT,
     VEHICLES,
-    load_stamps,
+    pick,
     render,
-    split,
-    stamps_or_skip,
     to_jpeg_bytes,
 )
 
@@ -40,9 +38,7 @@ class Loop:
 
 @pytest.fixture(scope="module")
 def loop(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
-    stamps = [s for s in load_stamps(stamps_or_skip()) if s.category in CLASSES]
-    dev, _ = split(stamps)
-    chosen = [s for c in CLASSES for s in [x for x in dev if x.category == c][:12]]
+    chosen, _ = pick(CLASSES, 12, 0)
     data = tmp_path_factory.mktemp("learning")
     stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}")
     settings = stack.services.settings.model_copy(
@@ -149,6 +145,7 @@ def test_decision_rule() -> None:
     assert decide(0.81, 0.80, 0.01)[0] and not decide(0.805, 0.80, 0.01)[0]
     assert not decide(0.70, 0.80, 0.0)[0]  # worse is never promoted
     assert not decide(None, 0.80, 0.0)[0]
+    assert decide(None, None, 0.01)[0]  # the first model, even when the holdout is still empty
 
 
 def test_bad_requests(loop: Loop) -> None:

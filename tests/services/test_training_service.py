@@ -31,10 +31,8 @@ from tests.support.tuxpaint import (
     FOOD,
     TEXT,
     VEHICLES,
-    load_stamps,
+    pick,
     render,
-    split,
-    stamps_or_skip,
     to_jpeg_bytes,
 )
 
@@ -53,10 +51,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    stamps = [s for s in load_stamps(stamps_or_skip()) if s.category in CLASSES]
-    dev, test = split(stamps)
-    chosen = [s for c in CLASSES for s in [x for x in dev if x.category == c][:PER_CLASS]]
-    held = [s for c in CLASSES for s in [x for x in test if x.category == c][:3]]
+    chosen, held = pick(CLASSES, PER_CLASS, 3)
     data = tmp_path_factory.mktemp("training")
     stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}")
     training = TrainingService(

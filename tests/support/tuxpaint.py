@@ -423,3 +423,16 @@ def stamps_or_skip() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+def pick(
+    categories: Sequence[str], train: int, held: int, stamps: Sequence[Stamp] | None = None
+) -> tuple[list[Stamp], list[Stamp]]:
+    """`train` stamps per category from the dev half of `split` and `held` from its test half, in category
+    order (the training tests' small labelled sets). Skips the test when the stamps are not installed."""
+    chosen = [s for s in (stamps or load_stamps(stamps_or_skip())) if s.category in categories]
+    dev, test = split(chosen)
+    return (
+        [s for c in categories for s in [x for x in dev if x.category == c][:train]],
+        [s for c in categories for s in [x for x in test if x.category == c][:held]],
+    )

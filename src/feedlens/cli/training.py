@@ -99,9 +99,17 @@ def train(
     max_int8_loss: Annotated[float, typer.Option(help="accuracy points int8 may lose and be kept")] = 1.0,
     skip_bad_images: Annotated[bool, typer.Option(help="skip corrupt images instead of refusing")] = False,
     promote: Annotated[bool, typer.Option(help="make the new version production")] = False,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="fine-tuning: keep a checkpoint here after every epoch")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="fine-tuning: continue from the checkpoint in --checkpoints")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Train a model on a labelled dataset, evaluate it, compress it, and register it as a new version."""
+    if resume and checkpoints is None:
+        raise typer.BadParameter("--resume needs --checkpoints DIR")
     try:
         options = TrainOptions(
             mode=mode,  # type: ignore[arg-type]  # checked by TrainOptions
@@ -112,6 +120,8 @@ def train(
             max_int8_loss_points=max_int8_loss,
             skip_bad_images=skip_bad_images,
             progress=not as_json,
+            checkpoint_dir=checkpoints,
+            resume=resume,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -34,6 +34,15 @@ class FeedlensError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+class CodedError(FeedlensError):
+    """A request a service cannot honour, with its reason as a stable `code` chosen where it is raised
+    (the API maps codes to HTTP statuses in api/problems.py)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ImageError(FeedlensError):
     """Bad input image: the caller's fault, reported per item, never fatal to a batch."""
 

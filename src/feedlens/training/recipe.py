@@ -34,7 +34,7 @@ from feedlens.training.datasets import (
     load_image,
 )
 from feedlens.training.export import DEFAULT_MAX_LOSS_POINTS, compress, export_onnx
-from feedlens.training.finetune import FinetuneConfig, finetune
+from feedlens.training.finetune import CHECKPOINT_NAME, FinetuneConfig, finetune
 from feedlens.training.inputs import LabelledImages
 from feedlens.training.network import TrainedClassifier
 from feedlens.training.probe import probe
@@ -70,6 +70,8 @@ class TrainOptions:
     max_int8_loss_points: float = DEFAULT_MAX_LOSS_POINTS
     skip_bad_images: bool = False  # default: a corrupt image refuses the dataset, naming every bad one
     split: SplitKind = "stratified"  # "stable": each item's part depends on it alone (the feedback loop)
+    checkpoint_dir: Path | None = None  # fine-tuning writes last.pt here after every epoch
+    resume: bool = False  # continue the run whose last.pt is in checkpoint_dir (same data and options)
     threads: int | None = None
     progress: bool = False
 
@@ -86,7 +88,8 @@ class TrainOptions:
             raise ValueError("max_int8_loss_points must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "threads")}
+        skip = ("progress", "threads", "checkpoint_dir", "resume")  # how to run, not what was trained
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
 @dataclass
@@ -198,6 +201,7 @@ def train_model(
         config = FinetuneConfig(
             epochs=options.epochs, seed=options.seed, threads=options.threads, progress=options.progress
         )
+        last = None if options.checkpoint_dir is None else options.checkpoint_dir / CHECKPOINT_NAME
         model = finetune(
             train,
             val,
@@ -205,6 +209,8 @@ def train_model(
             weights,
             config=config,
             class_weights=None if weighting is None else weighting.tolist(),
+            checkpoint_dir=options.checkpoint_dir,
+            resume=last if options.resume and last is not None and last.exists() else None,
         )
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / ARTIFACTS["torch"])

@@ -39,6 +39,11 @@ def _round(x: float) -> int:
     return math.floor(x + 0.5)  # half up: Python's round() is half-to-even, a surprise in counts
 
 
+def _check_fractions(val: float, test: float) -> None:
+    if val < 0 or test < 0 or val + test >= 1:
+        raise ValueError(f"need val >= 0, test >= 0 and val + test < 1, got val={val}, test={test}")
+
+
 def split(
     dataset: LabelledDataset, val: float = 0.15, test: float = 0.15, seed: str | int = "feedlens"
 ) -> Split:
@@ -46,8 +51,7 @@ def split(
     sha256(seed, key); the first round(n * test) go to test, the next round(n * val) to validation, the rest
     to train. Every class keeps >= 1 item in train, and >= 1 in validation and in test (when that fraction is
     > 0) once it has >= 3 items."""
-    if val < 0 or test < 0 or val + test >= 1:
-        raise ValueError(f"need val >= 0, test >= 0 and val + test < 1, got val={val}, test={test}")
+    _check_fractions(val, test)
     seed = str(seed)
     parts: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
     for name in dataset.classes:
@@ -76,8 +80,7 @@ def stable_split(
     an existing item to another part, so models retrained as labels arrive (the feedback loop) are all
     evaluated on data none of them trained on. The one exception: a class with no training item gets its
     highest-u item moved to train (a model cannot learn a class it never sees)."""
-    if val < 0 or test < 0 or val + test >= 1:
-        raise ValueError(f"need val >= 0, test >= 0 and val + test < 1, got val={val}, test={test}")
+    _check_fractions(val, test)
     seed = str(seed)
     parts: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
     for name in dataset.classes:

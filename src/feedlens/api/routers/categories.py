@@ -167,5 +167,4 @@ async def get_labels(image_id: str, state: State, who: Reader) -> dict[str, Any]
     labels = await run_in_threadpool(state.categories.labels, who.workspace_id, image_id)
     if labels is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
-    await run_in_threadpool(maybe_retrain, state, who.workspace_id, f"key:{who.key_id}")
     return {"image_id": image_id, "labels": labels}

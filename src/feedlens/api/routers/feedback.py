@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feedlens.api.deps import Reader, State, Writer
 from feedlens.api.problems import Problem
+from feedlens.api.routers.learning import maybe_retrain
 from feedlens.core.taxonomy import MAX_NAME
 
 router = APIRouter(tags=["feedback"])
@@ -57,6 +58,8 @@ async def correct(image_id: str, body: CorrectionBody, state: State, who: Writer
     )
     if done is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    if body.categories or body.not_ or body.confirm:  # new ground truth: maybe time for a retraining cycle
+        await run_in_threadpool(maybe_retrain, state, who.workspace_id, f"key:{who.key_id}")
     return done
 
 

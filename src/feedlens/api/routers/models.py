@@ -207,7 +207,11 @@ async def report(version: int, state: State, who: Reader, task: Task = "categori
     page = await run_in_threadpool(state.training.report, who.workspace_id, version, "report", task)
     return HTMLResponse(
         page,
-        headers={"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"},
+        headers={
+            "Content-Security-Policy": (
+                "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+            )
+        },
     )
 
 

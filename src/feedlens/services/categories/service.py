@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError
 from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.taxonomy import OTHER, Taxonomy
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
@@ -47,12 +47,8 @@ OCR, CAPTION = "ocr", "caption"  # embedding kinds this service stores
 BATCH = 256
 
 
-class CategoryError(FeedlensError):
+class CategoryError(CodedError):
     """A request about categories that cannot be honoured (unknown category, too few labels)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

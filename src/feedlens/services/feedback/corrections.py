@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError
 from feedlens.core.taxonomy import OTHER
 from feedlens.services.categories import CategoryService
 from feedlens.services.feedback.review import VERDICTS, ReviewError, ReviewService
@@ -26,10 +26,8 @@ from feedlens.storage.tables import Correction
 TASK = "categories"  # the trained-model task whose served prediction a category correction records
 
 
-class CorrectionError(FeedlensError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class CorrectionError(CodedError):
+    """A correction that cannot be recorded; `code` is stable (HTTP status in api/problems.py)."""
 
 
 def correction_view(row: Correction) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from feedlens.config import Settings
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError
 from feedlens.services.training import WORKSPACE, TrainingService, TrainOptions
 from feedlens.storage import categories as cats
 from feedlens.storage import embeddings as vectors
@@ -35,10 +35,8 @@ METRICS = ("macro_f1", "accuracy")
 POOL_LIMIT = 20_000  # unlabelled images scored per request (newest first): bounds a request's time
 
 
-class LearningError(FeedlensError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class LearningError(CodedError):
+    """An active-learning request that cannot be honoured (bad `n`, metric)."""
 
 
 def score(metric: str, truth: list[str], predicted: list[str], classes: list[str]) -> float:
@@ -49,10 +47,10 @@ def score(metric: str, truth: list[str], predicted: list[str], classes: list[str
 
 def decide(candidate: float | None, production: float | None, margin: float) -> tuple[bool, str]:
     """Promote only a measurably better candidate: by at least `margin` over production on the holdout."""
-    if candidate is None:
-        return False, "the candidate could not be scored: no held-out images neither model trained on"
     if production is None:
         return True, "no production model to compare with"
+    if candidate is None:
+        return False, "the candidate could not be scored: no held-out images neither model trained on"
     if candidate >= production + margin - 1e-12:
         return True, f"better by {candidate - production:+.3f} (margin {margin:.3f})"
     return False, f"not better by the margin: {candidate - production:+.3f} < {margin:.3f}"
@@ -182,6 +180,8 @@ class ActiveLearning:
                     predicted = [row.classes[int(j)] for j in proba.argmax(axis=1)]
                     scores[name] = score(metric, truth, predicted, list(data.classes))
         promote, reason = decide(scores["candidate"], scores["production"] if production else None, margin)
+        if production is not None and scores["production"] is None:  # no holdout: nothing scored either
+            promote, reason = False, "no held-out images neither model trained on: label more images"
         if promote:
             registry.promote(workspace, task, candidate.version, by=created_by or "feedback-loop")
         record = {

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError
 from feedlens.storage import feedback as fb
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
@@ -35,12 +35,8 @@ GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 SCAN_BATCH = 500
 
 
-class ReviewError(FeedlensError):
+class ReviewError(CodedError):
     """A review request that cannot be done; `code` is stable (HTTP status in api/problems.py)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError
 from feedlens.storage import registry as reg
 from feedlens.storage.database import Database
 from feedlens.storage.tables import ModelDeployment, TrainedModel
@@ -23,12 +23,8 @@ TASKS = ("categories",)  # what a trained model predicts; one task so far: a wor
 AB_MODES = ("off", "split", "shadow")
 
 
-class RegistryError(FeedlensError):
+class RegistryError(CodedError):
     """A registry request that cannot be done; `code` says why (stable strings, HTTP status in the API)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def check_task(task: str) -> str:
@@ -135,6 +131,10 @@ class ModelRegistry:
     def deployment(self, workspace: int, task: str) -> Deployment:
         with self.database.session() as session:
             return Deployment.of(reg.deployment(session, workspace, check_task(task)))
+
+    def next_version(self, workspace: int, task: str) -> int:
+        with self.database.session() as session:
+            return reg.next_version(session, workspace, check_task(task))
 
     def versions(self, workspace: int, task: str) -> list[dict[str, Any]]:
         with self.database.session() as session:

@@ -15,17 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import CodedError, FeedlensError
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 2
 KEEP_FINISHED = 100
 
 
-class RunError(FeedlensError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class RunError(CodedError):
+    """A training run that cannot be queued (`training_busy`) or found (`run_not_found`)."""
 
 
 @dataclass

@@ -152,7 +152,8 @@ class TrainingService:
                 resolve=resolve,
                 baseline=baseline,
                 baseline_info=baseline_info,
-                version="new version",
+                # the number register() will most likely give (a concurrent training could take it first)
+                version=f"v{self.registry.next_version(workspace, task)}",
             )
             return self._register(workspace, task, outcome, options, created_by)
         finally:

@@ -57,6 +57,9 @@ async function renderCurve(box, charts) {
     return;
   }
   const metric = learning.cycles.at(-1)?.metric || "score";
+  if (learning.curve.every((p) => p.candidate === null && p.production === null)) {
+    box.append(status("No cycle could score its models yet: the held-out images (a fixed share of the labelled ones) are too few. Label more."));
+  }
   const canvas = h("canvas", { role: "img", "aria-label": `Learning curve: held-out ${metric} against labels; the data table follows` });
   box.append(h("div", { class: "canvas-box" }, canvas), h("details", {}, h("summary", {}, "Data table"), curveTable(learning.curve)));
   if (!window.Chart) return;

@@ -108,11 +108,15 @@ export async function renderModels(main, { session }) {
     report.querySelector("h2").focus();
   }
 
-  async function act(what, path, method = "POST", json = undefined) {
+  async function act(what, path, method = "POST", json = undefined, focusId = "h-registry") {
     try {
       await api(path, { method, json });
       say(`${what}: done.`);
       await load();
+      // the button pressed is gone with the old table: keyboard focus goes to the fresh section
+      const heading = main.querySelector(`#${focusId}`);
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
       return true;
     } catch (error) {
       say(problemText(error, what), "error");
@@ -143,7 +147,7 @@ export async function renderModels(main, { session }) {
           h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows)))
         : status("No trained version yet: label images with one category each, then train."));
     ab.replaceChildren(h("h2", { id: "h-ab" }, "A/B test"),
-      ...abSection(listing.ab, listing.models, (body) => act("Changing the A/B test", "/v1/models/ab", "PUT", body)));
+      ...abSection(listing.ab, listing.models, (body) => act("Changing the A/B test", "/v1/models/ab", "PUT", body, "h-ab")));
   }
 
   trainForm.addEventListener("submit", async (event) => {

@@ -68,15 +68,41 @@ function calibrationTable(cal) {
     })));
 }
 
-async function renderCalibration(box) {
+/** Precision and recall against the threshold, as a Chart.js line chart (the table has the numbers). */
+function calibrationChart(cal, charts) {
+  const canvas = h("canvas", { role: "img", "aria-label": "Precision and recall per threshold: chart; the table follows" });
+  if (window.Chart) {
+    const line = (label, key, colour) => ({
+      label, data: cal.grid.map((p) => ({ x: p.threshold, y: p[key] })), borderColor: colour, backgroundColor: colour, spanGaps: true,
+    });
+    charts.push(new window.Chart(canvas, {
+      type: "line",
+      data: { datasets: [line("precision", "precision", "#0072B2"), line("recall", "recall", "#D55E00")] },
+      options: {
+        responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } },
+        scales: { x: { type: "linear", min: 0, max: 1, title: { display: true, text: "risk threshold" } }, y: { min: 0, max: 1 } },
+      },
+    }));
+  }
+  return h("div", { class: "canvas-box" }, canvas);
+}
+
+async function renderCalibration(box, charts) {
+  charts.forEach((c) => c.destroy());
+  charts.length = 0;
   try {
     const cal = await api("/v1/review/moderation/calibration");
     const current = `Current suggestive threshold ${cal.current.threshold.toFixed(2)}: precision ${cal.current.precision === null ? "–" : pct(cal.current.precision)}, recall ${cal.current.recall === null ? "–" : pct(cal.current.recall)}.`;
     const suggested = cal.suggested
       ? `Lowest threshold reaching precision ${pct(cal.target_precision)}: ${cal.suggested.threshold.toFixed(2)} (recall ${pct(cal.suggested.recall ?? 0)}).`
       : `No threshold reaches precision ${pct(cal.target_precision)} yet.`;
-    box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration"), h("p", {}, current, " ", suggested),
-      h("details", { open: true }, h("summary", {}, "Precision and recall per threshold"), calibrationTable(cal)));
+    const verdicts = cal.current_verdicts;
+    box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration"), h("div", { class: "calibration-body" },
+      h("div", {}, h("p", {}, current), h("p", {}, suggested),
+        h("p", {}, `The verdicts the images had (both thresholds) flagged ${verdicts.flagged}: precision ${verdicts.precision === null ? "–" : pct(verdicts.precision)}, recall ${verdicts.recall === null ? "–" : pct(verdicts.recall)}.`),
+        h("p", { class: "help" }, "Approved images count as safe, rejected ones as unsafe (the newest decision per image); escalations are left out. Set FEEDLENS_SAFETY_SUGGESTIVE_THRESHOLD to apply a threshold."),
+        cal.decisions ? calibrationChart(cal, charts) : null),
+      h("details", { open: true }, h("summary", {}, "Precision and recall per threshold"), calibrationTable(cal))));
   } catch (error) {
     box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration"), status(`Could not load the calibration: ${error.message}`, "error"));
   }
@@ -85,6 +111,7 @@ async function renderCalibration(box) {
 export async function renderReview(main, { params, navigate }) {
   const queueState = params.get("state") === "escalated" ? "escalated" : "pending";
   const view = { items: [], index: 0, revealed: false, image: null, busy: false };
+  const charts = [];
   // an escalated image is approved or rejected: escalating it again is a 409
   const choices = DECISIONS.filter((d) => queueState === "pending" || d.decision !== "escalate");
   const live = h("div", { id: "review-status", role: "status", class: "status" });
@@ -103,6 +130,10 @@ export async function renderReview(main, { params, navigate }) {
     live.setAttribute("role", kind === "error" ? "alert" : "status");
     live.textContent = message;
   };
+
+  const revealHelp = () => (view.revealed
+    ? "Shown as is."
+    : "Blurred: the picture and its flagged regions (outlined) stay blurred until you reveal them.");
 
   function drawList() {
     list.replaceChildren(...view.items.map((item, i) => h("li", {},
@@ -133,7 +164,7 @@ export async function renderReview(main, { params, navigate }) {
       h("h2", { id: "h-item" }, `Image ${view.index + 1} of ${view.items.length}`),
       h("div", { class: "review-body" },
         h("div", {}, image ? preview(image, view.revealed) : status("Loading the image…"), h("div", { class: "actions" }, reveal),
-          h("p", { class: "help" }, view.revealed ? "Shown as is." : "Blurred: the picture and its flagged regions (outlined) stay blurred until you reveal them.")),
+          h("p", { class: "help", id: "reveal-help" }, revealHelp())),
         h("div", {}, image ? facts(item, image) : null,
           h("div", { class: "field" }, h("label", { for: "reason" }, "Reason (optional, kept with the decision)"), reason),
           h("div", { class: "actions decisions" }, buttons))));
@@ -165,7 +196,7 @@ export async function renderReview(main, { params, navigate }) {
     const button = detail.querySelector("#reveal");
     button.setAttribute("aria-pressed", String(view.revealed));
     button.firstChild.textContent = view.revealed ? "Blur again" : "Reveal image";
-    detail.querySelector(".help").textContent = view.revealed ? "Shown as is." : "Blurred until you reveal it.";
+    detail.querySelector("#reveal-help").textContent = revealHelp();
   }
 
   async function load(message) {
@@ -191,7 +222,7 @@ export async function renderReview(main, { params, navigate }) {
       const message = `Image ${item.image_id}: ${done.state}.`;
       if (!view.items.length) await load(`${message} Queue reloaded.`);
       else { say(message); await select(view.index); }
-      renderCalibration(calibration);
+      renderCalibration(calibration, charts);
       detail.focus({ preventScroll: true });
     } catch (error) {
       if (error.code === "not_in_review") { // decided meanwhile, by someone else: drop it
@@ -216,6 +247,6 @@ export async function renderReview(main, { params, navigate }) {
     k: () => select(view.index - 1),
     c: () => detail.querySelector("#reason")?.focus(),
   });
-  await Promise.all([load(), renderCalibration(calibration)]);
-  return stop;
+  await Promise.all([load(), renderCalibration(calibration, charts)]);
+  return () => { stop(); charts.forEach((c) => c.destroy()); };
 }
