@@ -75,7 +75,8 @@ def test_int8_report(fp32: Path, model: TrainedClassifier, data: StampSet, tmp_p
         100 * (report["int8_accuracy"] - report["fp32_accuracy"])
     )
     assert report["max_loss_points"] == 1.0  # the default bound
-    assert report["kept"] == (-report["accuracy_change_points"] <= 1.0)
+    assert report["kept"] == (-report["accuracy_change_points"] <= 1.0 and report["agreement"] >= 0.95)
+    assert report["agreement"] == pytest.approx(report["top1_agreement"])  # no extra images given
     assert report["speedup"] == pytest.approx(report["fp32_ms_per_image"] / report["int8_ms_per_image"])
     assert report["speedup"] > 0 and report["int8_bytes"] < report["fp32_bytes"] / 2
     assert report["test_images"] == len(data.test) and report["calibration_images"] == len(data.train)
@@ -87,8 +88,12 @@ def test_int8_calibrated_on_unrepresentative_images_is_dropped(
     """Calibrated on one flat grey image, every activation range is far too narrow: int8 is refused."""
     int8 = tmp_path / "grey.int8.onnx"
     grey = [Image.new("RGB", (256, 256), (128, 128, 128))]
-    report = compress(fp32, data.classes, grey, data.test, out=int8, rounds=1)
+    report = compress(
+        fp32, data.classes, grey, data.test, out=int8, rounds=1, agreement_images=list(data.train.images)
+    )
     assert report["accuracy_change_points"] < -report["max_loss_points"]
+    assert report["agreement_images"] == len(data.test) + len(data.train)
+    assert report["agreement"] < report["min_agreement"]  # measured 0.25: this check alone refuses it
     assert not report["kept"] and report["model"] == str(fp32) and not int8.exists()
     with pytest.raises(ValueError, match="max_loss_points"):
         compress(fp32, data.classes, grey, data.test, out=int8, max_loss_points=-1.0)

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 OPSET = 17
 EXPORT_ATOL = 1e-3  # max |logit| difference torch vs ONNX Runtime tolerated at export (as conversions.py)
 DEFAULT_MAX_LOSS_POINTS = 1.0
+# A test split of a few labelled images cannot see a broken int8 model that happens to get them right:
+# int8 must also give fp32's top-1 answer on this share of all the images it is checked on (test + extra).
+DEFAULT_MIN_AGREEMENT = 0.95
 
 
 def export_onnx(model: TrainedClassifier, out: Path) -> Path:
@@ -162,8 +165,11 @@ def compress(
     max_loss_points: float = DEFAULT_MAX_LOSS_POINTS,
     threads: int = 1,
     rounds: int = 5,
+    agreement_images: Sequence[ImageLike] = (),
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
 ) -> dict[str, Any]:
-    """Quantize `fp32` to int8 (`out`, default beside it), compare on `test`, keep int8 if within the bound.
+    """Quantize `fp32` to int8 (`out`, default beside it), compare on `test`, keep int8 if within the bound
+    and if it agrees with fp32's top-1 on at least `min_agreement` of the test and `agreement_images`.
 
     Returns a report: both accuracies, the change in points (int8 - fp32), top-1 agreement, ms per image of
     each (median of `rounds` interleaved passes over the test images, batches of 16, `threads` threads), the
@@ -190,12 +196,22 @@ def compress(
             times[name].append(_time_per_image(model, batch))
     ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
     change = 100 * (accuracy["int8"] - accuracy["fp32"])
-    kept = -change <= max_loss_points + 1e-9
+    agree = [predicted["int8"] == predicted["fp32"]]
+    if agreement_images:  # unlabelled: only whether int8 answers as fp32 does
+        extra = eval_array([load_image(im) for im in agreement_images])
+        agree.append(
+            models["int8"].logits(extra).argmax(axis=1) == models["fp32"].logits(extra).argmax(axis=1)
+        )
+    agreement = float(np.concatenate(agree).mean())
+    kept = -change <= max_loss_points + 1e-9 and agreement >= min_agreement
     report = {
         "fp32_accuracy": accuracy["fp32"],
         "int8_accuracy": accuracy["int8"],
         "accuracy_change_points": change,
         "top1_agreement": float((predicted["int8"] == predicted["fp32"]).mean()),
+        "agreement": agreement,  # on the test images and `agreement_images`
+        "agreement_images": len(y) + len(agreement_images),
+        "min_agreement": min_agreement,
         "fp32_ms_per_image": ms["fp32"],
         "int8_ms_per_image": ms["int8"],
         "speedup": ms["fp32"] / ms["int8"],

@@ -43,6 +43,7 @@ from feedlens.training.splits import Split, class_report, class_weights, resampl
 
 KEEP_SIDE = 288  # decoded images are kept with this shorter side: enough for 224 crops after zoom-out
 CALIBRATION_IMAGES = 64  # int8 ranges from up to this many training images (ORT's min/max needs few)
+AGREEMENT_IMAGES = 256  # int8 must answer as fp32 does on these training images too (export.compress)
 ARTIFACTS = {
     "torch": "model.pt",
     "onnx": "model.onnx",
@@ -232,6 +233,7 @@ def train_model(
             out=out / ARTIFACTS["int8"],
             max_loss_points=options.max_int8_loss_points,
             threads=1,
+            agreement_images=list(train.images)[:AGREEMENT_IMAGES],
         )
         compression["model"] = Path(compression["model"]).name  # relative: the folder moves to the registry
     metrics = {**_headline(report.metrics), "evaluated_on": evaluated_on}
