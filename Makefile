@@ -39,7 +39,7 @@ $(STAMPS)/web: src/feedlens/web/package.json src/feedlens/web/package-lock.json 
 models: $(STAMPS)/deps $(STAMPS)/system
 	$(BIN)/feedlens store pull
 
-# First run: ingests the sample photos into workspace "demo"; every run: prints a fresh demo key and a
+# First run: ingests the sample photos and a small invented feed of posts for them into workspace "demo"; every run: prints a fresh demo key and a
 # curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.
 run: setup
 	$(BIN)/feedlens serve --demo $(SAMPLES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +21,56 @@ from feedlens.storage.tables import Image
 DEMO_WORKSPACE = "demo"
 
 
+# Posts for the sample photos, so the demo's trends, engagement and hashtag charts have something to show:
+# (file, author, caption, likes, comments, shares, days before today). Invented, and said to be.
+DEMO_POSTS = (
+    ("chelsea.png", "catlover", "lazy sunday with chelsea #caturday #cats", 1840, 96, 40, 2),
+    ("coffee.png", "brewbar", "morning flat white #coffee #latteart", 920, 31, 12, 3),
+    ("coffee.png", "brewbar", "same cup, new week #coffee #mondaymotivation", 610, 18, 5, 10),
+    ("astronaut.png", "spacefan", "suited up #space #nasa", 2400, 150, 310, 5),
+    ("rocket.jpg", "spacefan", "launch day #space #rocket", 5100, 420, 880, 6),
+    ("motorcycle.png", "ridersclub", "new ride #motorcycle #bikelife", 760, 44, 9, 8),
+    ("china.jpg", "wanderer", "temple at dawn #travel #china", 1320, 60, 75, 12),
+    ("flower.jpg", "wanderer", "spring is here #flowers #travel", 880, 22, 30, 15),
+    ("grace_hopper.jpg", "historybits", "Grace Hopper, computing pioneer #history #tech", 3100, 210, 640, 18),
+    ("camera.png", "photoclub", "old school #photography #camera", 450, 27, 6, 20),
+    (
+        "hubble_deep_field.jpg",
+        "spacefan",
+        "thousands of galaxies in one frame #space #hubble",
+        6900,
+        380,
+        1500,
+        25,
+    ),
+)
+
+
+def demo_feed(samples: Path, folder: Path, today: datetime | None = None) -> Path:
+    """Write the demo's feed export (JSONL, docs/feeds.md) for the sample photos present; returns its path.
+    Posts are dated back from `today`, so the trends dashboard's recent weeks have data."""
+    today = today or datetime.now(UTC)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "id": f"demo-{n}",
+            "platform": "instagram",
+            "image": str((samples / name).resolve()),
+            "author": author,
+            "caption": caption,
+            "likes": likes,
+            "comments": comments,
+            "shares": shares,
+            "created_at": (today - timedelta(days=days)).isoformat(),
+        }
+        for n, (name, author, caption, likes, comments, shares, days) in enumerate(DEMO_POSTS)
+        if (samples / name).is_file()
+    ]
+    path = folder / "demo-feed.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
     services = services_from(ctx)
     services.database.migrate()
@@ -29,7 +81,8 @@ def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
             select(func.count()).select_from(Image).where(Image.workspace_id == workspace_id)
         )
     if not stored:
-        ingest(ctx, [samples], workspace=DEMO_WORKSPACE)
+        folder = (services.settings.data_dir or services.settings.home) / "demo"
+        ingest(ctx, [samples, demo_feed(samples, folder)], workspace=DEMO_WORKSPACE)
     else:  # a demo from an older feedlens: bring results (and search vectors) up to the current analyzers
         for name in DEFAULT_ANALYZERS:
             reanalyze(ctx, analyzer=name, workspace=DEMO_WORKSPACE)
