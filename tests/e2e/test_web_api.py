@@ -34,6 +34,7 @@ def test_session_tokens_are_signed_and_expire() -> None:
     forged, _ = sessions.issue(b"attacker" * 4, 1, now=1000)
     assert sessions.verify(b"k" * 32, f"{forged.split('.')[0]}.{signature}", now=1000) is None
     assert sessions.verify(b"k" * 32, "garbage", now=1000) is None
+    assert sessions.verify(b"k" * 32, f"{token.split('.')[0]}.\u00e9t\u00e9", now=1000) is None  # not a 500
 
 
 def test_session_bad_inputs(demo: Demo) -> None:
@@ -67,6 +68,9 @@ def test_session_bad_inputs(demo: Demo) -> None:
             client.cookies.clear()  # one cookie of that name, not the login's and this one
             client.cookies.set(sessions.COOKIE, bad)
             is_problem(client.get("/v1/images"), 401, "unauthorized")
+        client.cookies.clear()
+        latin1 = f"{sessions.COOKIE}={body}.\u00e9t\u00e9".encode("latin-1")  # raw bytes a browser won't send
+        is_problem(client.get("/v1/images", headers={"cookie": latin1}), 401, "unauthorized")
         client.cookies.clear()
         assert client.post("/v1/session", json={"key": demo.keys["write"]}).status_code == 200
         # a header key wins over the cookie: team-b's key sees team-b

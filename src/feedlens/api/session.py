@@ -45,7 +45,7 @@ def issue(secret: bytes, key_id: int, now: float | None = None, ttl: int = TTL_S
 
 def verify(secret: bytes, token: str, now: float | None = None) -> tuple[int, int] | None:
     """(key id, expiry) of a well-signed, unexpired token; None otherwise."""
-    if len(token) > 512 or token.count(".") != 1:
+    if len(token) > 512 or token.count(".") != 1 or not token.isascii():  # compare_digest refuses non-ASCII
         return None
     body, signature = token.split(".")
     expected = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
