@@ -212,6 +212,10 @@ def test_evaluate_and_explain(
 def test_bad_requests(client: httpx.Client, keys: dict[str, str], server: Server) -> None:
     w, r, a = keys["write"], keys["read"], keys["admin"]
     is_problem(client.get("/v1/models/99", headers=auth(r)), 404, "model_not_found")
+    for huge in ("0", str(2**31), "99999999999999999999999"):  # not a database error: refused up front
+        is_problem(client.get(f"/v1/models/{huge}", headers=auth(r)), 422, "invalid_request")
+    ab_huge = {"candidate": 2**40, "mode": "shadow"}
+    is_problem(client.put("/v1/models/ab", headers=auth(a), json=ab_huge), 422, "invalid_request")
     is_problem(client.get("/v1/models?task=faces", headers=auth(r)), 422, "invalid_request")
     is_problem(
         client.post("/v1/models/train", headers=auth(w), json={"mode": "deep"}), 422, "invalid_request"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,8 @@ from feedlens.services.training import WORKSPACE, TrainOptions
 router = APIRouter(tags=["models"])
 
 Task = Annotated[Literal["categories"], Query(description="what the model predicts")]
-Version = Annotated[int, Query(ge=1, description="a model version (default: production)")]
+MAX_VERSION = 2**31 - 1  # an INTEGER column: a larger number would be a database error, not a 404
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a model version")]
 DECODE_SIDE = 256
 
 
@@ -40,13 +41,17 @@ class TrainBody(BaseModel):
 class EvaluateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    against: int | None = Field(None, ge=1, description="compare with this version (default: production)")
+    against: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="compare with this version (default: production)"
+    )
 
 
 class AbBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    candidate: int | None = Field(None, ge=1, description="the version to try (not needed to stop)")
+    candidate: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="the version to try (not needed to stop)"
+    )
     mode: Literal["off", "split", "shadow"]
     share: float = Field(0.0, ge=0.0, le=1.0, description="split: share of images the candidate answers")
 
@@ -167,7 +172,7 @@ async def explain(
     state: State,
     who: Reader,
     image_id: Annotated[str | None, Query(max_length=64)] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     category: Annotated[str | None, Query(max_length=64, description="default: the predicted one")] = None,
     task: Task = "categories",
 ) -> Response:
@@ -196,13 +201,15 @@ async def image_predictions(image_id: str, state: State, who: Reader) -> dict[st
 
 # -- one version ---------------------------------------------------------------------------------------------
 @router.get("/v1/models/{version}")
-async def get_model(version: int, state: State, who: Reader, task: Task = "categories") -> dict[str, Any]:
+async def get_model(
+    version: VersionPath, state: State, who: Reader, task: Task = "categories"
+) -> dict[str, Any]:
     """One version: metrics, dataset hash, parameters, parent, compression, training details."""
     return await run_in_threadpool(state.training.registry.get, who.workspace_id, task, version)
 
 
 @router.get("/v1/models/{version}/report", response_class=HTMLResponse)
-async def report(version: int, state: State, who: Reader, task: Task = "categories") -> HTMLResponse:
+async def report(version: VersionPath, state: State, who: Reader, task: Task = "categories") -> HTMLResponse:
     """The evaluation report made after training: a self-contained HTML page."""
     page = await run_in_threadpool(state.training.report, who.workspace_id, version, "report", task)
     return HTMLResponse(
@@ -216,7 +223,7 @@ async def report(version: int, state: State, who: Reader, task: Task = "categori
 
 
 @router.get("/v1/models/{version}/metrics")
-async def metrics(version: int, state: State, who: Reader, task: Task = "categories") -> Response:
+async def metrics(version: VersionPath, state: State, who: Reader, task: Task = "categories") -> Response:
     """The evaluation report's numbers (`metrics.json`)."""
     data = await run_in_threadpool(state.training.report, who.workspace_id, version, "metrics", task)
     return Response(data, media_type="application/json")
@@ -224,7 +231,11 @@ async def metrics(version: int, state: State, who: Reader, task: Task = "categor
 
 @router.post("/v1/models/{version}/evaluate", status_code=202)
 async def evaluate(
-    version: int, state: State, who: Writer, body: EvaluateBody | None = None, task: Task = "categories"
+    version: VersionPath,
+    state: State,
+    who: Writer,
+    body: EvaluateBody | None = None,
+    task: Task = "categories",
 ) -> JSONResponse:
     """Evaluate a version on the workspace's labels in the background (its test split when they are the
     data it was trained on), side by side with `against` or production; the run's result is the report's
@@ -240,7 +251,9 @@ async def evaluate(
 
 
 @router.post("/v1/models/{version}/promote")
-async def promote(version: int, state: State, who: Admin, task: Task = "categories") -> dict[str, Any]:
+async def promote(
+    version: VersionPath, state: State, who: Admin, task: Task = "categories"
+) -> dict[str, Any]:
     """Make a version the task's production model (what /v1/classify and ingest use)."""
     return await run_in_threadpool(
         state.training.registry.promote, who.workspace_id, task, version, f"key:{who.key_id}"
