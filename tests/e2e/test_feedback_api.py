@@ -8,6 +8,7 @@ one image's bytes runs the ingest hook on it, a scan assesses the rest. Tests ru
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def test_queue_from_ingest_and_scan_hidden_until_reviewed(
     listed = {i["id"] for i in get(client, read, "/v1/images", limit=200)["items"]}
     assert ids["coffee.png"] not in listed and ids["chelsea.png"] in listed
     hidden_total = analytics_images(client, read)
+    for path in ("/v1/clusters?min_size=2", "/v1/duplicates"):  # groups are built without hidden images
+        assert ids["coffee.png"] not in json.dumps(get(client, read, path))
     decided = post(
         client,
         write,
@@ -117,6 +120,7 @@ def test_queue_from_ingest_and_scan_hidden_until_reviewed(
     assert ids["coffee.png"] in found_by_search(client, read, "a cup of coffee")
     assert ids["coffee.png"] in {i["id"] for i in get(client, read, "/v1/images", limit=200)["items"]}
     assert analytics_images(client, read) > hidden_total  # the coffee's categories count again
+    assert ids["coffee.png"] in json.dumps(get(client, read, "/v1/clusters?min_size=2"))  # member or outlier
     status = get(client, read, f"/v1/review/moderation/{ids['coffee.png']}")
     assert status["state"] == "approved" and [d["decision"] for d in status["decisions"]] == ["approve"]
 

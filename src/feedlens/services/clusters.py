@@ -7,6 +7,7 @@ rather than be forced into the nearest group.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,13 @@ def name_cluster(results: list[dict[str, Any]]) -> tuple[str, list[str]]:
     return (top[0] if top else "unnamed"), top[1:]
 
 
-def find_clusters(database: Database, workspace: int, min_cluster_size: int = 3) -> dict[str, Any]:
+def find_clusters(
+    database: Database, workspace: int, min_cluster_size: int = 3, exclude: Collection[str] = ()
+) -> dict[str, Any]:
     with database.session() as session:
-        ids = sorted(vectors.ids(session, workspace, "visual"))
+        ids = sorted(
+            vectors.ids(session, workspace, "visual") - set(exclude)
+        )  # exclude: hidden until reviewed
         found = vectors.get(session, ids, "visual")
         analyses = repo.current_analyses(session, ids)
     ids = [i for i in ids if i in found]

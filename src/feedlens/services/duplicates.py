@@ -13,7 +13,7 @@ Groups are connected components of each relation. Thresholds: docs/search.md (me
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,9 +100,13 @@ def candidate_pairs(ids: list[str], matrix: np.ndarray, hashes: dict[str, str | 
     return list(pairs.values())
 
 
-def find_duplicates(database: Database, workspace: int, thresholds: SearchSettings) -> dict[str, Any]:
+def find_duplicates(
+    database: Database, workspace: int, thresholds: SearchSettings, exclude: Collection[str] = ()
+) -> dict[str, Any]:
     with database.session() as session:
-        ids = sorted(vectors.ids(session, workspace, "visual"))
+        ids = sorted(
+            vectors.ids(session, workspace, "visual") - set(exclude)
+        )  # exclude: hidden until reviewed
         found = vectors.get(session, ids, "visual")
         analyses = repo.current_analyses(session, ids)
         posts = repo.posts_of(session, ids)

@@ -217,6 +217,10 @@ class SearchService:
         with self.database.session() as session:
             return set(session.scalars(select(Image.id).where(*repo.filter_conditions(workspace, filters))))
 
+    def hidden_ids(self, workspace: int) -> list[str]:
+        """Images FEEDLENS_REVIEW__HIDE_UNREVIEWED keeps out of sight now (empty when the setting is off)."""
+        return self._hidden(workspace, None)
+
     def _hidden(self, workspace: int, filters: repo.ImageFilter | None) -> list[str]:
         """Images hidden until reviewed (when the setting or the filter says so); without other filters they
         are left out of the hits rather than every other image listed as allowed."""

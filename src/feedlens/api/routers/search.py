@@ -123,8 +123,9 @@ async def similar(
 @router.get("/v1/duplicates")
 async def duplicates(state: State, who: Reader) -> dict[str, Any]:
     """Exact (same bytes, several posts), near (same photo edited) and similar (same scene) groups."""
+    hidden = await run_in_threadpool(state.search.hidden_ids, who.workspace_id)
     return await run_in_threadpool(
-        find_duplicates, state.services.database, who.workspace_id, state.settings.search
+        find_duplicates, state.services.database, who.workspace_id, state.settings.search, hidden
     )
 
 
@@ -133,7 +134,8 @@ async def clusters(
     state: State, who: Reader, min_size: Annotated[int, Query(ge=2, le=1000)] = 3
 ) -> dict[str, Any]:
     """Visual clusters of the workspace, named from their members' labels, and the outliers."""
-    return await run_in_threadpool(find_clusters, state.services.database, who.workspace_id, min_size)
+    hidden = await run_in_threadpool(state.search.hidden_ids, who.workspace_id)
+    return await run_in_threadpool(find_clusters, state.services.database, who.workspace_id, min_size, hidden)
 
 
 @router.post("/v1/index/rebuild")
