@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from feedlens.core.errors import ConfigError
 
 _Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_NPM_SPEC = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*@[0-9]+\.[0-9]+\.[0-9]+$"
 
 
 class _Strict(BaseModel):
@@ -59,8 +60,28 @@ class ConversionSource(_Strict):
     inputs: tuple[str, ...]
 
 
+class TfjsConversionSource(_Strict):
+    """A TF.js graph model (`model`: its model.json inside the tarball) from a pinned npm package, converted
+    to ONNX at pull time in a converter venv of its own and checked against TensorFlow on a fixed input
+    drawn from `input_range` (the model's real input range; shape `check_shape`, else the graph's own with
+    batch 1). The ONNX file's hash is recorded when built (runtime/tfjs.py)."""
+
+    kind: Literal["tfjs_conversion"]
+    npm_package: str = Field(pattern=_NPM_SPEC)  # name@version, an exact version
+    tarball_sha256: _Sha256
+    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*\.json$")
+    input_range: tuple[float, float]
+    check_shape: tuple[int, ...] | None = None
+    opset: int = Field(default=15, ge=13, le=17)
+
+
 Source = Annotated[
-    PackageFileSource | WheelMemberSource | SystemFileSource | UserPathSource | ConversionSource,
+    PackageFileSource
+    | WheelMemberSource
+    | SystemFileSource
+    | UserPathSource
+    | ConversionSource
+    | TfjsConversionSource,
     Field(discriminator="kind"),
 ]
 
@@ -108,6 +129,6 @@ class Manifest(_Strict):
                     raise ConfigError(
                         f"invalid model manifest: {spec.name!r} is built from unknown artifacts {missing}"
                     )
-            elif spec.sha256 is None and not isinstance(spec.source, UserPathSource):
+            elif spec.sha256 is None and not isinstance(spec.source, UserPathSource | TfjsConversionSource):
                 raise ConfigError(f"invalid model manifest: {spec.name!r} must pin a sha256")
         return manifest

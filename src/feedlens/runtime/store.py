@@ -28,9 +28,11 @@ from feedlens.runtime.manifest import (
     Manifest,
     PackageFileSource,
     SystemFileSource,
+    TfjsConversionSource,
     UserPathSource,
     WheelMemberSource,
 )
+from feedlens.runtime.tfjs import TfjsConverter
 
 Converter = Callable[[dict[str, Path], Path], None]
 """Builds one artifact: (input artifact paths by name, output path to write)."""
@@ -69,6 +71,7 @@ class ModelStore:
         self.root = root
         self.manifest = manifest
         self._converters = converters
+        self._tfjs: TfjsConverter | None = None  # created on first use (runtime/tfjs.py)
         # path -> (size, mtime_ns) of files already hash-checked in this process: a model is hashed once
         # per process, not on every load.
         self._verified: dict[Path, tuple[int, int]] = {}
@@ -182,6 +185,8 @@ class ModelStore:
                 self._copy_system_file(source, staged)
             elif isinstance(source, UserPathSource):
                 self._copy_user_file(source, staged)
+            elif isinstance(source, TfjsConversionSource):
+                self._tfjs_converter().convert(source, staged, Path(tmp))
             actual = sha256_file(staged)
             if spec.sha256 is not None and actual != spec.sha256:
                 raise ModelStoreError(
@@ -193,6 +198,12 @@ class ModelStore:
             self._record_path(path).write_text(f"{actual}  {spec.file}\n")
         self._remember(path)
         return path
+
+    def _tfjs_converter(self) -> TfjsConverter:
+        # One per store: the npm tarball and converter venv it caches are shared by every TF.js model.
+        if self._tfjs is None:
+            self._tfjs = TfjsConverter(self.root / ".tfjs")
+        return self._tfjs
 
     def _converter(self, name: str) -> Converter:
         try:
