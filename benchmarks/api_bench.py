@@ -383,7 +383,7 @@ class InProcess:
         """Seconds to ingest every image into a fresh workspace (the same bytes again would be skipped)."""
         self.workspaces += 1
         workspace = self.access.create_workspace(f"inproc-{self.workspaces}")
-        ingestor = Ingestor(self.library, self.pipeline, self.services.decoder, self.fetcher, batch_size)
+        ingestor = Ingestor(self.library, self.pipeline, self.fetcher, batch_size)
         start = time.perf_counter()
         outcomes = list(ingestor.ingest(workspace, [IngestItem(source=s, data=d) for s, d in images]))
         seconds = time.perf_counter() - start

@@ -47,6 +47,7 @@ from tests.support.tuxpaint import (
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.config import Settings, load_settings
+from feedlens.core.results.loading import load_results
 from feedlens.core.taxonomy import Taxonomy
 from feedlens.services.categories import TaxonomyCompiler, default_taxonomy
 from feedlens.services.categories.categoriser import HEAD_THRESHOLD
@@ -65,7 +66,6 @@ from feedlens.services.categories.zero_shot import (
     zero_shot,
 )
 from feedlens.services.factory import build_services
-from feedlens.services.search import build_search
 
 START, END = "<!-- bench:categories:start -->", "<!-- bench:categories:end -->"
 SIZE = 512
@@ -87,7 +87,7 @@ def analyse(
     stamps: Sequence[Stamp], settings: Settings, cache: Path
 ) -> tuple[list[Analysed], TaxonomyCompiler]:
     services = build_services(settings)
-    compiler = TaxonomyCompiler(services.store, build_search(services).encoder)
+    compiler = TaxonomyCompiler(services.store, services.text_encoder)
     pipeline = services.pipeline(DEFAULT_ANALYZERS)
     key = hashlib.sha256(
         json.dumps([pipeline.versions(), [s.key for s in stamps], SIZE]).encode()
@@ -115,13 +115,14 @@ def analyse(
         content, visual = np.stack(content_rows), np.stack(visual_rows)
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, results=json.dumps(results), content=content, visual=visual)
-    texts = [str(r.get("text", {}).get("full_text", "")) for r in results]
+    loaded = [load_results(r) for r in results]  # the cache holds the stored (dictionary) form
+    texts = [getattr(r.get("text"), "full_text", "") for r in loaded]
     text_vectors = compiler.encode(texts)
     caption_vectors = compiler.encode([s.description for s in stamps])
     out = []
     for i, stamp in enumerate(stamps):
         plain = Evidence.from_results(
-            results[i], content=content[i], visual=visual[i], text_vector=text_vectors[i]
+            loaded[i], content=content[i], visual=visual[i], text_vector=text_vectors[i]
         )
         captioned = replace(plain, caption=stamp.description, caption_vector=caption_vectors[i])
         out.append(Analysed(stamp, plain, captioned))

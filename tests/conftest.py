@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import io
 from collections.abc import Callable, Iterator
@@ -91,14 +90,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def stored_services(services: Services, tmp_path: Path, database_url: str) -> Iterator[Services]:
     """Services over a fresh, migrated database and blob store; models shared with `services`."""
-    from feedlens.storage.blobs import BlobStore
-    from feedlens.storage.database import Database
-
     settings = services.settings.model_copy(update={"data_dir": tmp_path, "database_url": database_url})
-    database = Database(settings.database)
-    database.migrate()
-    wired = dataclasses.replace(
-        services, settings=settings, database=database, blobs=BlobStore(settings.blobs_dir)
-    )
+    wired = services.with_settings(settings)
+    wired.database.migrate()
     yield wired
-    database.dispose()
+    wired.database.dispose()

@@ -155,15 +155,18 @@ class ImageDecoder:
             ImageErrorCode.TOO_LARGE, f"{size} bytes exceeds the limit of {self.limits.max_bytes} bytes"
         )
 
-    def decode(self, source: bytes | Path, min_side: int | None = None) -> DecodedImage:
-        """Decode `source`. `min_side`: the shorter side the caller needs; None decodes at full size."""
+    def decode(
+        self, source: bytes | Path, min_side: int | None = None, sha256: str | None = None
+    ) -> DecodedImage:
+        """Decode `source`. `min_side`: the shorter side the caller needs; None decodes at full size.
+        `sha256`: the digest of these bytes when the caller already has it (ingest hashes once)."""
         data = self.read(source)
         if not data:
             raise ImageError(ImageErrorCode.EMPTY, "the image is empty (0 bytes)")
         fmt = sniff_format(data[:64])
         if fmt is None:
             raise ImageError(ImageErrorCode.UNSUPPORTED_FORMAT, _describe_refused(data[:512]))
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256 or hashlib.sha256(data).hexdigest()
         try:
             with warnings.catch_warnings():
                 # Our own pixel limit runs first; Pillow's bomb warning would only duplicate it.

@@ -19,12 +19,22 @@ from feedlens.api.compat import gcv, gcv_annotate, gcv_layout
 from feedlens.api.compat.gcv import Code, FeatureType, GcvError, ImageRequest, Likelihood
 from feedlens.api.compat.gcv_annotate import SafetyLevels
 from feedlens.api.compat.gcv_layout import Frame
+from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, LabelsResult
+from feedlens.core.results.brands import BrandEvidence, BrandsResult
+from feedlens.core.results.faces import EMOTIONS
+from feedlens.core.results.loading import RESULT_TYPES
+from feedlens.core.results.properties import PropertiesResult
+from feedlens.core.results.regions import BodyRegionsResult
+from feedlens.core.results.safety import SafetyResult, Verdict
+from feedlens.core.results.text import TextLine, TextResult
 from feedlens.services.factory import Services
 from tests.support.fonts import DEJAVU_BOLD
 
 FONT = DEJAVU_BOLD
 ALL = ("labels", "safety", "faces", "text", "properties", "body_regions")
 LEVELS = SafetyLevels(floor=0.3, explicit=0.5, suggestive=0.6)
+CALM = {e: 1.0 if e == "neutral" else 0.0 for e in EMOTIONS}
+Analysed = dict[str, tuple[int, int, dict[str, AnalyzerResult]]]
 
 
 def render(lines: list[str], size: tuple[int, int] = (800, 300)) -> bytes:
@@ -200,24 +210,16 @@ def test_only_the_needed_analyzers_and_unsupported_features() -> None:
 
 
 def test_logo_annotations_from_the_brands_result() -> None:
-    quad = [[0.1, 0.2], [0.5, 0.2], [0.5, 0.6], [0.1, 0.6]]
-    brands = {
-        "mentions": [
-            {
-                "brand": "Zorblax",
-                "score": 1.0,
-                "evidence": [
-                    {"kind": "text", "score": 1.0, "matched": "zorblax"},
-                    {"kind": "logo", "score": 0.9, "matched": "3", "quad": quad, "inliers": 40},
-                ],
-            },
-            {
-                "brand": "Acme",
-                "score": 1.0,
-                "evidence": [{"kind": "caption", "score": 1.0, "matched": "acme"}],
-            },
-        ]
-    }
+    quad = ((0.1, 0.2), (0.5, 0.2), (0.5, 0.6), (0.1, 0.6))
+    brands = BrandsResult.of(
+        {
+            "Zorblax": [
+                BrandEvidence("text", 1.0, "zorblax"),
+                BrandEvidence("logo", 0.9, "3", quad=quad, inliers=40),
+            ],
+            "Acme": [BrandEvidence("caption", 1.0, "acme")],
+        }
+    )
     out = gcv_annotate.annotate(request(FeatureType.LOGO_DETECTION), 200, 100, {"brands": brands}, LEVELS)
     (logo,) = out["logoAnnotations"]  # text and caption mentions are not logos
     assert logo["description"] == "Zorblax" and logo["score"] == 0.9
@@ -259,9 +261,11 @@ def test_likelihood_agrees_with_the_safety_verdict() -> None:
 
 
 def test_safe_search_racy_covers_explicit_and_unknown_fields() -> None:
-    explicit = gcv_annotate.safe_search({"scores": {"explicit_nudity": 0.9, "suggestive": 0.0}}, LEVELS)
+    scores = {"explicit_nudity": 0.9, "suggestive": 0.0}
+    explicit = gcv_annotate.safe_search(SafetyResult(Verdict.EXPLICIT, scores, ()), LEVELS)
     assert explicit["adult"] is Likelihood.VERY_LIKELY and explicit["racy"] is Likelihood.VERY_LIKELY
-    suggestive = gcv_annotate.safe_search({"scores": {"explicit_nudity": 0.0, "suggestive": 0.7}}, LEVELS)
+    scores = {"explicit_nudity": 0.0, "suggestive": 0.7}
+    suggestive = gcv_annotate.safe_search(SafetyResult(Verdict.SUGGESTIVE, scores, ()), LEVELS)
     assert suggestive["adult"] is Likelihood.VERY_UNLIKELY and suggestive["racy"] is Likelihood.LIKELY
     assert {suggestive[k] for k in ("spoof", "medical", "violence")} == {Likelihood.UNKNOWN}
 
@@ -273,14 +277,16 @@ def test_emotion_likelihood_bands() -> None:
 
 
 def test_labels_merge_classes_and_concepts_by_score() -> None:
-    labels = {
-        "labels": [{"name": "tabby", "wnid": "n02123045", "score": 0.5}],
-        "concepts": [
-            {"name": "cat", "wnid": "n02121620", "score": 0.9, "depth": 13},
-            {"name": "feline", "wnid": "n02120997", "score": 0.9, "depth": 12},
-            {"name": "animal", "wnid": "n00015388", "score": 0.95, "depth": 6},
-        ],
-    }
+    labels = LabelsResult.from_dict(
+        {
+            "labels": [{"name": "tabby", "wnid": "n02123045", "score": 0.5}],
+            "concepts": [  # by descending score, as a LabelsResult holds them
+                {"name": "animal", "wnid": "n00015388", "score": 0.95, "depth": 6},
+                {"name": "cat", "wnid": "n02121620", "score": 0.9, "depth": 13},
+                {"name": "feline", "wnid": "n02120997", "score": 0.9, "depth": 12},
+            ],
+        }
+    )
     out = gcv_annotate.label_annotations(labels, 3)
     assert [x["description"] for x in out] == ["Animal", "Cat", "Feline"]  # equal scores: specific first
     assert out[1]["mid"] == "/wordnet/n02121620" and out[1]["score"] == out[1]["topicality"] == 0.9
@@ -289,14 +295,12 @@ def test_labels_merge_classes_and_concepts_by_score() -> None:
 
 def test_words_split_lines_with_proportional_boxes() -> None:
     frame = Frame(1000, 100)
-    text = {
-        "lines": [
-            {"text": "ab cd", "confidence": 0.9, "box": {"x0": 0.1, "y0": 0.1, "x1": 0.6, "y1": 0.5}},
-            {"text": "e", "confidence": 0.7, "box": {"x0": 0.7, "y0": 0.1, "x1": 0.8, "y1": 0.5}},
-            {"text": "fg", "confidence": 0.8, "box": {"x0": 0.1, "y0": 0.6, "x1": 0.3, "y1": 0.9}},
-        ],
-        "full_text": "ab cd e\nfg",
-    }
+    first = [
+        TextLine("ab cd", 0.9, Box(0.1, 0.1, 0.6, 0.5), "ocr"),
+        TextLine("e", 0.7, Box(0.7, 0.1, 0.8, 0.5), "ocr"),
+    ]
+    text = TextResult.of([first, [TextLine("fg", 0.8, Box(0.1, 0.6, 0.3, 0.9), "ocr")]])
+    assert text.full_text == "ab cd e\nfg"
     out = gcv_layout.text_annotations(text, frame)
     words = out["textAnnotations"]
     assert words[0]["description"] == "ab cd e\nfg\n"
@@ -309,11 +313,11 @@ def test_words_split_lines_with_proportional_boxes() -> None:
     assert ["".join(s["text"] for s in w["symbols"]) for w in row] == ["ab", "cd", "e"]
     breaks = [w["symbols"][-1]["property"]["detectedBreak"]["type"] for w in row]
     assert breaks == [gcv_layout.BreakType.SPACE, gcv_layout.BreakType.SPACE, gcv_layout.BreakType.LINE_BREAK]
-    assert gcv_layout.text_annotations({"lines": [], "full_text": ""}, frame) == {}
+    assert gcv_layout.text_annotations(TextResult.empty(), frame) == {}
 
 
 def test_rows_fall_back_to_one_per_line() -> None:
-    lines = [{"text": "a"}, {"text": "b"}, {"text": "c"}]
+    lines = ["a", "b", "c"]  # the lines' texts
     assert gcv_layout.rows_of(lines, "a b\nc") == [[0, 1], [2]]
     assert gcv_layout.rows_of(lines, "a b c d") == [[0], [1], [2]]
     assert gcv_layout.span((0, 0, 10, 100), 4, 1, 2) == (0, 25, 10, 50)  # tall box: split down
@@ -321,8 +325,11 @@ def test_rows_fall_back_to_one_per_line() -> None:
 
 def test_crop_hints_keep_the_subject() -> None:
     frame = Frame(1000, 500)
-    face = {"box": {"x0": 0.8, "y0": 0.2, "x1": 0.9, "y1": 0.6}, "confidence": 0.9}
-    results: dict[str, dict[str, Any]] = {"faces": {"faces": [face]}, "body_regions": {"regions": []}}
+    face = Face(Box(0.8, 0.2, 0.9, 0.6), 0.9, "test", CALM, "neutral")
+    results: dict[str, AnalyzerResult] = {
+        "faces": FacesResult.of([face]),
+        "body_regions": BodyRegionsResult.empty(),
+    }
     square, tall = gcv_layout.crop_hints(frame, results, [1.0, 0.5])
     xs = [v["x"] for v in square["boundingPoly"]["vertices"]]
     ys = [v["y"] for v in square["boundingPoly"]["vertices"]]
@@ -334,7 +341,7 @@ def test_crop_hints_keep_the_subject() -> None:
     (best,) = gcv_layout.crop_hints(frame, results, [])
     xs = [v["x"] for v in best["boundingPoly"]["vertices"]]
     assert (min(xs), max(xs)) == (790, 910)  # the face with a 10 % margin
-    empty: dict[str, dict[str, Any]] = {"faces": {"faces": []}}
+    empty: dict[str, AnalyzerResult] = {"faces": FacesResult.empty()}
     (centred,) = gcv_layout.crop_hints(frame, empty, [1.0])
     assert [v["x"] for v in centred["boundingPoly"]["vertices"]][:2] == [250, 750]
     assert centred["confidence"] == gcv_layout.NO_SUBJECT_CONFIDENCE
@@ -344,7 +351,7 @@ def test_crop_hints_keep_the_subject() -> None:
 
 
 @pytest.fixture(scope="module")
-def analysed(services: Services, sample_dir: Path) -> dict[str, tuple[int, int, dict[str, Any]]]:
+def analysed(services: Services, sample_dir: Path) -> Analysed:
     names = ["astronaut.png", "chelsea.png", "coffee.png"]
     sources = [(sample_dir / n).read_bytes() for n in names] + [
         render(["HELLO WORLD", "feedlens reads text"])
@@ -353,7 +360,7 @@ def analysed(services: Services, sample_dir: Path) -> dict[str, tuple[int, int, 
     out = {}
     for name, report in zip([*names, "words.png"], reports, strict=True):
         assert report.ok and report.width and report.height, report.error
-        out[name] = (report.width, report.height, {k: r.to_dict() for k, r in report.results.items()})
+        out[name] = (report.width, report.height, dict(report.results))
     return out
 
 
@@ -362,9 +369,7 @@ EVERYTHING = tuple(t for t in FeatureType if t is not FeatureType.TYPE_UNSPECIFI
 
 @pytest.mark.parametrize("name", ["astronaut.png", "chelsea.png", "coffee.png", "words.png"])
 @pytest.mark.parametrize("as_int", [False, True])
-def test_real_results_parse_as_annotate_image_responses(
-    analysed: dict[str, tuple[int, int, dict[str, Any]]], name: str, as_int: bool
-) -> None:
+def test_real_results_parse_as_annotate_image_responses(analysed: Analysed, name: str, as_int: bool) -> None:
     width, height, results = analysed[name]
     response = strict(
         gcv_annotate.annotate(request(*EVERYTHING, ratios=(1.0,)), width, height, results, LEVELS), as_int
@@ -377,7 +382,7 @@ def test_real_results_parse_as_annotate_image_responses(
         assert all(0 <= v.x <= width and 0 <= v.y <= height for v in hint.bounding_poly.vertices)
 
 
-def test_real_results_say_what_is_in_the_photos(analysed: dict[str, tuple[int, int, dict[str, Any]]]) -> None:
+def test_real_results_say_what_is_in_the_photos(analysed: Analysed) -> None:
     features = request(
         FeatureType.LABEL_DETECTION, FeatureType.FACE_DETECTION, FeatureType.SAFE_SEARCH_DETECTION
     )
@@ -407,3 +412,34 @@ def test_real_results_say_what_is_in_the_photos(analysed: dict[str, tuple[int, i
         "text",
     ]
     assert words.full_text_annotation.text == "HELLO WORLD\nfeedlens reads text\n"
+
+
+def test_results_round_trip_and_map_the_same(analysed: Analysed) -> None:
+    """Every result type the mappers read comes back equal from its stored form, and a stored analysis
+    maps onto the very same response as a fresh one."""
+    quad = ((0.1, 0.2), (0.5, 0.2), (0.5, 0.6), (0.1, 0.6))
+    brands = BrandsResult.of(
+        {"Zorblax": [BrandEvidence("logo", 0.9, "3", quad=quad, inliers=40), BrandEvidence("text", 0.8)]}
+    )
+    features = request(*EVERYTHING, ratios=(1.0, 0.5))
+    seen: set[type[Any]] = set()
+    for width, height, results in analysed.values():
+        fresh = {**results, "brands": brands}
+        stored = {}
+        for name, result in fresh.items():
+            kind = RESULT_TYPES[name]
+            back = kind.from_dict(json.loads(json.dumps(result.to_dict())))
+            assert type(back) is type(result) and back == result, name
+            stored[name] = back
+            seen.add(kind)
+        expected = gcv_annotate.annotate(features, width, height, fresh, LEVELS)
+        assert gcv_annotate.annotate(features, width, height, stored, LEVELS) == expected
+    assert seen == {
+        LabelsResult,
+        SafetyResult,
+        FacesResult,
+        TextResult,
+        PropertiesResult,
+        BodyRegionsResult,
+        BrandsResult,
+    }

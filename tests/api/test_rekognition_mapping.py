@@ -4,10 +4,11 @@ onto Rekognition's responses, each checked field by field against botocore's mod
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.session
 import pytest
@@ -17,6 +18,10 @@ from PIL import Image, ImageDraw, ImageFont
 from feedlens.api.compat import rekognition as rk
 from feedlens.api.compat import rekognition_requests as rq
 from feedlens.api.compat.rekognition_router import build_tables, from_problem
+from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, LabelsResult
+from feedlens.core.results.properties import DominantColour, Orientation, PropertiesResult
+from feedlens.core.results.safety import Category, SafetyRegion, SafetyResult, Verdict
+from feedlens.core.results.text import TextLine, TextResult
 from feedlens.runtime import wordnet
 from feedlens.services.factory import Services
 from tests.support.fonts import DEJAVU_BOLD
@@ -24,6 +29,7 @@ from tests.support.fonts import DEJAVU_BOLD
 FONT = DEJAVU_BOLD
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 ANIMAL, CAT, DOMESTIC_ANIMAL, TABBY = "n00015388", "n02121620", "n01317541", "n02123045"
+R = TypeVar("R")
 
 
 def conforms(value: Any, shape: Shape, where: str = "$") -> None:
@@ -63,11 +69,17 @@ def output(operation: str) -> Shape:
 
 def analysed(
     services: Services, names: tuple[str, ...], data: bytes
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, AnalyzerResult], dict[str, str]]:
     pipeline = services.pipeline(names)
     report = pipeline.analyze_one(data)
     assert report.ok, report.error
-    return {name: r.to_dict() for name, r in report.results.items()}, pipeline.versions()
+    return dict(report.results), pipeline.versions()
+
+
+def typed(results: dict[str, AnalyzerResult], name: str, kind: type[R]) -> R:
+    found = results[name]
+    assert isinstance(found, kind), name
+    return found
 
 
 def render(lines: list[str]) -> bytes:
@@ -264,9 +276,10 @@ def test_without_wordnet_concept_parents_come_from_the_roll_up(
 
 def test_detect_labels_on_the_cat(services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy) -> None:
     results, versions = analysed(services, ("labels",), (sample_dir / "chelsea.png").read_bytes())
+    result = typed(results, "labels", LabelsResult)
     categories = [("animals & pets", frozenset({ANIMAL})), ("home & interior", frozenset({"n04589890"}))]
     response = rk.detect_labels(
-        results["labels"],
+        result,
         None,
         labels_request(MinConfidence=0),
         hierarchy,
@@ -289,12 +302,12 @@ def test_detect_labels_on_the_cat(services: Services, sample_dir: Path, hierarch
     assert "ImageProperties" not in response
 
     default = rk.detect_labels(
-        results["labels"], None, labels_request(), hierarchy, categories, rk.CssColours(), 100.0, "v"
+        result, None, labels_request(), hierarchy, categories, rk.CssColours(), 100.0, "v"
     )
     assert all(label["Confidence"] >= 55 for label in default["Labels"])
     assert len(default["Labels"]) < len(response["Labels"])
     top = rk.detect_labels(
-        results["labels"],
+        result,
         None,
         labels_request(MaxLabels=2, MinConfidence=0),
         hierarchy,
@@ -305,20 +318,19 @@ def test_detect_labels_on_the_cat(services: Services, sample_dir: Path, hierarch
     )
     assert [label["Name"] for label in top["Labels"]] == [label["Name"] for label in response["Labels"][:2]]
     none = rk.detect_labels(
-        results["labels"], None, labels_request(MaxLabels=0), hierarchy, [], rk.CssColours(), 100.0, "v"
+        result, None, labels_request(MaxLabels=0), hierarchy, [], rk.CssColours(), 100.0, "v"
     )
     assert none["Labels"] == []
 
 
 def test_label_filters(services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy) -> None:
     results, _ = analysed(services, ("labels",), (sample_dir / "chelsea.png").read_bytes())
+    labels = typed(results, "labels", LabelsResult)
     categories = [("animals & pets", frozenset({ANIMAL}))]
 
     def names(**general: Any) -> set[str]:
         request = labels_request(MinConfidence=0, Settings={"GeneralLabels": general})
-        response = rk.detect_labels(
-            results["labels"], None, request, hierarchy, categories, rk.CssColours(), 100.0, "v"
-        )
+        response = rk.detect_labels(labels, None, request, hierarchy, categories, rk.CssColours(), 100.0, "v")
         return {label["Name"] for label in response["Labels"]}
 
     everything = names()
@@ -334,23 +346,23 @@ def test_image_properties(services: Services, sample_dir: Path, hierarchy: rk.La
     request = labels_request(
         Features=["IMAGE_PROPERTIES"], Settings={"ImageProperties": {"MaxDominantColors": 2}}
     )
+    props = typed(results, "properties", PropertiesResult)
     response = rk.detect_labels(
-        results["labels"], results["properties"], request, hierarchy, [], rk.CssColours(), 100.0, "v"
+        typed(results, "labels", LabelsResult), props, request, hierarchy, [], rk.CssColours(), 100.0, "v"
     )
     conforms(response, output("DetectLabels"))
     assert response["Labels"] == []
     quality = response["ImageProperties"]["Quality"]
-    props = results["properties"]
-    assert quality["Brightness"] == pytest.approx(100 * props["brightness"], abs=0.01)
+    assert quality["Brightness"] == pytest.approx(100 * props.brightness, abs=0.01)
     assert 50 < quality["Sharpness"] < 100  # in focus: above the blur threshold's 50
     assert 0 < quality["Contrast"] <= 100
     colours = response["ImageProperties"]["DominantColors"]
     assert len(colours) == 2
     first = colours[0]
-    assert first["HexCode"] == props["colours"][0]["hex"]
+    assert first["HexCode"] == props.colours[0].hex
     assert f"#{first['Red']:02x}{first['Green']:02x}{first['Blue']:02x}" == first["HexCode"]
     assert first["SimplifiedColor"] == "brown" and first["PixelPercent"] == pytest.approx(
-        100 * props["colours"][0]["fraction"]
+        100 * props.colours[0].fraction
     )
     assert first["CSSColor"] in {
         "rosybrown",
@@ -377,33 +389,42 @@ def test_css_colours_are_the_nearest_named_ones() -> None:
 
 
 def test_blur_maps_below_50_and_the_threshold_to_50() -> None:
-    props = {"sharpness": 100.0, "brightness": 0.5, "contrast": 0.6, "colours": []}
+    grey = DominantColour("#777777", (50.0, 0.0, 0.0), 1.0, "gray")
+    props = PropertiesResult(
+        colours=(grey,),
+        brightness=0.5,
+        contrast=0.5,  # the most an RMS contrast of L*/100 can be: half black, half white
+        sharpness=100.0,
+        blurry=False,
+        colourfulness=0.0,
+        orientation=Orientation.SQUARE,
+        aspect_ratio=1.0,
+        phash="0" * 16,
+        dhash="f" * 16,
+    )
     quality = rk.image_properties(props, 10, rk.CssColours(), 100.0)["Quality"]
     assert quality == {"Brightness": 50.0, "Sharpness": 50.0, "Contrast": 100.0}
-    assert (
-        rk.image_properties({**props, "sharpness": 20.0}, 10, rk.CssColours(), 100.0)["Quality"]["Sharpness"]
-        < 20
-    )
+    blurred = dataclasses.replace(props, sharpness=20.0, blurry=True)
+    assert rk.image_properties(blurred, 10, rk.CssColours(), 100.0)["Quality"]["Sharpness"] < 20
 
 
 # ---- DetectModerationLabels --------------------------------------------------------------------------
 
 
-def region(detector_class: str, category: str, score: float) -> dict[str, Any]:
-    return {"category": category, "type": "t", "detector_class": detector_class, "score": score,
-            "box": {"x0": 0.1, "y0": 0.1, "x1": 0.2, "y1": 0.2}}  # fmt: skip
+def region(detector_class: str, category: str, score: float) -> SafetyRegion:
+    return SafetyRegion(Category(category), "t", detector_class, score, Box(0.1, 0.1, 0.2, 0.2))
 
 
 def test_moderation_levels_follow_rekognitions_taxonomy() -> None:
-    safety = {
-        "verdict": "explicit",
-        "scores": {"explicit_nudity": 0.8, "suggestive": 0.4},
-        "regions": [
+    safety = SafetyResult(
+        Verdict.EXPLICIT,
+        {"explicit_nudity": 0.8, "suggestive": 0.4},
+        (
             region("FEMALE_BREAST_EXPOSED", "explicit_nudity", 0.8),
             region("BUTTOCKS_EXPOSED", "explicit_nudity", 0.6),
             region("BELLY_EXPOSED", "suggestive", 0.4),
-        ],
-    }
+        ),
+    )
     response = rk.detect_moderation_labels(safety, 50.0, "safety-1")
     conforms(response, output("DetectModerationLabels"))
     got = [
@@ -420,7 +441,8 @@ def test_moderation_levels_follow_rekognitions_taxonomy() -> None:
     assert ("Swimwear or Underwear", "", 1) in [
         (m["Name"], m["ParentName"], m["TaxonomyLevel"]) for m in lower
     ]
-    unknown = {"regions": [region("SOMETHING_NEW", "suggestive", 0.9)]}
+    scores = {"explicit_nudity": 0.0, "suggestive": 0.9}
+    unknown = SafetyResult(Verdict.SUGGESTIVE, scores, (region("SOMETHING_NEW", "suggestive", 0.9),))
     assert [m["Name"] for m in rk.detect_moderation_labels(unknown, 50.0, "v")["ModerationLabels"]] == [
         "Swimwear or Underwear"
     ]
@@ -435,7 +457,9 @@ def test_every_nudenet_moderation_class_has_a_path() -> None:
 def test_safe_samples_have_no_moderation_labels(services: Services, sample_dir: Path) -> None:
     for name in ("chelsea.png", "coffee.png", "astronaut.png"):
         results, versions = analysed(services, ("safety",), (sample_dir / name).read_bytes())
-        response = rk.detect_moderation_labels(results["safety"], 50.0, versions["safety"])
+        response = rk.detect_moderation_labels(
+            typed(results, "safety", SafetyResult), 50.0, versions["safety"]
+        )
         conforms(response, output("DetectModerationLabels"))
         assert response["ModerationLabels"] == [], name
 
@@ -444,16 +468,18 @@ def test_safe_samples_have_no_moderation_labels(services: Services, sample_dir: 
 
 
 def test_words_get_proportional_boxes() -> None:
-    line = {"text": "ab  cd", "confidence": 0.9, "box": {"x0": 0.0, "y0": 0.1, "x1": 0.6, "y1": 0.2}}
+    line = TextLine("ab  cd", 0.9, Box(0.0, 0.1, 0.6, 0.2), "ocr")
     (first, box1), (second, box2) = rk.split_words(line)
     assert (first, second) == ("ab", "cd")
-    assert (box1["x0"], box1["x1"]) == pytest.approx((0.0, 0.2))
-    assert (box2["x0"], box2["x1"]) == pytest.approx((0.4, 0.6))
+    assert (box1.x0, box1.x1) == pytest.approx((0.0, 0.2))
+    assert (box2.x0, box2.x1) == pytest.approx((0.4, 0.6))
+    assert (box1.y0, box1.y1) == (box2.y0, box2.y1) == (0.1, 0.2)
 
 
 def test_detect_text_on_a_rendered_image(services: Services) -> None:
     results, versions = analysed(services, ("text",), render(["HELLO FEEDLENS", "coffee time 2024"]))
-    response = rk.detect_text(results["text"], rq.TextRequest.parse({}), versions["text"])
+    text = typed(results, "text", TextResult)
+    response = rk.detect_text(text, rq.TextRequest.parse({}), versions["text"])
     conforms(response, output("DetectText"))
     assert response["TextModelVersion"] == versions["text"]
     lines = [d for d in response["TextDetections"] if d["Type"] == "LINE"]
@@ -478,24 +504,20 @@ def test_detect_text_on_a_rendered_image(services: Services) -> None:
 
     def kept(**filters: Any) -> list[str]:
         request = rq.TextRequest.parse({"Filters": filters})
-        found = rk.detect_text(results["text"], request, "v")["TextDetections"]
+        found = rk.detect_text(text, request, "v")["TextDetections"]
         return [d["DetectedText"] for d in found if d["Type"] == "WORD"]
 
     top_half = {"BoundingBox": {"Left": 0, "Top": 0, "Width": 1, "Height": 0.4}}
     assert kept(RegionsOfInterest=[top_half]) == ["HELLO", "FEEDLENS"]
     assert kept(WordFilter={"MinBoundingBoxWidth": 0.3}) == ["FEEDLENS"]
-    weakest = min(results["text"]["lines"], key=lambda line: line["confidence"])
-    above = kept(WordFilter={"MinConfidence": 100.0 * weakest["confidence"] + 0.001})
-    assert above == [w for w in kept() if w not in weakest["text"].split()]
+    weakest = min(text.lines, key=lambda line: line.confidence)
+    above = kept(WordFilter={"MinConfidence": 100.0 * weakest.confidence + 0.001})
+    assert above == [w for w in kept() if w not in weakest.text.split()]
 
 
 def test_detect_text_keeps_at_most_100_words() -> None:
-    line = {
-        "text": " ".join(["w"] * 60),
-        "confidence": 0.9,
-        "box": {"x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 0.1},
-    }
-    response = rk.detect_text({"lines": [line, line]}, rq.TextRequest.parse({}), "v")
+    line = TextLine(" ".join(["w"] * 60), 0.9, Box(0.0, 0.0, 1.0, 0.1), "ocr")
+    response = rk.detect_text(TextResult.of([[line], [line]]), rq.TextRequest.parse({}), "v")
     assert sum(d["Type"] == "WORD" for d in response["TextDetections"]) == 100
     assert sum(d["Type"] == "LINE" for d in response["TextDetections"]) == 2
 
@@ -505,7 +527,8 @@ def test_detect_text_keeps_at_most_100_words() -> None:
 
 def test_detect_faces_on_the_astronaut(services: Services, sample_dir: Path) -> None:
     results, _ = analysed(services, ("faces",), (sample_dir / "astronaut.png").read_bytes())
-    response = rk.detect_faces(results["faces"], emotions=True)
+    faces = typed(results, "faces", FacesResult)
+    response = rk.detect_faces(faces, emotions=True)
     conforms(response, output("DetectFaces"))
     (face,) = response["FaceDetails"]
     assert face["Emotions"][0]["Type"] == "HAPPY" and face["Emotions"][0]["Confidence"] > 90
@@ -523,7 +546,7 @@ def test_detect_faces_on_the_astronaut(services: Services, sample_dir: Path) -> 
     box = face["BoundingBox"]
     assert 0.3 < box["Left"] < 0.4 and 0.1 < box["Top"] < 0.2 and 0 < box["Width"] < 0.3
     assert 0 < face["Confidence"] <= 100
-    plain = rk.detect_faces(results["faces"], emotions=False)["FaceDetails"][0]
+    plain = rk.detect_faces(faces, emotions=False)["FaceDetails"][0]
     assert "Emotions" not in plain and plain["BoundingBox"] == box
 
 
@@ -537,16 +560,7 @@ def test_neutral_is_calm_and_confused_has_no_source() -> None:
         "surprise": 0.0,
         "neutral": 0.9,
     }
-    faces = {
-        "faces": [
-            {
-                "box": {"x0": 0, "y0": 0, "x1": 0.5, "y1": 0.5},
-                "confidence": 0.9,
-                "detector": "d",
-                "emotions": emotions,
-            }
-        ]
-    }
+    faces = FacesResult.of([Face(Box(0, 0, 0.5, 0.5), 0.9, "d", emotions, "neutral")])
     found = {
         e["Type"]: e["Confidence"]
         for e in rk.detect_faces(faces, emotions=True)["FaceDetails"][0]["Emotions"]
@@ -563,3 +577,45 @@ def test_tables_are_built_from_the_store(services: Services) -> None:
     tables = build_tables(Holder())  # type: ignore[arg-type]
     assert tables.hierarchy.parents(DOMESTIC_ANIMAL)[0] == "animal"  # WordNet was found
     assert tables.colours([100.0, 0.0, 0.0]) == "white"
+
+
+def test_results_round_trip_and_map_the_same(
+    services: Services, sample_dir: Path, hierarchy: rk.LabelHierarchy
+) -> None:
+    """The result types the mappers read come back equal from their stored (JSON) form, and a stored
+    analysis maps onto the very same responses as a fresh one."""
+    names = ("labels", "properties", "safety", "faces")
+    photo, _ = analysed(services, names, (sample_dir / "astronaut.png").read_bytes())
+    words, _ = analysed(services, ("text",), render(["HELLO FEEDLENS", "coffee time 2024"]))
+    scores = {"explicit_nudity": 0.8, "suggestive": 0.4}
+    regions = (
+        region("FEMALE_BREAST_EXPOSED", "explicit_nudity", 0.8),
+        region("BELLY_EXPOSED", "suggestive", 0.4),
+    )
+    fresh: dict[str, Any] = {
+        "labels": typed(photo, "labels", LabelsResult),
+        "properties": typed(photo, "properties", PropertiesResult),
+        "safety": typed(photo, "safety", SafetyResult),
+        "faces": typed(photo, "faces", FacesResult),
+        "text": typed(words, "text", TextResult),
+        "moderation": SafetyResult(Verdict.EXPLICIT, scores, regions),
+    }
+    assert fresh["faces"].count == 1 and fresh["text"].lines  # something to compare
+    stored = {}
+    for name, result in fresh.items():
+        back = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
+        assert back == result, name
+        stored[name] = back
+
+    def responses(r: dict[str, Any]) -> list[dict[str, Any]]:
+        request = labels_request(Features=["GENERAL_LABELS", "IMAGE_PROPERTIES"], MinConfidence=0)
+        colours = rk.CssColours()
+        return [
+            rk.detect_labels(r["labels"], r["properties"], request, hierarchy, [], colours, 100.0, "v"),
+            rk.detect_moderation_labels(r["safety"], 0.0, "v"),
+            rk.detect_moderation_labels(r["moderation"], 0.0, "v"),
+            rk.detect_text(r["text"], rq.TextRequest.parse({}), "v"),
+            rk.detect_faces(r["faces"], emotions=True),
+        ]
+
+    assert json.dumps(responses(stored)) == json.dumps(responses(fresh))

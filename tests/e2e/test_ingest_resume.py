@@ -66,7 +66,8 @@ def test_kill_9_mid_ingest_then_rerun_completes_exactly_once(
 
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert second.returncode == 0, second.stderr
-        assert "1 failed" not in second.stderr or "broken" in second.stderr
+        # the rerun names what cannot be stored: the broken file and the broken feed row (line 4)
+        assert "broken.jpg" in second.stderr and f"{feed}:4" in second.stderr, second.stderr
 
         # 16 rotations + coffee + rocket; cat-000/010 are shared by the folder and post p2
         assert _count(database, ImageRow) == 18

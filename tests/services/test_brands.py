@@ -12,19 +12,15 @@ import pytest
 from PIL import Image
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.core.filters import ImageFilter
 from feedlens.services.access import AccessService
 from feedlens.services.brands.service import BrandError, BrandService
-from feedlens.services.categories import build_categories
 from feedlens.services.factory import Services
 from feedlens.services.feeds import PostRecord
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import IngestItem, Ingestor, chain_hooks
 from feedlens.services.library import Library
-from feedlens.services.search import build_search
 from feedlens.storage import repositories as repo
-from feedlens.storage.blobs import BlobStore
-from feedlens.storage.database import Database
-from feedlens.storage.repositories import ImageFilter
 from tests.support.logos import composite, logo, png, words
 
 
@@ -50,18 +46,15 @@ class Stack:
 @pytest.fixture
 def stack(services: Services, tmp_path: Path, database_url: str) -> Iterator[Stack]:
     settings = services.settings.model_copy(update={"data_dir": tmp_path, "database_url": database_url})
-    database = Database(settings.database)
+    wired = services.with_settings(settings)
+    database = wired.database
     database.migrate()
-    wired = dataclasses.replace(
-        services, settings=settings, database=database, blobs=BlobStore(settings.blobs_dir)
-    )
     library = Library(database, wired.blobs, wired.decoder, settings)
-    search = build_search(wired)
-    categories = build_categories(wired, search.encoder)
+    search, categories = wired.search, wired.categories
     brands = BrandService(database, wired.blobs, wired.decoder, settings)
     fetcher = SafeFetcher(settings.fetch)
     hooks = chain_hooks(search.after_ingest, categories.after_ingest, brands.after_ingest)
-    ingestor = Ingestor(library, wired.pipeline(DEFAULT_ANALYZERS), wired.decoder, fetcher, 8, hooks)
+    ingestor = Ingestor(library, wired.pipeline(DEFAULT_ANALYZERS), fetcher, 8, hooks)
     workspace = AccessService(database).create_workspace("brand-team")
     yield Stack(wired, brands, ingestor, fetcher, workspace)
     fetcher.close()

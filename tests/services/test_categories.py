@@ -20,22 +20,19 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.core.filters import ImageFilter
 from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.taxonomy import TaxonomyError, parse_taxonomy
 from feedlens.services.access import AccessService
-from feedlens.services.categories import CategoryError, CategoryService, build_categories
+from feedlens.services.categories import CategoryError, CategoryService
 from feedlens.services.categories.imports import import_csv, import_folder
 from feedlens.services.factory import Services
 from feedlens.services.feeds import PostRecord
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.ingest import IngestItem, Ingestor, chain_hooks
 from feedlens.services.library import Library
-from feedlens.services.search import build_search
 from feedlens.storage import categories as cats
 from feedlens.storage import repositories as repo
-from feedlens.storage.blobs import BlobStore
-from feedlens.storage.database import Database
-from feedlens.storage.repositories import ImageFilter
 from feedlens.storage.tables import Facet
 from tests.support.fonts import DEJAVU_BOLD
 from tests.support.tuxpaint import load_stamps, render, split, stamps_or_skip, to_jpeg_bytes
@@ -98,19 +95,15 @@ class Stack:
 
 def build_stack(services: Services, data_dir: Path, database_url: str) -> Stack:
     settings = services.settings.model_copy(update={"data_dir": data_dir, "database_url": database_url})
-    database = Database(settings.database)
+    wired = services.with_settings(settings)
+    database = wired.database
     database.migrate()
-    wired = dataclasses.replace(
-        services, settings=settings, database=database, blobs=BlobStore(settings.blobs_dir)
-    )
     library = Library(database, wired.blobs, wired.decoder, settings)
-    search = build_search(wired)
-    categories = build_categories(wired, search.encoder)
+    search, categories = wired.search, wired.categories
     fetcher = SafeFetcher(settings.fetch)
     ingestor = Ingestor(
         library,
         wired.pipeline(DEFAULT_ANALYZERS),
-        wired.decoder,
         fetcher,
         8,
         after_commit=chain_hooks(search.after_ingest, categories.after_ingest),

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from feedlens.services.ingest import CoalescingIngestor, IngestItem, ItemOutcome
+from feedlens.services.coalescing import CoalescingIngestor
+from feedlens.services.ingest import IngestItem, ItemOutcome
 
 
 class Recording:

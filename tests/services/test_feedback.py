@@ -20,17 +20,17 @@ import pytest
 from sklearn.metrics import precision_score, recall_score
 
 from feedlens.config import ReviewSettings, Settings
+from feedlens.core.filters import ImageFilter
+from feedlens.core.results.safety import SafetyResult
 from feedlens.services.categories import CategoryError
 from feedlens.services.factory import Services
 from feedlens.services.feedback import CorrectionError, CorrectionService, ReviewError, ReviewService, assess
 from feedlens.services.ingest import IngestItem, chain_hooks
-from feedlens.services.search import build_search
 from feedlens.services.training import ModelRegistry, TrainingService
 from feedlens.services.training.serving import Prediction
 from feedlens.storage import categories as cats
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
-from feedlens.storage.repositories import ImageFilter
 from feedlens.storage.tables import Image
 from tests.services.test_categories import FOOD, PEOPLE, PETS, Stack, build_stack
 
@@ -195,12 +195,12 @@ def test_calibration_matches_scikit_learn(db: Database, settings: Settings) -> N
 
 def test_assessment_follows_the_settings(settings: Settings) -> None:
     wide = settings.model_copy(update={"review": ReviewSettings(margin=0.3, uncertainty_weight=1.0)})
-    result = safety_result(0.0, 0.4, "safe")
+    result = SafetyResult.from_dict(safety_result(0.0, 0.4, "safe"))
     assert not assess(result, settings).queued  # 0.2 under the threshold: certain with margin 0.1
     found = assess(result, wide)
     assert found.queued and found.uncertainty == pytest.approx(1 - 0.2 / 0.3)
     assert found.priority == pytest.approx(0.4 + found.uncertainty)
-    assert assess({"verdict": "safe", "scores": {}}, settings).risk == 0.0
+    assert assess(SafetyResult.empty(), settings).risk == 0.0
 
 
 # -- corrections on the real stack -------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def test_bad_corrections_change_nothing(world: World) -> None:
 def test_hidden_until_reviewed_leaves_search(world: World) -> None:
     ws, ids = world.stack.workspace, world.ids
     hiding = world.stack.services.settings.model_copy(update={"review": ReviewSettings(hide_unreviewed=True)})
-    search = build_search(dataclasses.replace(world.stack.services, settings=hiding))
+    search = world.stack.services.with_settings(hiding).search
     found = {h.image_id for h in search.text(ws, "a cat", min_score=0.0, limit=10)}
     assert ids["chelsea.png"] in found
     database = world.stack.services.database
@@ -385,7 +385,7 @@ def test_hidden_until_reviewed_leaves_search(world: World) -> None:
     assert ids["chelsea.png"] not in {h.image_id for h in with_filter}
     assert ids["chelsea.png"] not in visible(database, ws)
     # without the setting, search shows it
-    shown = build_search(world.stack.services).text(ws, "a cat", min_score=0.0, limit=10)
+    shown = world.stack.services.with_settings().search.text(ws, "a cat", min_score=0.0, limit=10)
     assert ids["chelsea.png"] in {h.image_id for h in shown}
     world.review.decide(ws, ids["chelsea.png"], "approve", "a cat")
     assert ids["chelsea.png"] in {h.image_id for h in search.text(ws, "a cat", min_score=0.0, limit=10)}

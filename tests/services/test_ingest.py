@@ -23,8 +23,9 @@ from feedlens.config import FetchLimits
 from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
-from feedlens.services.ingest import IngestItem, Ingestor, IngestSummary, ItemOutcome, items_from_paths
+from feedlens.services.ingest import IngestItem, Ingestor, IngestSummary, ItemOutcome
 from feedlens.services.library import Library
+from feedlens.services.sources import items_from_paths
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage
 
@@ -46,7 +47,7 @@ def wire(stored_services: Services) -> Iterator[Wire]:
         s = stored_services
         library = Library(s.database, s.blobs, s.decoder, s.settings)
         fetchers.append(SafeFetcher(fetch or s.settings.fetch))
-        return library, Ingestor(library, s.pipeline(analyzers), s.decoder, fetchers[-1], batch_size=4)
+        return library, Ingestor(library, s.pipeline(analyzers), fetchers[-1], batch_size=4)
 
     yield make
     for fetcher in fetchers:

@@ -35,7 +35,7 @@ class RecordingIngestor(Ingestor):
     """An Ingestor that remembers the source of every item it processed (to prove none ran twice)."""
 
     def __init__(self, library: Library, pipeline: Pipeline, fetcher: SafeFetcher, batch_size: int) -> None:
-        super().__init__(library, pipeline, library.decoder, fetcher, batch_size)
+        super().__init__(library, pipeline, fetcher, batch_size)
         self.seen: list[str] = []
         self.die_before_commit = False  # simulates a kill between storing a chunk and its commit
 
@@ -146,7 +146,7 @@ def restart(s: Services) -> Iterator[Services]:
     s.database.dispose()
     database = Database(s.settings.database)
     try:
-        yield dataclasses.replace(s, database=database, blobs=BlobStore(s.settings.blobs_dir))
+        yield Services(s.settings, s.store, s.decoder, database, BlobStore(s.settings.blobs_dir))
     finally:
         database.dispose()
 

@@ -18,8 +18,9 @@ from feedlens.config import MetadataPolicy, Settings
 from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
 from feedlens.services.fetch import SafeFetcher
-from feedlens.services.ingest import IngestItem, Ingestor, items_from_paths
+from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.services.library import Library
+from feedlens.services.sources import items_from_paths
 from feedlens.storage import repositories as repo
 from feedlens.storage.metadata import GPS_IFD_TAG
 from feedlens.storage.tables import Analysis, Facet, Hashtag, Image, Post, PostImage
@@ -40,7 +41,7 @@ def wire(stored_services: Services) -> Iterator[Wire]:
         s = stored_services
         library = Library(s.database, s.blobs, s.decoder, settings or s.settings)
         fetchers.append(SafeFetcher(s.settings.fetch))
-        return library, Ingestor(library, s.pipeline(ANALYZERS), s.decoder, fetchers[-1], batch_size=4)
+        return library, Ingestor(library, s.pipeline(ANALYZERS), fetchers[-1], batch_size=4)
 
     yield make
     for fetcher in fetchers:

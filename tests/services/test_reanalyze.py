@@ -34,7 +34,7 @@ def ingested(stored_services: Services, library: Library, sample_dir: Path) -> I
     workspace = AccessService(stored_services.database).create_workspace("team-a")
     pipeline = stored_services.pipeline(["labels", "properties"])
     with SafeFetcher(stored_services.settings.fetch) as fetcher:
-        ingestor = Ingestor(library, pipeline, stored_services.decoder, fetcher, batch_size=4)
+        ingestor = Ingestor(library, pipeline, fetcher, batch_size=4)
         items = [IngestItem(name, path=sample_dir / name) for name in PHOTOS]
         assert [o.status for o in ingestor.ingest(workspace, items)] == ["added"] * len(PHOTOS)
     yield workspace, pipeline

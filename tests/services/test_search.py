@@ -10,7 +10,6 @@ Semantics are checked, not scores: the thresholds and the calibration are tuned 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
+from feedlens.core.filters import ImageFilter
 from feedlens.core.results import LabelsResult
 from feedlens.index.faiss_index import FaissIndex, FaissParams
 from feedlens.index.store import IndexStore, load_index
@@ -38,14 +38,9 @@ from feedlens.services.search import (
     VISUAL,
     Hit,
     SearchService,
-    build_search,
-    upload_pipeline,
     visual_vector,
 )
 from feedlens.storage import embeddings as vectors
-from feedlens.storage.blobs import BlobStore
-from feedlens.storage.database import Database
-from feedlens.storage.repositories import ImageFilter
 from feedlens.storage.tables import Embedding
 from tests.conftest import encode
 
@@ -91,11 +86,9 @@ def post(post_id: str, **fields: object) -> PostRecord:
 def wire(services: Services, data_dir: Path, database_url: str) -> Services:
     """Services over a fresh, migrated database and blob store under `data_dir`; models shared."""
     settings = services.settings.model_copy(update={"data_dir": data_dir, "database_url": database_url})
-    database = Database(settings.database)
-    database.migrate()
-    return dataclasses.replace(
-        services, settings=settings, database=database, blobs=BlobStore(settings.blobs_dir)
-    )
+    wired = services.with_settings(settings)
+    wired.database.migrate()
+    return wired
 
 
 @dataclass
@@ -111,17 +104,11 @@ class Stack:
     @classmethod
     def build(cls, services: Services, analyzers: Sequence[str] = DEFAULT_ANALYZERS) -> Stack:
         library = Library(services.database, services.blobs, services.decoder, services.settings)
-        search = build_search(services)
+        search = services.with_settings().search
         library.erasure_hooks.append(search.forget)
         fetcher = SafeFetcher(services.settings.fetch)
-        ingestor = Ingestor(
-            library,
-            services.pipeline(analyzers),
-            services.decoder,
-            fetcher,
-            8,
-            after_commit=search.after_ingest,
-        )
+        pipeline = services.pipeline(analyzers)
+        ingestor = Ingestor(library, pipeline, fetcher, 8, after_commit=search.after_ingest)
         return cls(services, library, search, ingestor, fetcher)
 
     def ingest(self, workspace: int, items: Sequence[IngestItem]) -> dict[str, str]:
@@ -135,7 +122,7 @@ class Stack:
 
 def restarted(stack: Stack) -> SearchService:
     """A new search service over the same database and index folder, as after a server restart."""
-    return build_search(stack.services)
+    return stack.services.with_settings().search
 
 
 def snapshot(search: SearchService, workspace: int) -> dict[str, dict[str, np.ndarray]]:
@@ -303,7 +290,7 @@ def test_similar_to_the_cat_ranks_its_own_copies_first(shared: Shared) -> None:
 
 
 def test_similar_to_an_uploaded_image(shared: Shared, chelsea: Image.Image, sample_dir: Path) -> None:
-    pipeline = upload_pipeline(shared.stack.services)  # as the API and the CLI embed an upload
+    pipeline = shared.stack.services.upload_pipeline  # as the API and the CLI embed an upload
 
     def visual(data: bytes) -> np.ndarray:
         report = pipeline.analyze_one(data, "upload")
@@ -570,9 +557,7 @@ def test_index_follows_table_changes_across_restarts(
 def quiet_ingest(stack: Stack, workspace: int, sample_dir: Path) -> str:
     """A new image with a caption stored by an ingest that does not tell search: another process, or
     a crash (or a failed hook) between the commit and the hook. Its fused vector is left to sync."""
-    quiet = Ingestor(
-        stack.library, stack.services.pipeline(["embedding"]), stack.services.decoder, stack.fetcher, 8
-    )
+    quiet = Ingestor(stack.library, stack.services.pipeline(["embedding"]), stack.fetcher, 8)
     data = encode(ImageOps.mirror(Image.open(sample_dir / "coffee.png").convert("RGB")), "PNG")
     [added] = quiet.ingest(
         workspace, [IngestItem("m", data=data, post=post("m1", caption="my morning #latte"))]

@@ -309,7 +309,12 @@ def test_truncated_exif_does_not_raise(camera_jpeg: bytes, photo: Image.Image) -
         start = data.index(b"MM\x00*") if fmt == "jpeg" else data.index(b"eXIf") + 4
         for cut in range(start - 2, start + 40):
             for policy in (MetadataPolicy.NONE, MetadataPolicy.NO_GPS):
-                stored_copy(data[:cut], fmt, policy)
+                copy = stored_copy(data[:cut], fmt, policy)
+                # the file stays what it was, and an EXIF block that cannot be read is not carried over
+                signature = data[:2] if fmt == "jpeg" else data[:8]  # SOI; the PNG signature
+                assert copy.format == fmt and copy.data.startswith(signature), (cut, policy)
+                if policy is MetadataPolicy.NONE:
+                    assert b"MM\x00*" not in copy.data and b"II*\x00" not in copy.data, cut
 
 
 # -- PNG ----------------------------------------------------------------------------------------------------

@@ -12,9 +12,13 @@ import io
 import json
 import math
 import re
+import subprocess
+import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pytest
 from PIL import Image
@@ -26,7 +30,7 @@ from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from feedlens.training.report import EvaluationInputError, EvaluationReport, ModelInfo, evaluate
-from feedlens.training.report_html import SECTIONS
+from feedlens.training.report_html import SECTIONS, TEMPLATE, _context, _environment, render_html
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SECTION_IDS = [sid for sid, _ in SECTIONS]
@@ -374,3 +378,111 @@ def test_bad_input_is_refused_clearly(args: dict[str, Any], message: str) -> Non
     with pytest.raises(EvaluationInputError, match=message) as info:
         evaluate(**args)
     assert isinstance(info.value, ValueError) and info.value.code == "invalid_evaluation_input"
+
+
+# -- the Jinja2 template: autoescape everywhere, StrictUndefined ------------------------------------------
+EVIL = '<script>alert(1)</script>"&'
+EVIL_HTML = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&amp;"  # markupsafe spells `"` as &#34;
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "h1", "nav", "a", "section", "h2", "h3", "p", "span",
+    "div", "table", "thead", "tbody", "tr", "th", "td", "img", "figure", "figcaption",
+}  # fmt: skip
+
+
+class _Markup(HTMLParser):
+    """Every tag with its attributes, and every text run, as a browser would read them (entities decoded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _small_report(name: str = "a", key: str = "k0", title: str = "Evaluation report") -> EvaluationReport:
+    """Nine items, three classes, item 0 (key `key`, class `name`) mistaken for "b"; a baseline too."""
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    proba = np.eye(3)[y] * 0.8 + 0.1 * (1 - np.eye(3)[y])
+    proba[0] = [0.2, 0.7, 0.1]
+    return evaluate(
+        [name, "b", "c"],
+        y,
+        proba,
+        keys=[key, *(f"k{i}" for i in range(1, 9))],
+        model=ModelInfo(name, dataset_hash=name, parameters={name: name}),
+        baseline_probabilities=np.full((9, 3), 1 / 3),
+        baseline_model=ModelInfo(name),
+        title=title,
+    )
+
+
+def test_user_strings_are_escaped_everywhere() -> None:
+    report = _small_report(EVIL, EVIL, EVIL)
+    thumb = 'data:image/png;base64,AAAA"><script>alert(2)</script>'
+    page = render_html(report.metrics, {EVIL: thumb}, report.title)
+    assert "<script" not in page.lower() and EVIL not in page
+    # every occurrence is escaped (the JSON-quoted parameter value has a backslash before its `"`)
+    assert page.count("alert(1)") == page.count("&lt;script&gt;alert(1)&lt;/script&gt;") > 10
+    assert f"<title>{EVIL_HTML}</title>" in page and f"<h1>{EVIL_HTML}</h1>" in page
+    for sid in ("summary", "per-class", "confusion-matrix", "confused-pairs", "comparison"):
+        assert EVIL_HTML in _section(page, sid), sid
+    assert f"<td class=name>parameter {EVIL_HTML}</td>" in _section(page, "summary")
+    pairs = _section(page, "confused-pairs")
+    assert f'<img alt="{EVIL_HTML}" src="data:image/png;base64,AAAA&#34;&gt;&lt;script&gt;alert(2)' in pairs
+    assert f"<h3>{EVIL_HTML} → b</h3>" in pairs and f"<figcaption>{EVIL_HTML}</figcaption>" in pairs
+    # read as a browser would: only the page's own tags and attributes, and the strings come back verbatim
+    markup = _Markup()
+    markup.feed(page)
+    assert {tag for tag, _ in markup.tags} <= PAGE_TAGS
+    assert all(set(attrs) <= {"class", "alt", "src"} for tag, attrs in markup.tags if tag == "img")
+    assert [attrs["src"] for _, attrs in markup.tags if attrs.get("alt") == EVIL] == [thumb]
+    assert sum(run.count(EVIL) for run in markup.text) == page.count(EVIL_HTML) - 1  # less the img alt
+
+
+@pytest.fixture(scope="module")
+def small_context() -> dict[str, Any]:
+    report = _small_report()
+    return _context(report.metrics, {}, report.title)
+
+
+def test_template_renders_the_whole_context(small_context: dict[str, Any]) -> None:
+    env = _environment()
+    assert env is _environment() and env.autoescape is True and env.undefined is jinja2.StrictUndefined
+    page = env.get_template(TEMPLATE).render(small_context)
+    assert page.startswith("<!DOCTYPE html>\n") and page.endswith("</html>\n")
+    assert set(small_context["data"]) == set(SECTION_IDS)
+    assert re.findall(r'<section id="([^"]+)">', page) == SECTION_IDS
+    assert re.findall(r'<a href="#([^"]+)">', page) == SECTION_IDS
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:;' in page
+    assert "<style>" in page and '<span class="pos">' in _section(page, "comparison")
+
+
+@pytest.mark.parametrize("sid", SECTION_IDS)
+def test_a_missing_section_fails_the_render(small_context: dict[str, Any], sid: str) -> None:
+    data = {k: v for k, v in small_context["data"].items() if k != sid}
+    with pytest.raises(jinja2.UndefinedError):
+        _environment().get_template(TEMPLATE).render({**small_context, "data": data})
+
+
+def test_a_misspelt_value_fails_the_render(small_context: dict[str, Any]) -> None:
+    summary = dict(small_context["data"]["summary"])
+    summary["metric"] = summary.pop("metrics")  # a renamed key must not render as a blank table
+    data = {**small_context["data"], "summary": summary}
+    with pytest.raises(jinja2.UndefinedError, match="metrics"):
+        _environment().get_template(TEMPLATE).render({**small_context, "data": data})
+    with pytest.raises(jinja2.UndefinedError):
+        _environment().get_template(TEMPLATE).render({k: v for k, v in small_context.items() if k != "title"})
+
+
+def test_importing_the_module_loads_neither_matplotlib_nor_jinja2() -> None:
+    code = (
+        "import sys, feedlens.training.report_html; "
+        "print('matplotlib' in sys.modules, 'jinja2' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import cv2
-import faiss
 import numpy as np
 from PIL import Image
 
@@ -190,6 +189,8 @@ class LogoIndex:
         self._index: Any = self._build(np.concatenate([r.descriptors for _, _, r in refs])) if refs else None
 
     def _build(self, descriptors: np.ndarray) -> Any:
+        import faiss  # only once a brand with logos exists
+
         index: Any
         if self.kind == "orb":
             bits = descriptors.shape[1] * 8

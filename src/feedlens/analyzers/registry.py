@@ -1,46 +1,55 @@
-"""The explicit analyzer factory: names map to classes here, and an unknown name fails loudly."""
+"""The explicit analyzer factory: names map to classes here, and an unknown name fails loudly.
+
+Classes are named as `module:Class` and imported on first use, so listing the analyzers (CLI help, the
+API schema) costs nothing and a command that runs only `labels` never imports OpenCV's OCR stack.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from feedlens.analyzers.base import Analyzer
-from feedlens.analyzers.body_regions import BodyRegionsAnalyzer
-from feedlens.analyzers.embedding import EmbeddingAnalyzer
-from feedlens.analyzers.faces import FacesAnalyzer
-from feedlens.analyzers.labels import LabelsAnalyzer
-from feedlens.analyzers.properties import PropertiesAnalyzer
-from feedlens.analyzers.safety import SafetyAnalyzer
-from feedlens.analyzers.text import TextAnalyzer
-from feedlens.config import Settings
 from feedlens.core.errors import UnknownAnalyzerError
-from feedlens.runtime.store import ModelStore
 
-ANALYZER_TYPES: MappingProxyType[str, type[Analyzer[Any, Any]]] = MappingProxyType(
+if TYPE_CHECKING:
+    from feedlens.analyzers.base import Analyzer
+
+# name -> (module, class), in the order the CLI and docs list them. `internal` stages are shared steps
+# (run when something depends on them) and are not in DEFAULT_ANALYZERS.
+_CLASSES: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
     {
-        cls.name: cls
-        for cls in (
-            LabelsAnalyzer,
-            BodyRegionsAnalyzer,
-            SafetyAnalyzer,
-            FacesAnalyzer,
-            PropertiesAnalyzer,
-            TextAnalyzer,
-            EmbeddingAnalyzer,
-        )
+        "labels": ("feedlens.analyzers.labels", "LabelsAnalyzer"),
+        "body_regions": ("feedlens.analyzers.body_regions", "BodyRegionsAnalyzer"),
+        "safety": ("feedlens.analyzers.safety", "SafetyAnalyzer"),
+        "faces": ("feedlens.analyzers.faces", "FacesAnalyzer"),
+        "properties": ("feedlens.analyzers.properties", "PropertiesAnalyzer"),
+        "text": ("feedlens.analyzers.text", "TextAnalyzer"),
+        "embedding": ("feedlens.analyzers.embedding", "EmbeddingAnalyzer"),
     }
 )
-DEFAULT_ANALYZERS: tuple[str, ...] = tuple(name for name, cls in ANALYZER_TYPES.items() if not cls.internal)
+INTERNAL_ANALYZERS: frozenset[str] = frozenset({"body_regions"})
+ANALYZER_NAMES: tuple[str, ...] = tuple(_CLASSES)
+DEFAULT_ANALYZERS: tuple[str, ...] = tuple(n for n in _CLASSES if n not in INTERNAL_ANALYZERS)
 
 
 def analyzer_type(name: str) -> type[Analyzer[Any, Any]]:
     try:
-        return ANALYZER_TYPES[name]
+        module, cls = _CLASSES[name]
     except KeyError:
-        known = ", ".join(sorted(ANALYZER_TYPES))
+        known = ", ".join(sorted(_CLASSES))
         raise UnknownAnalyzerError(f"unknown analyzer {name!r} (known: {known})") from None
+    found: type[Analyzer[Any, Any]] = getattr(importlib.import_module(module), cls)
+    return found
+
+
+def check_names(names: Sequence[str]) -> list[str]:
+    """`names` if every one is known (no import happens); UnknownAnalyzerError otherwise."""
+    for name in names:
+        if name not in _CLASSES:
+            analyzer_type(name)  # raises with the list of known names
+    return list(names)
 
 
 def resolve(names: Sequence[str]) -> list[str]:
@@ -59,10 +68,3 @@ def resolve(names: Sequence[str]) -> list[str]:
     for name in names:
         visit(name, ())
     return ordered
-
-
-def create_analyzers(names: Sequence[str], store: ModelStore, settings: Settings) -> list[Analyzer[Any, Any]]:
-    """Instantiate the named analyzers and their dependencies, dependencies first. Models load lazily."""
-    if not names:
-        raise UnknownAnalyzerError("no analyzer selected")
-    return [analyzer_type(n)(store, settings) for n in resolve(names)]

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api import problems, web
 from feedlens.api.compat import gcv_router, rekognition_router
 from feedlens.api.middleware import MetricsMiddleware, RequestGuard
@@ -30,96 +29,50 @@ from feedlens.api.routers import (
 )
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
-from feedlens.services.access import AccessService, RateLimiter
-from feedlens.services.analytics import AnalyticsService
-from feedlens.services.brands.service import BrandService
-from feedlens.services.categories import build_categories
-from feedlens.services.factory import build_services
-from feedlens.services.feedback import CorrectionService, ReviewService
-from feedlens.services.feedback.learning import ActiveLearning
-from feedlens.services.fetch import SafeFetcher
+from feedlens.services.access import RateLimiter
+from feedlens.services.coalescing import CoalescingIngestor
+from feedlens.services.factory import Services, build_services
 from feedlens.services.inference import InferenceGate
-from feedlens.services.ingest import CoalescingIngestor, Ingestor, chain_hooks
-from feedlens.services.jobs import JobService
-from feedlens.services.library import Library
-from feedlens.services.search import build_search
-from feedlens.services.training import RunQueue, TrainingService
+from feedlens.services.training.runs import RunQueue
 
 log = logging.getLogger(__name__)
 
 
-def build_state(settings: Settings, metrics: Metrics) -> AppState:
-    services = build_services(settings)
+def build_state(services: Services, metrics: Metrics) -> AppState:
+    """The API's state over the wired services; the schema is brought up to date first."""
+    settings = services.settings
     services.database.migrate()
-    library = Library(services.database, services.blobs, services.decoder, settings)
-    search = build_search(services)
-    library.erasure_hooks.append(search.forget)
-    categories = build_categories(services, search.encoder)
-    brands = BrandService(services.database, services.blobs, services.decoder, settings)
-    training = TrainingService(
-        services.database, services.blobs, services.decoder, services.store, settings, categories
-    )
-    review = ReviewService(services.database, settings)
-    fetcher = SafeFetcher(settings.fetch)
-    ingestor = Ingestor(
-        library,
-        services.pipeline(DEFAULT_ANALYZERS),
-        services.decoder,
-        fetcher,
-        settings.batch_size,
-        after_commit=chain_hooks(
-            search.after_ingest,
-            categories.after_ingest,
-            brands.after_ingest,
-            training.server.after_ingest,
-            review.after_ingest,
-        ),
-    )
     return AppState(
-        settings=settings,
         services=services,
-        library=library,
-        access=AccessService(services.database),
         limiter=RateLimiter(settings.api.rate_per_minute, settings.api.burst),
         gate=InferenceGate(settings.api.inference_workers, settings.api.queue_size),
-        fetcher=fetcher,
-        ingestor=ingestor,
-        coalescer=CoalescingIngestor(ingestor),
-        jobs=JobService(library, ingestor),
+        coalescer=CoalescingIngestor(services.default_ingestor),
         metrics=metrics,
-        search=search,
-        categories=categories,
-        brands=brands,
-        analytics=AnalyticsService(services.database, settings.review.hide_unreviewed),
-        training=training,
         runs=RunQueue(),
-        learning=ActiveLearning(services.database, training, settings),
-        review=review,
-        corrections=CorrectionService(services.database, categories, review),
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The app over `services` (the CLI passes the ones it already loaded for `serve --demo`), or over
+    services built from `settings` in the lifespan."""
     metrics = Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await run_in_threadpool(build_state, settings, metrics)
+        wired = services if services is not None else await run_in_threadpool(build_services, settings)
+        state = await run_in_threadpool(build_state, wired, metrics)
         app.state.feedlens = state
-        await run_in_threadpool(state.ingestor.pipeline.load)  # models load before traffic, not on it
+        await run_in_threadpool(wired.ingest_pipeline.load)  # models load before traffic, not on it
         state.ready = True
         if settings.jobs_worker:
-            state.jobs.start()  # resumes jobs left pending by a previous run
-        log.info("feedlens ready (%s database)", state.services.database.backend)
+            wired.jobs.start()  # resumes jobs left pending by a previous run
+        log.info("feedlens ready (%s database)", wired.database.backend)
         try:
             yield
         finally:
-            state.jobs.stop()
             state.runs.close()
-            state.search.flush()
             state.gate.shutdown()
-            state.fetcher.close()
-            state.services.database.dispose()
+            wired.close()
 
     app = FastAPI(
         title="feedlens",

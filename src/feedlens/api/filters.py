@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from feedlens.api.problems import Problem
-from feedlens.storage.repositories import ImageFilter
+from feedlens.core.filters import ImageFilter
 
 
 def image_filter(

@@ -10,16 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode, UnknownAnalyzerError
-from feedlens.core.taxonomy import TaxonomyError
-from feedlens.services.access import AccessError
-from feedlens.services.categories import CategoryError
-from feedlens.services.feedback import CorrectionError, ReviewError
-from feedlens.services.feedback.learning import LearningError
-from feedlens.services.feeds import FeedError
-from feedlens.services.fetch import FetchError
-from feedlens.services.inference import ServerBusyError
-from feedlens.services.training import ActiveLearningError, DatasetError, RegistryError, RunError
+from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -42,9 +33,10 @@ HTTP_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
-CATEGORY_STATUS = {"unknown_category": 422, "label_conflict": 422, "not_enough_labels": 409}
-MODEL_STATUS = {  # RegistryError / RunError codes; anything else is 422
-    "unknown_task": 404,
+# Codes whose status differs from their error's own `http_status` (422 for a coded service error).
+CODE_STATUS = {
+    "not_enough_labels": 409,  # categories
+    "unknown_task": 404,  # model registry and training runs
     "model_not_found": 404,
     "artifact_not_found": 404,
     "run_not_found": 404,
@@ -53,8 +45,9 @@ MODEL_STATUS = {  # RegistryError / RunError codes; anything else is 422
     "no_production_model": 409,
     "classes_mismatch": 409,
     "training_busy": 429,
+    "not_in_review": 409,  # feedback
+    "nothing_to_confirm": 409,
 }
-FEEDBACK_STATUS = {"not_in_review": 409, "nothing_to_confirm": 409}  # other feedback codes are 422
 
 
 class Problem(Exception):  # noqa: N818 - reads as what it is: `raise Problem(404, ...)`
@@ -87,23 +80,8 @@ def problem_response(
 
 def status_of(exc: FeedlensError) -> int:
     if isinstance(exc, ImageError):
-        return IMAGE_STATUS.get(ImageErrorCode(exc.code), 422)
-    if isinstance(exc, FetchError):
-        return int(exc.http_status)
-    if isinstance(exc, ServerBusyError):
-        return 429
-    if isinstance(exc, UnknownAnalyzerError | FeedError | AccessError | TaxonomyError):
-        return 422
-    if isinstance(exc, CategoryError):
-        return CATEGORY_STATUS.get(exc.code, 422)
-    if isinstance(exc, RegistryError | RunError):
-        return MODEL_STATUS.get(exc.code, 422)
-    if isinstance(exc, DatasetError | LearningError | ActiveLearningError):
-        return 422
-    if isinstance(exc, ReviewError | CorrectionError):
-        return FEEDBACK_STATUS.get(exc.code, 422)
-    declared = getattr(exc, "http_status", None)  # errors that know their status (e.g. BrandError)
-    return int(declared) if isinstance(declared, int) else 400
+        return IMAGE_STATUS.get(exc.image_code, 422)
+    return CODE_STATUS.get(str(exc.code), int(exc.http_status))
 
 
 def install(app: FastAPI) -> None:
@@ -113,11 +91,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FeedlensError)
     async def _feedlens(_: Request, exc: FeedlensError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusyError) else None
-        # a taxonomy is fixed in one pass when every problem is listed, not just the first
-        extra: dict[str, Any] = {"problems": exc.problems} if isinstance(exc, TaxonomyError) else {}
-        if isinstance(exc, DatasetError):
-            extra = {"problems": exc.to_dict()["problems"]}
+        retry = getattr(exc, "retry_after", None)  # server busy: when to come back
+        headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+        # the error's extra fields (a taxonomy's or dataset's every problem, so it is fixed in one pass)
+        extra = {k: v for k, v in exc.to_dict().items() if k not in ("code", "message")}
         return problem_response(status_of(exc), str(exc.code), exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -8,20 +8,11 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from feedlens.config import Settings
-from feedlens.services.access import AccessService, RateLimiter
-from feedlens.services.analytics import AnalyticsService
-from feedlens.services.brands.service import BrandService
-from feedlens.services.categories import CategoryService
+from feedlens.services.access import RateLimiter
+from feedlens.services.coalescing import CoalescingIngestor
 from feedlens.services.factory import Services
-from feedlens.services.feedback import CorrectionService, ReviewService
-from feedlens.services.feedback.learning import ActiveLearning
-from feedlens.services.fetch import SafeFetcher
 from feedlens.services.inference import InferenceGate
-from feedlens.services.ingest import CoalescingIngestor, Ingestor
-from feedlens.services.jobs import JobService
-from feedlens.services.library import Library
-from feedlens.services.search import SearchService
-from feedlens.services.training import RunQueue, TrainingService
+from feedlens.services.training.runs import RunQueue
 
 
 @dataclass
@@ -56,27 +47,20 @@ class Metrics:
 
 @dataclass
 class AppState:
-    settings: Settings
+    """What the API adds to the wired services (services/factory.py): admission, rate limits, request
+    batching, training runs in the background, metrics and the session secret."""
+
     services: Services
-    library: Library
-    access: AccessService
     limiter: RateLimiter
     gate: InferenceGate
-    fetcher: SafeFetcher
-    ingestor: Ingestor
     coalescer: CoalescingIngestor  # batches concurrent POST /v1/images into shared forward passes
-    jobs: JobService
     metrics: Metrics
-    search: SearchService
-    categories: CategoryService
-    brands: BrandService
-    analytics: AnalyticsService
-    training: TrainingService
     runs: RunQueue
-    learning: ActiveLearning
-    review: ReviewService
-    corrections: CorrectionService
     ready: bool = False
     # Signs web-app session cookies (api/session.py). Per process: a restart logs browsers out, and no
     # secret has to be configured or kept; a FEEDLENS_ setting would let several servers share sessions.
     session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings

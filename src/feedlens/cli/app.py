@@ -6,13 +6,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from feedlens.analyzers.registry import ANALYZER_TYPES, DEFAULT_ANALYZERS, analyzer_type
+from feedlens.analyzers.registry import ANALYZER_NAMES, DEFAULT_ANALYZERS, check_names
 from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
 from feedlens.cli import feedback as feedback_cli
@@ -24,15 +24,13 @@ from feedlens.cli import store as store_cli
 from feedlens.cli import training as training_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
-from feedlens.config import Settings, load_settings
 from feedlens.core.errors import ConfigError, FeedlensError, ImageError
+from feedlens.core.redaction import Method, Target
 from feedlens.core.results import ImageReport
-from feedlens.core.taxonomy import TaxonomyError
-from feedlens.services.factory import Services, build_services
-from feedlens.services.pipeline import iter_image_files
-from feedlens.services.redact import Method, Target
-from feedlens.services.redact import redact as redact_image
-from feedlens.services.training import DatasetError
+
+if TYPE_CHECKING:
+    from feedlens.services.categories.in_memory import ReportCategoriser
+    from feedlens.services.factory import Services
 
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 1
@@ -72,16 +70,17 @@ app.add_typer(feedback_cli.review_app, name="review")
 def _start(ctx: typer.Context) -> None:
     """Validate configuration and wire the object graph once, before any command runs (unless the caller
     passed its own: tests run many commands over one set of loaded models)."""
-    if not isinstance(ctx.obj, Services):
-        settings: Settings = load_settings()
-        ctx.obj = build_services(settings)
+    if ctx.obj is None:
+        from feedlens.config import load_settings
+        from feedlens.services.factory import build_services
+
+        ctx.obj = build_services(load_settings())
+        ctx.call_on_close(ctx.obj.close)  # index files saved, connections closed
 
 
 def _parse_analyzers(value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    for name in names:
-        analyzer_type(name)  # unknown names fail here, before any work
-    return names
+    # unknown names fail here, before any work
+    return check_names([n.strip() for n in value.split(",") if n.strip()])
 
 
 @app.command()
@@ -89,7 +88,7 @@ def analyze(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="image files and folders (searched recursively)")],
     analyzers: Annotated[
-        str, typer.Option("--analyzers", "-a", help=f"comma-separated; known: {', '.join(ANALYZER_TYPES)}")
+        str, typer.Option("--analyzers", "-a", help=f"comma-separated; known: {', '.join(ANALYZER_NAMES)}")
     ] = ",".join(DEFAULT_ANALYZERS),
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
     taxonomy: Annotated[
@@ -103,6 +102,8 @@ def analyze(
 ) -> None:
     """Analyse images and print one result per image. Bad images are reported, not fatal (exit 0).
     With `labels` (a default), each image also gets `categories`: zero-shot, default taxonomy."""
+    from feedlens.services.pipeline import iter_image_files
+
     services = services_from(ctx)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -110,7 +111,9 @@ def analyze(
     names = _parse_analyzers(analyzers)
     if "labels" not in names and (taxonomy is not None or caption):
         raise ConfigError("--taxonomy and --caption categorise images, which needs the labels analyzer")
-    categories = categories_cli.AnalyzeCategories(services, taxonomy, caption) if "labels" in names else None
+    categories = (
+        categories_cli.analyze_categoriser(services, taxonomy, caption) if "labels" in names else None
+    )
     pipeline = services.pipeline(names)
     files = list(iter_image_files(paths))
     pipeline.load()  # load models before the progress bar starts, so it measures analysis only
@@ -130,7 +133,7 @@ def analyze(
 
 def _emit(
     batch: list[ImageReport],
-    categories: categories_cli.AnalyzeCategories | None,
+    categories: ReportCategoriser | None,
     writer: ReportWriter,
     advance: Callable[[], None],
 ) -> None:
@@ -153,6 +156,8 @@ def redact(
     method: Annotated[Method, typer.Option("--method")] = Method.BLUR,
 ) -> None:
     """Blur or pixelate faces, nudity and/or text (all three if none is chosen) and strip all metadata."""
+    from feedlens.services.redact import redact as redact_image
+
     services = services_from(ctx)
     targets = [t for t, on in ((Target.FACES, faces), (Target.NUDITY, nudity), (Target.TEXT, text)) if on]
     suffix = output.suffix.lower().lstrip(".")
@@ -167,15 +172,15 @@ def redact(
 @app.command()
 def schema(name: Annotated[str, typer.Argument(help="analyzer name")]) -> None:
     """Print the JSON Schema of an analyzer's result."""
+    from feedlens.analyzers.registry import analyzer_type
+
     typer.echo(json.dumps(analyzer_type(name).json_schema(), indent=2))
 
 
 def _print_error(exc: FeedlensError) -> None:
     """One line; errors that list several problems (a taxonomy file) print each on a line of its own."""
     err = Console(stderr=True)
-    problems = exc.problems if isinstance(exc, TaxonomyError) else []
-    if isinstance(exc, DatasetError):
-        problems = [f"[{p.code.value}] {p.message}" for p in exc.problems]
+    problems = exc.problem_lines()
     message = escape(exc.message.partition(":")[0] + ":" if problems else exc.message)
     err.print(f"[bold red]error[/] {escape(f'[{exc.code}]')} {message}", highlight=False, soft_wrap=True)
     for problem in problems:

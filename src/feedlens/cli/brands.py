@@ -5,27 +5,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedlens.cli.context import services_from
+from feedlens.cli.context import Workspace, open_workspace
 from feedlens.core.errors import ConfigError
-from feedlens.services.access import AccessService
-from feedlens.services.brands.service import BrandService
+
+if TYPE_CHECKING:
+    from feedlens.services.brands.service import BrandService
 
 app = typer.Typer(help="Brands to watch for: logos, names in image text, captions.", no_args_is_help=True)
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
 
 
 def _open(ctx: typer.Context, workspace: str, create: bool = False) -> tuple[BrandService, int]:
-    services = services_from(ctx)
-    services.database.migrate()
-    access = AccessService(services.database)
-    workspace_id = access.create_workspace(workspace) if create else access.workspace_id(workspace)
-    return BrandService(services.database, services.blobs, services.decoder, services.settings), workspace_id
+    services, workspace_id = open_workspace(ctx, workspace, create)
+    return services.brands, workspace_id
 
 
 @app.command("add")

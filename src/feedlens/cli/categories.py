@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -17,23 +16,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from feedlens.cli.context import services_from
-from feedlens.cli.library import open_ingestor
+from feedlens.cli.context import Workspace, open_workspace, services_from
 from feedlens.core.errors import ConfigError
-from feedlens.core.results import ImageReport
 from feedlens.core.taxonomy import Taxonomy, parse_taxonomy
-from feedlens.services.access import AccessService
-from feedlens.services.categories import (
-    Categoriser,
-    CategoryService,
-    TaxonomyCompiler,
-    build_categories,
-    default_taxonomy,
-    default_taxonomy_text,
-)
-from feedlens.services.categories.imports import LabelImport, categorise_reports, import_csv, import_folder
-from feedlens.services.factory import Services
-from feedlens.services.search import build_search
+
+if TYPE_CHECKING:
+    from feedlens.services.categories import CategoryService
+    from feedlens.services.categories.imports import LabelImport
+    from feedlens.services.categories.in_memory import ReportCategoriser
+    from feedlens.services.factory import Services
 
 taxonomy_app = typer.Typer(
     help="The workspace's categories: show, set (versioned), start from the default.", no_args_is_help=True
@@ -42,7 +33,6 @@ categories_app = typer.Typer(
     help="Trained category models and images per category and day.", no_args_is_help=True
 )
 
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
 MAX_ERRORS_SHOWN = 20
 
 
@@ -59,11 +49,8 @@ class CountsFormat(StrEnum):
 
 def _open(ctx: typer.Context, workspace: str, create: bool = False) -> tuple[Services, CategoryService, int]:
     """The category service and the workspace's id; `create` makes the workspace as `ingest` does."""
-    services = services_from(ctx)
-    services.database.migrate()
-    access = AccessService(services.database)
-    workspace_id = access.create_workspace(workspace) if create else access.workspace_id(workspace)
-    return services, build_categories(services, build_search(services).encoder), workspace_id
+    services, workspace_id = open_workspace(ctx, workspace, create)
+    return services, services.categories, workspace_id
 
 
 def _compact(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -136,6 +123,8 @@ def taxonomy_versions(ctx: typer.Context, workspace: Workspace = "default") -> N
 @taxonomy_app.command("default")
 def taxonomy_default() -> None:
     """Print the shipped default taxonomy (commented YAML): copy it, edit it, `feedlens taxonomy set`."""
+    from feedlens.services.categories.taxonomies import default_taxonomy_text
+
     typer.echo(default_taxonomy_text(), nl=False)
 
 
@@ -146,8 +135,7 @@ def taxonomy_concepts(
 ) -> None:
     """WordNet classes and concepts a category's `concepts:` may name (id, name, kind). A name that
     several senses share is ambiguous: use its id."""
-    services = services_from(ctx)
-    table = TaxonomyCompiler(services.store, build_search(services).encoder).table
+    table = services_from(ctx).categories.compiler.table
     senses: dict[str, int] = {}
     for name in table.names:
         senses[name.casefold()] = senses.get(name.casefold(), 0) + 1
@@ -203,12 +191,13 @@ def label(
     if modes != 1:
         raise ConfigError("label needs exactly one of: IMAGE_ID CATEGORY..., --folder DIR, --csv FILE")
     err = Console(stderr=True)
+    from feedlens.services.categories.imports import import_csv, import_folder
+
     if folder is not None:
-        services = services_from(ctx)
-        services.database.migrate()
-        workspace_id = AccessService(services.database).create_workspace(workspace)
-        with open_ingestor(services) as (ingestor, service):
-            _print_import(import_folder(service, ingestor, workspace_id, folder, "cli"), err)
+        services, service, workspace_id = _open(ctx, workspace, create=True)
+        ingestor = services.default_ingestor
+        ingestor.pipeline.load()
+        _print_import(import_folder(service, ingestor, workspace_id, folder, "cli"), err)
         return
     _, service, workspace_id = _open(ctx, workspace)
     if csv_file is not None:
@@ -300,21 +289,10 @@ def recategorize(ctx: typer.Context, workspace: Workspace = "default") -> None:
 
 
 # -- `feedlens analyze` --------------------------------------------------------------------------------
-class AnalyzeCategories:
-    """Categories of images analysed in memory: the default taxonomy (or a file's), zero-shot only (no
-    workspace, so no trained model), with one `caption` standing for every image's post."""
+def analyze_categoriser(services: Services, taxonomy_file: Path | None, caption: str) -> ReportCategoriser:
+    """What `feedlens analyze` categorises with: the default taxonomy or the file's, zero-shot."""
+    from feedlens.services.categories.in_memory import ReportCategoriser
 
-    def __init__(self, services: Services, taxonomy_file: Path | None, caption: str) -> None:
-        taxonomy = _read_taxonomy(taxonomy_file) if taxonomy_file is not None else default_taxonomy()
-        self.compiler = TaxonomyCompiler(services.store, build_search(services).encoder)
-        # version 0: this taxonomy was never stored in a workspace
-        compiled = self.compiler.compile(taxonomy, 0)  # unknown concepts fail here, before analysis
-        self.categoriser = Categoriser(compiled, services.settings.categories.threshold)
-        self.caption = caption
-
-    def add(self, reports: Sequence[ImageReport]) -> None:
-        """Adds a `categories` result to each report that has `labels`."""
-        found = categorise_reports(self.compiler, self.categoriser, reports, [self.caption] * len(reports))
-        for report, result in zip(reports, found, strict=True):
-            if result is not None:
-                report.results["categories"] = result
+    taxonomy = _read_taxonomy(taxonomy_file) if taxonomy_file is not None else None
+    threshold = services.settings.categories.threshold
+    return ReportCategoriser(services.categories.compiler, taxonomy, caption, threshold)

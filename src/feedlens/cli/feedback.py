@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedlens.cli.context import services_from
+from feedlens.cli.context import Workspace, open_workspace
+from feedlens.cli.render import number
 from feedlens.core.errors import ConfigError
-from feedlens.services.access import AccessService
-from feedlens.services.categories import build_categories
-from feedlens.services.factory import Services
-from feedlens.services.feedback import CorrectionService, ReviewService
-from feedlens.services.search import build_search
+
+if TYPE_CHECKING:
+    from feedlens.services.factory import Services
+    from feedlens.services.feedback import ReviewService
 
 review_app = typer.Typer(
     help="The moderation review queue: what waits for a person, decisions, calibration.", no_args_is_help=True
 )
 
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
 WHO = "cli"
+
+
+def _cell(value: Any) -> str:
+    return number(None if value is None else float(value))
 
 
 class Verdict(StrEnum):
@@ -44,14 +47,8 @@ class QueueState(StrEnum):
 
 
 def _open(ctx: typer.Context, workspace: str) -> tuple[Services, ReviewService, int]:
-    services = services_from(ctx)
-    services.database.migrate()
-    workspace_id = AccessService(services.database).workspace_id(workspace)
-    return services, ReviewService(services.database, services.settings), workspace_id
-
-
-def _score(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.3f}"
+    services, workspace_id = open_workspace(ctx, workspace)
+    return services, services.review, workspace_id
 
 
 def correct(
@@ -76,9 +73,8 @@ def correct(
     training and live accuracy count as truth); a verdict becomes a moderation decision."""
     if not (category or not_ or confirm or safety):
         raise ConfigError("give --category, --not, --confirm or --safety")
-    services, review, workspace_id = _open(ctx, workspace)
-    categories = build_categories(services, build_search(services).encoder)
-    done = CorrectionService(services.database, categories, review).correct(
+    services, _, workspace_id = _open(ctx, workspace)
+    done = services.corrections.correct(
         workspace_id,
         image_id,
         categories=category or [],
@@ -116,9 +112,9 @@ def review_next(
                 (
                     item["image_id"],
                     str(item["verdict"]),
-                    f"risk {_score(item['risk'])}",
-                    f"uncertainty {_score(item['uncertainty'])}",
-                    f"priority {_score(item['priority'])}",
+                    f"risk {_cell(item['risk'])}",
+                    f"uncertainty {_cell(item['uncertainty'])}",
+                    f"priority {_cell(item['priority'])}",
                 )
             )
         )
@@ -177,15 +173,15 @@ def review_calibration(
         table.add_row(
             f"{point['threshold']:.2f}{mark}",
             str(point["flagged"]),
-            _score(point["precision"]),
-            _score(point["recall"]),
+            _cell(point["precision"]),
+            _cell(point["recall"]),
         )
     Console().print(table)
     err = Console(stderr=True)
     err.print(
         f"{found['decisions']} decisions ({found['unsafe']} rejected, {found['safe']} approved); "
-        f"current threshold {current['threshold']:.2f}: precision {_score(current['precision'])}, "
-        f"recall {_score(current['recall'])}",
+        f"current threshold {current['threshold']:.2f}: precision {_cell(current['precision'])}, "
+        f"recall {_cell(current['recall'])}",
         highlight=False,
     )
     if suggested is None:
@@ -193,6 +189,6 @@ def review_calibration(
     else:
         err.print(
             f"precision >= {found['target_precision']:.2f} from threshold {suggested['threshold']:.2f} "
-            f"(recall {_score(suggested['recall'])})",
+            f"(recall {_cell(suggested['recall'])})",
             highlight=False,
         )

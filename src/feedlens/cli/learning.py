@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from feedlens.cli.context import services_from
-from feedlens.cli.training import Workspace, _num, _open
-from feedlens.services.feedback.learning import ActiveLearning
-from feedlens.services.training import TrainOptions, dataset_from_path
+from feedlens.cli.context import AsJson, Workspace, open_workspace, services_from
+from feedlens.cli.render import number
+
+if TYPE_CHECKING:
+    from feedlens.services.feedback.learning import ActiveLearning
 
 app = typer.Typer(
     help="Active learning: what to label next, retraining cycles, the learning curve, simulation.",
     no_args_is_help=True,
 )
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _learning(ctx: typer.Context, workspace: str) -> tuple[ActiveLearning, int]:
-    training, workspace_id = _open(ctx, workspace)
-    return ActiveLearning(training.database, training, training.settings), workspace_id
+    services, workspace_id = open_workspace(ctx, workspace)
+    return services.learning, workspace_id
 
 
 @app.command("next")
@@ -56,8 +56,8 @@ def next_images(
         table.add_row(
             str(pick["rank"] + 1),
             pick["image_id"],
-            _num(pick["uncertainty"]),
-            _num(pick["cluster"]),
+            number(pick["uncertainty"]),
+            number(pick["cluster"]),
             escape(thinks),
         )
     console.print(table)
@@ -74,6 +74,8 @@ def retrain(
 ) -> None:
     """One retraining cycle: train a candidate, score it and production on images neither trained on,
     promote it only if better by the margin."""
+    from feedlens.training.recipe import TrainOptions
+
     learning, workspace_id = _learning(ctx, workspace)
     options = TrainOptions(mode=(mode or learning.settings.learning.mode), progress=not as_json)  # type: ignore[arg-type]
     cycle = learning.cycle(workspace_id, options, metric=metric, margin=margin, created_by="cli")
@@ -82,9 +84,9 @@ def retrain(
         return
     verdict = "[green]promoted[/]" if cycle["promoted"] else "[yellow]not promoted[/]"
     Console().print(
-        f"candidate v{cycle['candidate_version']} {cycle['metric']} {_num(cycle['candidate_score'])} vs "
+        f"candidate v{cycle['candidate_version']} {cycle['metric']} {number(cycle['candidate_score'])} vs "
         f"production {('v' + str(cycle['production_version'])) if cycle['production_version'] else '-'} "
-        f"{_num(cycle['production_score'])} on {cycle['holdout']} held-out images: {verdict} "
+        f"{number(cycle['production_score'])} on {cycle['holdout']} held-out images: {verdict} "
         f"({escape(cycle['reason'])})",
         highlight=False,
     )
@@ -106,10 +108,10 @@ def status(ctx: typer.Context, workspace: Workspace = "default", as_json: AsJson
             str(c["labels"]),
             str(c["holdout"]),
             c["metric"],
-            f"v{c['candidate_version']} {_num(c['candidate_score'])}",
+            f"v{c['candidate_version']} {number(c['candidate_score'])}",
             "-"
             if c["production_version"] is None
-            else f"v{c['production_version']} {_num(c['production_score'])}",
+            else f"v{c['production_version']} {number(c['production_score'])}",
             "yes" if c["promoted"] else "no",
             escape(c["reason"]),
         )
@@ -135,6 +137,7 @@ def simulate(
     rounds: Annotated[int, typer.Option(help="rounds")] = 10,
 ) -> None:
     """Run the loop with an oracle labeller from a few labels: uncertainty+diversity against random."""
+    from feedlens.services.training import dataset_from_path
     from feedlens.training.simulation import simulate_dataset
 
     services = services_from(ctx)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,30 +11,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
-from feedlens.cli.context import services_from
+from feedlens.cli.context import Workspace, open_workspace, services_from
+from feedlens.core.access import Scope
 from feedlens.core.errors import ConfigError
-from feedlens.services.access import AccessError, AccessService, Scope, aws_key_id, signing_secret
-from feedlens.services.brands.service import BrandService
-from feedlens.services.categories import CategoryService, build_categories
-from feedlens.services.factory import Services
-from feedlens.services.feedback import ReviewService
-from feedlens.services.fetch import SafeFetcher
-from feedlens.services.ingest import Ingestor, IngestSummary, chain_hooks, items_from_paths
-from feedlens.services.library import Library
-from feedlens.services.reanalyze import reanalyze as reanalyze_images
-from feedlens.services.search import build_search
-from feedlens.services.training import TrainingService
+
+if TYPE_CHECKING:
+    from feedlens.services.factory import Services
 
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
-
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
-
-
-def _library(services: Services) -> Library:
-    services.database.migrate()
-    return Library(services.database, services.blobs, services.decoder, services.settings)
 
 
 def _progress(console: Console) -> Progress:
@@ -50,32 +33,10 @@ def _progress(console: Console) -> Progress:
     )
 
 
-@contextlib.contextmanager
-def open_ingestor(services: Services) -> Iterator[tuple[Ingestor, CategoryService]]:
-    """The ingestor `feedlens ingest` uses (default analyzers, loaded; search and category hooks) and the
-    category service its hook categorises with. Models load here, before any progress bar starts."""
-    library = _library(services)
-    pipeline = services.pipeline(DEFAULT_ANALYZERS)
-    pipeline.load()
-    with SafeFetcher(services.settings.fetch) as fetcher:
-        search = build_search(services)
-        categories = build_categories(services, search.encoder)
-        brands = BrandService(services.database, services.blobs, services.decoder, services.settings)
-        training = TrainingService(
-            services.database, services.blobs, services.decoder, services.store, services.settings, categories
-        )
-        review = ReviewService(services.database, services.settings)
-        hooks = chain_hooks(
-            search.after_ingest,
-            categories.after_ingest,
-            brands.after_ingest,
-            training.server.after_ingest,
-            review.after_ingest,
-        )
-        yield (
-            Ingestor(library, pipeline, services.decoder, fetcher, services.settings.batch_size, hooks),
-            categories,
-        )
+def _migrated(ctx: typer.Context) -> Services:
+    services = services_from(ctx)
+    services.database.migrate()
+    return services
 
 
 def ingest(
@@ -85,16 +46,19 @@ def ingest(
 ) -> None:
     """Store and analyse images and posts in a workspace. Idempotent and resumable: a rerun skips what
     is stored (same bytes, same post id) and finishes what a killed run left."""
-    services = services_from(ctx)
+    from feedlens.services.ingest import IngestSummary
+    from feedlens.services.sources import items_from_paths
+
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
-    services.database.migrate()
-    workspace_id = AccessService(services.database).create_workspace(workspace)
+    services, workspace_id = open_workspace(ctx, workspace, create=True)
     items = list(items_from_paths(paths))
     err = Console(stderr=True)
     summary = IngestSummary()
-    with open_ingestor(services) as (ingestor, _), _progress(err) as progress:
+    ingestor = services.default_ingestor
+    ingestor.pipeline.load()  # models load before the progress bar starts
+    with _progress(err) as progress:
         task = progress.add_task(f"ingest into {workspace}", total=len(items))
         for outcome in ingestor.ingest(workspace_id, items):
             summary.count(outcome)
@@ -117,12 +81,13 @@ def reanalyze(
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="default: all")] = None,
 ) -> None:
     """Recompute results stored by an older version of an analyzer (older results are kept)."""
-    services = services_from(ctx)
-    library = _library(services)
-    workspace_id = AccessService(services.database).workspace_id(workspace) if workspace else None
-    pipeline = services.pipeline([analyzer])
+    from feedlens.services.reanalyze import reanalyze as reanalyze_images
+
+    services = _migrated(ctx)
+    library = services.library
+    workspace_id = services.access.workspace_id(workspace) if workspace else None
     # decode as ingest does: results (and vectors) depend on the decoded size
-    pipeline.decode_size = services.pipeline(DEFAULT_ANALYZERS).decode_size
+    pipeline = services.pipeline([analyzer], decode_like_ingest=True)
     pipeline.load()
     err = Console(stderr=True)
     done = failed = 0
@@ -136,17 +101,13 @@ def reanalyze(
 
 @workspaces_app.command("create")
 def workspaces_create(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
-    services = services_from(ctx)
-    services.database.migrate()
-    AccessService(services.database).create_workspace(name)
+    _migrated(ctx).access.create_workspace(name)
     typer.echo(name)
 
 
 @workspaces_app.command("list")
 def workspaces_list(ctx: typer.Context) -> None:
-    services = services_from(ctx)
-    services.database.migrate()
-    for row in AccessService(services.database).workspaces():
+    for row in _migrated(ctx).access.workspaces():
         typer.echo(f"{row['name']}\t{row['created_at']}")
 
 
@@ -158,9 +119,9 @@ def keys_create(
     name: Annotated[str, typer.Option("--name", help="a note: who or what uses it")] = "",
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    services = services_from(ctx)
-    services.database.migrate()
-    secret, view = AccessService(services.database).create_key(workspace, scope, name)
+    from feedlens.services.access import aws_key_id, signing_secret
+
+    secret, view = _migrated(ctx).access.create_key(workspace, scope, name)
     err = Console(stderr=True)
     err.print(f"key {view['id']} ({scope}) for workspace {workspace}; store it now:")
     typer.echo(secret)
@@ -175,9 +136,9 @@ def keys_create(
 @keys_app.command("aws")
 def keys_aws(ctx: typer.Context, key: Annotated[str, typer.Argument(help="a feedlens key (fl_...)")]) -> None:
     """Print the AWS access key id and secret access key that sign Rekognition API calls with this key."""
-    services = services_from(ctx)
-    services.database.migrate()
-    credentials = AccessService(services.database).aws_credentials(key.strip())
+    from feedlens.services.access import AccessError
+
+    credentials = _migrated(ctx).access.aws_credentials(key.strip())
     if credentials is None:
         raise AccessError("unknown or revoked key")
     typer.echo(f"aws_access_key_id={credentials[0]}")
@@ -186,10 +147,8 @@ def keys_aws(ctx: typer.Context, key: Annotated[str, typer.Argument(help="a feed
 
 @keys_app.command("list")
 def keys_list(ctx: typer.Context, workspace: Workspace = "default") -> None:
-    services = services_from(ctx)
-    services.database.migrate()
     table = Table("id", "prefix", "scope", "name", "created", "revoked")
-    for key in AccessService(services.database).keys(workspace):
+    for key in _migrated(ctx).access.keys(workspace):
         table.add_row(
             str(key["id"]),
             key["prefix"] + "...",
@@ -205,8 +164,6 @@ def keys_list(ctx: typer.Context, workspace: Workspace = "default") -> None:
 def keys_revoke(
     ctx: typer.Context, key_id: Annotated[int, typer.Argument()], workspace: Workspace = "default"
 ) -> None:
-    services = services_from(ctx)
-    services.database.migrate()
-    if not AccessService(services.database).revoke_key(workspace, key_id):
+    if not _migrated(ctx).access.revoke_key(workspace, key_id):
         raise ConfigError(f"no active key {key_id} in workspace {workspace!r}")
     typer.echo(f"revoked key {key_id}")

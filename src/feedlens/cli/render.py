@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,9 +19,18 @@ from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
-from feedlens.services.pipeline import PipelineStats
+
+if TYPE_CHECKING:
+    from feedlens.services.pipeline import PipelineStats
 
 PROGRESS_MIN_FILES = 20  # short runs finish before a bar would be readable
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A table cell for a number that may be missing: "-" for None, floats to `digits` places."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 class OutputFormat(StrEnum):

@@ -4,39 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedlens.cli.context import services_from
+from feedlens.cli.context import AsJson, Workspace, open_workspace
 from feedlens.core.errors import ConfigError, ImageError, ImageErrorCode
 from feedlens.core.results import LabelsResult
-from feedlens.services.access import AccessService
-from feedlens.services.clusters import find_clusters
-from feedlens.services.duplicates import find_duplicates
-from feedlens.services.factory import Services
-from feedlens.services.search import Hit, SearchService, build_search, upload_pipeline, visual_vector
-from feedlens.storage import repositories as repo
+
+if TYPE_CHECKING:
+    from feedlens.services.factory import Services
+    from feedlens.services.search import Hit, SearchService
 
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 def _open(ctx: typer.Context, workspace: str) -> tuple[Services, SearchService, int]:
-    services = services_from(ctx)
-    services.database.migrate()
-    workspace_id = AccessService(services.database).workspace_id(workspace)
-    return services, build_search(services), workspace_id
+    services, workspace_id = open_workspace(ctx, workspace)
+    return services, services.search, workspace_id
 
 
 def _print_hits(services: Services, workspace: int, hits: list[Hit], as_json: bool) -> None:
-    with services.database.session() as session:
-        sources = {
-            h.image_id: getattr(repo.get_image(session, workspace, h.image_id), "source", "") for h in hits
-        }
+    found = services.library.sources(workspace, [h.image_id for h in hits])
+    sources = {h.image_id: found.get(h.image_id, "") for h in hits}
     rows = [
         {
             "image_id": h.image_id,
@@ -88,7 +80,9 @@ def similar(
     services, search_service, workspace_id = _open(ctx, workspace)
     path = Path(image)
     if path.exists():
-        report = upload_pipeline(services).analyze_one(path)  # the visual vector needs only the backbone
+        from feedlens.services.search import visual_vector
+
+        report = services.upload_pipeline.analyze_one(path)  # the visual vector needs only the backbone
         if not report.ok:
             error = report.error or {}
             code = error.get("code", "unreadable")
@@ -110,10 +104,8 @@ def similar(
 
 def duplicates(ctx: typer.Context, workspace: Workspace = "default") -> None:
     """Exact, near-duplicate and similar groups, as JSON."""
-    services, _, workspace_id = _open(ctx, workspace)
-    typer.echo(
-        json.dumps(find_duplicates(services.database, workspace_id, services.settings.search), indent=2)
-    )
+    _, search_service, workspace_id = _open(ctx, workspace)
+    typer.echo(json.dumps(search_service.duplicates(workspace_id), indent=2))
 
 
 def clusters(
@@ -123,8 +115,8 @@ def clusters(
     as_json: AsJson = False,
 ) -> None:
     """Visual clusters named from their labels, and the outliers."""
-    services, _, workspace_id = _open(ctx, workspace)
-    found: dict[str, Any] = find_clusters(services.database, workspace_id, min_size)
+    _, search_service, workspace_id = _open(ctx, workspace)
+    found: dict[str, Any] = search_service.clusters(workspace_id, min_size)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return

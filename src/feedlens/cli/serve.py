@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
-from sqlalchemy import func, select
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
-from feedlens.cli.context import services_from
+from feedlens.cli.context import open_workspace, services_from
 from feedlens.cli.library import ingest, reanalyze
-from feedlens.services.access import AccessService, Scope
-from feedlens.storage.tables import Image
+from feedlens.core.access import Scope
 
 DEMO_WORKSPACE = "demo"
 
@@ -72,15 +70,9 @@ def demo_feed(samples: Path, folder: Path, today: datetime | None = None) -> Pat
 
 
 def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
-    services = services_from(ctx)
-    services.database.migrate()
-    access = AccessService(services.database)
-    workspace_id = access.create_workspace(DEMO_WORKSPACE)
-    with services.database.session() as session:
-        stored = session.scalar(
-            select(func.count()).select_from(Image).where(Image.workspace_id == workspace_id)
-        )
-    if not stored:
+    services, workspace_id = open_workspace(ctx, DEMO_WORKSPACE, create=True)
+    access = services.access
+    if not services.library.count(workspace_id):
         folder = (services.settings.data_dir or services.settings.home) / "demo"
         ingest(ctx, [samples, demo_feed(samples, folder)], workspace=DEMO_WORKSPACE)
     else:  # a demo from an older feedlens: bring results (and search vectors) up to the current analyzers
@@ -117,11 +109,16 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Jobs left pending by a previous run resume."""
-    settings = services_from(ctx).settings
+    import uvicorn
+
+    from feedlens.api.app import create_app
+
+    services = services_from(ctx)
+    settings = services.settings
     host = host or settings.host
     port = port or settings.port
     if demo is not None:
         _demo(ctx, demo, host, port)
-    # A factory path, not an app object: the API module builds everything from the same FEEDLENS_*
-    # environment in its own lifespan, and the CLI does not import the API layer.
-    uvicorn.run("feedlens.api.app:app_from_environment", factory=True, host=host, port=port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The app runs over the services this command already wired: the demo's loaded models are reused.
+    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info")

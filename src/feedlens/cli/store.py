@@ -3,14 +3,16 @@ models are `feedlens models`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from feedlens.cli.context import services_from
-from feedlens.runtime.store import ArtifactState, ModelStore
+
+if TYPE_CHECKING:
+    from feedlens.runtime.store import ModelStore
 
 app = typer.Typer(help="The offline model store: list, pull, verify, locate artifacts.", no_args_is_help=True)
 
@@ -44,6 +46,8 @@ def pull(
     force: Annotated[bool, typer.Option("--force", help="re-fetch even if present and valid")] = False,
 ) -> None:
     """Fetch (offline sources only) and verify artifacts; build conversions. Idempotent."""
+    from feedlens.runtime.store import ArtifactState
+
     store = _store(ctx)
     console = Console(stderr=True)
     targets = names or [s.name for s in store.manifest.artifacts]
@@ -57,6 +61,8 @@ def pull(
 @app.command()
 def verify(ctx: typer.Context) -> None:
     """Check every artifact's SHA-256; exit 1 if any is missing or corrupt."""
+    from feedlens.runtime.store import ArtifactState
+
     bad = [s for s in _store(ctx).statuses() if s.state is not ArtifactState.OK]
     for status in bad:
         Console(stderr=True).print(

@@ -1,4 +1,4 @@
-"""`feedlens train`, `feedlens evaluate` and `feedlens store list|show|promote|rollback|ab|history|report|
+"""`feedlens train`, `feedlens evaluate` and `feedlens models list|show|promote|rollback|ab|history|report|
 explain`: the trained-model registry from the command line (docs/training.md)."""
 
 from __future__ import annotations
@@ -6,24 +6,24 @@ from __future__ import annotations
 import json
 import webbrowser
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from feedlens.cli.context import services_from
-from feedlens.services.access import AccessService
-from feedlens.services.categories import build_categories
-from feedlens.services.search import build_search
-from feedlens.services.training import WORKSPACE, TrainingService, TrainOptions
+from feedlens.cli.context import AsJson, Workspace, open_workspace
+from feedlens.cli.render import number
+from feedlens.core.training import WORKSPACE
+
+if TYPE_CHECKING:
+    from feedlens.services.training import TrainingService
 
 app = typer.Typer(
     help="Trained models of a workspace: list, promote, roll back, A/B test, reports, Grad-CAM.",
     no_args_is_help=True,
 )
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="workspace name")]
 Task = Annotated[str, typer.Option("--task", help="what the model predicts")]
 Dataset = Annotated[
     str,
@@ -34,30 +34,15 @@ Dataset = Annotated[
         "COCO-style .json",
     ),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
 def _open(ctx: typer.Context, workspace: str) -> tuple[TrainingService, int]:
-    services = services_from(ctx)
-    services.database.migrate()
-    workspace_id = AccessService(services.database).workspace_id(workspace)
-    training = TrainingService(
-        services.database,
-        services.blobs,
-        services.decoder,
-        services.store,
-        services.settings,
-        lambda: build_categories(services, build_search(services).encoder),
-    )
-    return training, workspace_id
+    services, workspace_id = open_workspace(ctx, workspace)
+    return services.training, workspace_id
 
 
 def _source(dataset: str) -> str | Path:
     return dataset if dataset == WORKSPACE else Path(dataset)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
 
 def _print_version(model: dict[str, Any], console: Console) -> None:
@@ -69,15 +54,15 @@ def _print_version(model: dict[str, Any], console: Console) -> None:
         highlight=False,
     )
     console.print(
-        f"  {m.get('evaluated_on', 'test')} split: accuracy {_num(m.get('accuracy'))}, macro-F1 "
-        f"{_num(m.get('macro_f1'))}, ECE {_num(m.get('ece'))}, {m.get('n')} images",
+        f"  {m.get('evaluated_on', 'test')} split: accuracy {number(m.get('accuracy'))}, macro-F1 "
+        f"{number(m.get('macro_f1'))}, ECE {number(m.get('ece'))}, {m.get('n')} images",
         highlight=False,
     )
     if int8:
         verdict = "kept" if int8.get("kept") else "rejected (over the accuracy bound)"
         console.print(
             f"  int8: {verdict}; accuracy change {int8.get('accuracy_change_points') or 0.0:+.1f} points, "
-            f"speed-up {_num(int8.get('speedup'), 2)}x",
+            f"speed-up {number(int8.get('speedup'), 2)}x",
             highlight=False,
         )
     for warning in model.get("warnings", []):
@@ -108,6 +93,8 @@ def train(
     as_json: AsJson = False,
 ) -> None:
     """Train a model on a labelled dataset, evaluate it, compress it, and register it as a new version."""
+    from feedlens.training.recipe import TrainOptions
+
     if resume and checkpoints is None:
         raise typer.BadParameter("--resume needs --checkpoints DIR")
     try:
@@ -160,21 +147,26 @@ def evaluate(
     m = report.metrics
     console = Console()
     console.print(
-        f"version {version} on {part} of {dataset}: accuracy {_num(m['accuracy'])}, macro-F1 "
-        f"{_num(m['macro']['f1'])}, ECE {_num(m['calibration']['ece'])}, {m['n_items']} images",
+        f"version {version} on {part} of {dataset}: accuracy {number(m['accuracy'])}, macro-F1 "
+        f"{number(m['macro']['f1'])}, ECE {number(m['calibration']['ece'])}, {m['n_items']} images",
         highlight=False,
     )
     table = Table("class", "support", "precision", "recall", "F1")
     for row in m["per_class"]:
         table.add_row(
-            row["class"], str(row["support"]), _num(row["precision"]), _num(row["recall"]), _num(row["f1"])
+            row["class"],
+            str(row["support"]),
+            number(row["precision"]),
+            number(row["recall"]),
+            number(row["f1"]),
         )
     console.print(table)
     if m.get("comparison"):
         delta = m["comparison"]["deltas"]["accuracy"]
+        baseline = m["comparison"]["baseline_model"]["version"]
         console.print(
-            f"against {m['comparison']['baseline_model']['version']}: accuracy {_num(delta['baseline'])} -> "
-            f"{_num(delta['model'])} ({delta['delta']:+.3f})",
+            f"against {baseline}: accuracy {number(delta['baseline'])} -> "
+            f"{number(delta['model'])} ({delta['delta']:+.3f})",
             highlight=False,
         )
     if out is not None:
@@ -202,8 +194,8 @@ def list_versions(
             ", ".join(v["aliases"]),
             v["mode"],
             v["runtime"],
-            _num(v["metrics"].get("accuracy")),
-            _num(v["metrics"].get("macro_f1")),
+            number(v["metrics"].get("accuracy")),
+            number(v["metrics"].get("macro_f1")),
             v["dataset_hash"][:12],
             "-" if parent is None else str(parent.version),
             v["created_at"][:19],
@@ -278,15 +270,15 @@ def ab(
                 str(s["predictions"]),
                 str(s["served"]),
                 str(s["labelled"]),
-                _num(s["accuracy"]),
-                _num(s["served_accuracy"]),
+                number(s["accuracy"]),
+                number(s["served_accuracy"]),
             )
     console.print(table)
     if status["paired"]:
         p = status["paired"]
         console.print(
             f"on the {p['images']} labelled images both predicted: production "
-            f"{_num(p['production_accuracy'])}, candidate {_num(p['candidate_accuracy'])}",
+            f"{number(p['production_accuracy'])}, candidate {number(p['candidate_accuracy'])}",
             highlight=False,
         )
 
@@ -298,7 +290,7 @@ def history(ctx: typer.Context, workspace: Workspace = "default", task: Task = "
     table = Table("when", "action", "version", "detail", "by")
     for e in training.registry.history(workspace_id, task):
         table.add_row(
-            e["created_at"][:19], e["action"], _num(e["version"]), json.dumps(e["detail"]), e["created_by"]
+            e["created_at"][:19], e["action"], number(e["version"]), json.dumps(e["detail"]), e["created_by"]
         )
     Console().print(table)
 

@@ -6,6 +6,7 @@ Codes are part of the public contract (CLI JSON, and later HTTP problem+json): n
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ImageErrorCode(StrEnum):
@@ -22,21 +23,32 @@ class ImageErrorCode(StrEnum):
 
 
 class FeedlensError(Exception):
-    """Base of every error feedlens raises on purpose."""
+    """Base of every error feedlens raises on purpose.
+
+    `http_status` is the status the native API answers with (api/problems.py may refine it by `code`);
+    `to_dict()` is the error's JSON form, with any extra fields (e.g. `problems`) a client needs.
+    """
 
     code: str = "error"
+    http_status: int = 400
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
+
+    def problem_lines(self) -> list[str]:
+        """Each problem on a line of its own, for errors that list several (empty otherwise)."""
+        return []
 
 
 class CodedError(FeedlensError):
     """A request a service cannot honour, with its reason as a stable `code` chosen where it is raised
-    (the API maps codes to HTTP statuses in api/problems.py)."""
+    (the API maps codes to HTTP statuses in api/problems.py; 422 unless it says otherwise)."""
+
+    http_status = 422
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -71,3 +83,4 @@ class ConfigError(FeedlensError):
 
 class UnknownAnalyzerError(ConfigError):
     code = "unknown_analyzer"
+    http_status = 422

@@ -35,10 +35,14 @@ class TaxonomyError(FeedlensError):
     """A taxonomy definition that cannot be used; `problems` lists every reason."""
 
     code = "taxonomy_invalid"
+    http_status = 422
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid taxonomy: " + "; ".join(self.problems))
+
+    def problem_lines(self) -> list[str]:
+        return list(self.problems)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "problems": self.problems}

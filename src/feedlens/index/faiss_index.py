@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
-import faiss as faiss_module
 import numpy as np
 import numpy.typing as npt
 
@@ -66,9 +65,15 @@ from feedlens.index.base import (
     write_header,
 )
 
-# The wheel's stub (faiss/__init__.pyi) lacks much of what is used here (SearchParametersHNSW, selector
-# keywords, the Python IO callbacks, IndexFlat.get_xb): the module is used untyped.
-faiss: Any = faiss_module
+
+def _faiss() -> Any:
+    """The faiss module, imported on first use (start-up never pays for it). The wheel's stub lacks much of
+    what is used here (SearchParametersHNSW, selector keywords, the IO callbacks, IndexFlat.get_xb): the
+    module is used untyped."""
+    import faiss
+
+    return faiss
+
 
 COPY_CHUNK = 65_536  # rows copied per step when rebuilding, so a rebuild needs ~1x extra memory, not 2x
 
@@ -105,7 +110,7 @@ class FaissIndex:
     def __init__(self, dim: int, params: FaissParams | None = None) -> None:
         self._dim = check_dim(dim)
         self.params = params or FaissParams()
-        self._index: Any = faiss.IndexFlatIP(dim)
+        self._index: Any = _faiss().IndexFlatIP(dim)
         self._labels: list[str | None] = []  # position -> id; None: a tombstone (HNSW only)
         self._pos: dict[str, int] = {}
         self._dead = 0
@@ -137,7 +142,7 @@ class FaissIndex:
 
     @property
     def is_hnsw(self) -> bool:
-        return isinstance(self._index, faiss.IndexHNSWFlat)
+        return isinstance(self._index, _faiss().IndexHNSWFlat)
 
     @property
     def tombstones(self) -> int:
@@ -242,11 +247,15 @@ class FaissIndex:
         p = self.params
         if allowed is None:
             bits = self._live_bits  # tombstones only; None when there are none
-            sel = None if bits is None else faiss.IDSelectorBitmap(len(self._labels), faiss.swig_ptr(bits))
+            sel = (
+                None
+                if bits is None
+                else _faiss().IDSelectorBitmap(len(self._labels), _faiss().swig_ptr(bits))
+            )
             if self.is_hnsw:
-                params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(p.ef_search, k))
+                params = _faiss().SearchParametersHNSW(sel=sel, efSearch=max(p.ef_search, k))
             else:
-                params = faiss.SearchParameters(sel=sel) if sel is not None else None
+                params = _faiss().SearchParameters(sel=sel) if sel is not None else None
             return self._run(self._index, queries, min(k, len(self._pos)), params)
         wide = postfiltered(lambda n: self._search(queries, n, None), allowed, k, len(self._pos))
         if wide is not None:
@@ -254,15 +263,15 @@ class FaissIndex:
         rows = positions_of(self._pos, allowed)
         if not rows.size:
             return empty
-        storage = faiss.downcast_index(self._index.storage) if self.is_hnsw else self._index
+        storage = _faiss().downcast_index(self._index.storage) if self.is_hnsw else self._index
         if not self.is_hnsw or rows.size <= p.exact_filter_limit:
             return self._exact_rows(storage, queries, k, rows)
         mask = np.zeros(len(self._labels), dtype=bool)
         mask[rows] = True
         bits = np.packbits(mask, bitorder="little")
-        sel = faiss.IDSelectorBitmap(len(self._labels), faiss.swig_ptr(bits))
+        sel = _faiss().IDSelectorBitmap(len(self._labels), _faiss().swig_ptr(bits))
         ef = min(p.max_filtered_ef, math.ceil(max(p.ef_search, k) * len(self._pos) / rows.size))
-        params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+        params = _faiss().SearchParametersHNSW(sel=sel, efSearch=ef)
         return self._run(self._index, queries, min(k, int(rows.size)), params)
 
     def _exact_rows(
@@ -275,7 +284,7 @@ class FaissIndex:
         scores = np.empty((nq, m), dtype=np.float32)
         labels = rows if nq == 1 else np.ascontiguousarray(np.broadcast_to(rows, (nq, m)))
         flat.compute_distance_subset(
-            nq, faiss.swig_ptr(queries), m, faiss.swig_ptr(scores), faiss.swig_ptr(labels)
+            nq, _faiss().swig_ptr(queries), m, _faiss().swig_ptr(scores), _faiss().swig_ptr(labels)
         )
         cols, best = top_k(scores, min(k, m))
         found = rows[cols]
@@ -314,7 +323,7 @@ class FaissIndex:
         def write(f: BinaryIO) -> None:
             write_header(f, {**header, "structure": "hnsw" if self.is_hnsw else "flat", "count": len(self)})
             write_array(f, id_array([label or "" for label in self._labels]))
-            faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))
+            _faiss().write_index(self._index, _faiss().PyCallbackIOWriter(f.write))
 
         with self._writer:  # no change can start while the file is written; searches go on
             write_atomic(path, write)
@@ -332,12 +341,12 @@ class FaissIndex:
         index = cls(dim, params or FaissParams.from_dict(header.get("params") or {}))
         labels = read_array(f, path).tolist()
         try:
-            loaded = faiss.read_index(faiss.PyCallbackIOReader(f.read))
+            loaded = _faiss().read_index(_faiss().PyCallbackIOReader(f.read))
         except RuntimeError as e:
             raise VectorIndexError(f"{path}: unreadable FAISS index: {e}") from e
-        if not isinstance(loaded, faiss.IndexFlatIP | faiss.IndexHNSWFlat):
+        if not isinstance(loaded, _faiss().IndexFlatIP | _faiss().IndexHNSWFlat):
             raise VectorIndexError(f"{path}: unexpected FAISS index type {type(loaded).__name__}")
-        inner_product = loaded.metric_type == faiss.METRIC_INNER_PRODUCT
+        inner_product = loaded.metric_type == _faiss().METRIC_INNER_PRODUCT
         if loaded.d != dim or loaded.ntotal != len(labels) or not inner_product:
             raise VectorIndexError(f"{path}: FAISS index does not match its header")
         index._index = loaded
@@ -353,15 +362,15 @@ class FaissIndex:
     # -- internals -------------------------------------------------------------------------------------
     def _rows(self) -> Vectors:
         """A writable view of the stored vectors (FAISS's own memory: valid until the next add/remove)."""
-        flat = self._index if not self.is_hnsw else faiss.downcast_index(self._index.storage)
+        flat = self._index if not self.is_hnsw else _faiss().downcast_index(self._index.storage)
         n = int(flat.ntotal)
         if not n:
             return np.zeros((0, self._dim), dtype=np.float32)
-        view: Vectors = faiss.rev_swig_ptr(flat.get_xb(), n * self._dim).reshape(n, self._dim)
+        view: Vectors = _faiss().rev_swig_ptr(flat.get_xb(), n * self._dim).reshape(n, self._dim)
         return view
 
     def _new_hnsw(self) -> Any:
-        index = faiss.IndexHNSWFlat(self._dim, self.params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index = _faiss().IndexHNSWFlat(self._dim, self.params.hnsw_m, _faiss().METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.params.ef_construction
         return index
 
@@ -394,7 +403,7 @@ class FaissIndex:
                 self._pos[moved] = pos
             self._labels.pop()
             n -= 1
-        self._index.remove_ids(faiss.IDSelectorRange(n, int(self._index.ntotal)))
+        self._index.remove_ids(_faiss().IDSelectorRange(n, int(self._index.ntotal)))
         self._live = self._live[:n]
 
     def _bury(self, pos: int) -> None:

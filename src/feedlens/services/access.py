@@ -11,13 +11,13 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
 
+from feedlens.core.access import Principal, Scope
 from feedlens.core.errors import FeedlensError
 from feedlens.services.library import utc
 from feedlens.storage import repositories as repo
@@ -28,30 +28,34 @@ KEY_PREFIX = "fl_"
 _WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-class Scope(StrEnum):
-    """Ordered: each scope includes the ones before it."""
-
-    READ = "read"
-    WRITE = "write"
-    ADMIN = "admin"
-
-    def allows(self, needed: Scope) -> bool:
-        order = list(Scope)
-        return order.index(self) >= order.index(needed)
+__all__ = ["AccessError", "AccessService", "AuthError", "AuthFailure", "Principal", "RateLimiter", "Scope"]
 
 
 class AccessError(FeedlensError):
     code = "access_invalid"
+    http_status = 422
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a key of one workspace with one scope."""
+class AuthFailure(StrEnum):
+    """Why a request was not let in; each protocol words and shapes these its own way."""
 
-    key_id: int
-    workspace_id: int
-    workspace: str
-    scope: Scope
+    MISSING = "missing"  # no credentials at all
+    INVALID = "invalid"  # unknown or revoked key, bad or expired session
+    RATE_LIMITED = "rate_limited"
+    FORBIDDEN = "forbidden"  # the key's scope is too small
+
+
+class AuthError(FeedlensError):
+    """A request refused by `authorise`; `retry_after` (s) for RATE_LIMITED, `needed` for FORBIDDEN."""
+
+    def __init__(
+        self, failure: AuthFailure, message: str, retry_after: int = 0, needed: Scope | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = failure.value
+        self.failure = failure
+        self.retry_after = retry_after
+        self.needed = needed
 
 
 def hash_key(key: str) -> str:
@@ -131,21 +135,33 @@ class AccessService:
             key.revoked_at = utcnow()
             return True
 
-    def authenticate(self, secret: str) -> Principal | None:
-        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
-            return None
+    def _principal(self, *where: Any) -> tuple[Principal, ApiKey] | None:
+        """The one lookup: the live (not revoked) key matching `where`, as a principal, and its row."""
         with self.database.session() as session:
             row = session.execute(
                 select(ApiKey, Workspace.name)
                 .join(Workspace, Workspace.id == ApiKey.workspace_id)
-                .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
+                .where(ApiKey.revoked_at.is_(None), *where)
             ).first()
         if row is None:
             return None
         key, workspace = row
-        return Principal(
+        principal = Principal(
             key_id=key.id, workspace_id=key.workspace_id, workspace=workspace, scope=Scope(key.scope)
         )
+        return principal, key
+
+    def authenticate(self, secret: str) -> Principal | None:
+        """The principal of an API key (as sent by a client); None when unknown or revoked."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            return None
+        found = self._principal(ApiKey.key_hash == hash_key(secret))
+        return found[0] if found else None
+
+    def principal_by_id(self, key_id: int) -> Principal | None:
+        """The principal of a live key by its id (a web session names its key by id)."""
+        found = self._principal(ApiKey.id == key_id)
+        return found[0] if found else None
 
     def aws_credentials(self, secret: str) -> tuple[str, str] | None:
         """(AWS access key id, AWS secret access key) for a live key, storing the signing secret of a key
@@ -169,19 +185,10 @@ class AccessService:
         number = access_key_id[len(AWS_KEY_ID_PREFIX) :]
         if not number.isdigit() or len(number) > 18:
             return None
-        with self.database.session() as session:
-            row = session.execute(
-                select(ApiKey, Workspace.name)
-                .join(Workspace, Workspace.id == ApiKey.workspace_id)
-                .where(ApiKey.id == int(number), ApiKey.revoked_at.is_(None))
-            ).first()
-        if row is None or row[0].signing_secret is None:
+        found = self._principal(ApiKey.id == int(number))
+        if found is None or found[1].signing_secret is None:
             return None
-        key, workspace = row
-        principal = Principal(
-            key_id=key.id, workspace_id=key.workspace_id, workspace=workspace, scope=Scope(key.scope)
-        )
-        return principal, str(key.signing_secret)
+        return found[0], str(found[1].signing_secret)
 
 
 def _key_view(key: ApiKey, workspace: str) -> dict[str, Any]:
@@ -217,3 +224,23 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return float((1.0 - tokens) / self.rate)
+
+
+def authorise(principal: Principal | None, needed: Scope, limiter: RateLimiter) -> Principal:
+    """The one admission check every protocol runs once it knows who is calling: a known key, within its
+    rate limit, with a scope that allows `needed`. Raises AuthError; each protocol renders it its way."""
+    if principal is None:
+        raise AuthError(AuthFailure.INVALID, "unknown or revoked API key")
+    wait = limiter.take(principal.key_id)
+    if wait > 0:
+        retry = max(1, int(wait + 0.999))
+        raise AuthError(
+            AuthFailure.RATE_LIMITED, f"rate limit exceeded; retry in {retry} s", retry_after=retry
+        )
+    if not principal.scope.allows(needed):
+        raise AuthError(
+            AuthFailure.FORBIDDEN,
+            f"this key has scope {principal.scope!s}; {needed!s} is needed",
+            needed=needed,
+        )
+    return principal

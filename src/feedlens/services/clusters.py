@@ -13,21 +13,22 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import HDBSCAN
 
+from feedlens.core.results import LabelsResult
 from feedlens.storage import embeddings as vectors
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
 
 
-def name_cluster(results: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def name_cluster(results: list[LabelsResult]) -> tuple[str, list[str]]:
     """The concept (or label) with the highest summed score over the members, and the runners-up."""
     scores: dict[str, float] = {}
     for labels in results:
-        for item in labels.get("labels", [])[:3]:
-            scores[item["name"]] = scores.get(item["name"], 0.0) + float(item["score"])
-        for item in labels.get("concepts", []):
+        for label in labels.labels[:3]:
+            scores[label.name] = scores.get(label.name, 0.0) + label.score
+        for concept in labels.concepts:
             # deeper concepts are more telling ("cat" over "organism")
-            weight = float(item["score"]) * min(int(item.get("depth", 0)), 12) / 12
-            scores[item["name"]] = scores.get(item["name"], 0.0) + weight
+            weight = concept.score * min(concept.depth, 12) / 12
+            scores[concept.name] = scores.get(concept.name, 0.0) + weight
     top = sorted(scores, key=lambda name: -scores[name])[:4]
     return (top[0] if top else "unnamed"), top[1:]
 
@@ -52,7 +53,8 @@ def find_clusters(
         members = [i for i, lab in zip(ids, labels, strict=True) if lab == label]
         centre = matrix[[ids.index(m) for m in members]].mean(axis=0)
         order = sorted(members, key=lambda m: -float(matrix[ids.index(m)] @ centre))
-        name, also = name_cluster([analyses[m]["labels"].result for m in members if "labels" in analyses[m]])
+        loaded = [analyses[m]["labels"].loaded for m in members if "labels" in analyses[m]]
+        name, also = name_cluster([r for r in loaded if isinstance(r, LabelsResult)])
         clusters.append({"name": name, "also": also, "size": len(members), "images": order})
     clusters.sort(key=lambda c: -int(c["size"]))
     outliers = [i for i, lab in zip(ids, labels, strict=True) if lab == -1]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from feedlens.config import SearchSettings
+from feedlens.core.results.properties import PropertiesResult
 from feedlens.storage import embeddings as vectors
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
@@ -110,9 +111,8 @@ def find_duplicates(
         found = vectors.get(session, ids, "visual")
         analyses = repo.current_analyses(session, ids)
         posts = repo.posts_of(session, ids)
-    hashes = {
-        i: (a["properties"].result.get("phash") if "properties" in a else None) for i, a in analyses.items()
-    }
+    loaded = {i: a["properties"].loaded if "properties" in a else None for i, a in analyses.items()}
+    hashes = {i: r.phash if isinstance(r, PropertiesResult) else None for i, r in loaded.items()}
     ids = [i for i in ids if i in found]
     exact = [
         {

@@ -1,45 +1,106 @@
-"""The one place objects are wired together: settings -> model store -> decoder -> analyzers -> pipeline,
-and settings -> database + blob store -> library."""
+"""The one place objects are wired together, for the API and the CLI alike.
+
+settings -> model store -> decoder -> analyzers -> pipelines, and settings -> database + blob store ->
+library, search, categories, brands, training, review ... Every component is built on first use and then
+shared, so `feedlens keys create` touches only the database, a server that never trains never imports
+torch, and one text encoder serves search, categories and analysis.
+
+Heavy modules are imported inside the builders below, never at the top of this file.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from feedlens.analyzers.base import Analyzer
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS, analyzer_type, resolve
+from feedlens.analyzers.registry import DEFAULT_ANALYZERS, analyzer_type, check_names, resolve
 from feedlens.config import Settings
 from feedlens.core.errors import UnknownAnalyzerError
 from feedlens.images import ImageDecoder
-from feedlens.runtime.conversions import default_converters
 from feedlens.runtime.manifest import Manifest
 from feedlens.runtime.store import ModelStore
-from feedlens.services.pipeline import Pipeline
 from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
 
+if TYPE_CHECKING:
+    from feedlens.analyzers.base import Analyzer
+    from feedlens.runtime.text_encoder import TextEncoder
+    from feedlens.services.access import AccessService
+    from feedlens.services.analytics import AnalyticsService
+    from feedlens.services.brands.service import BrandService
+    from feedlens.services.categories import CategoryService
+    from feedlens.services.feedback import CorrectionService, ReviewService
+    from feedlens.services.feedback.learning import ActiveLearning
+    from feedlens.services.fetch import SafeFetcher
+    from feedlens.services.ingest import Ingestor
+    from feedlens.services.jobs import JobService
+    from feedlens.services.library import Library
+    from feedlens.services.pipeline import Pipeline
+    from feedlens.services.search import SearchService
+    from feedlens.services.training import TrainingService
 
-@dataclass(frozen=True)
+CommitHook = Callable[[int, list[str]], None]
+
+
 class Services:
-    settings: Settings
-    store: ModelStore
-    decoder: ImageDecoder
-    database: Database
-    blobs: BlobStore
-    # Analyzer instances shared by every pipeline made with the service's own settings, so a server
-    # holding pipelines for several analyzer subsets loads each model once.
-    _analyzers: dict[str, Analyzer[Any, Any]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The wired application. Core parts are made at once (cheap: nothing connects or loads); every
+    other component is a cached property built on first use, thread-safely, and shared afterwards."""
 
+    def __init__(
+        self,
+        settings: Settings,
+        store: ModelStore,
+        decoder: ImageDecoder,
+        database: Database,
+        blobs: BlobStore,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.decoder = decoder
+        self.database = database
+        self.blobs = blobs
+        # Analyzer instances shared by every pipeline made with the service's own settings, so a server
+        # holding pipelines for several analyzer subsets loads each model once.
+        self._analyzers: dict[str, Analyzer[Any, Any]] = {}
+        self._lock = threading.RLock()  # builders may build what they depend on
+
+    def with_settings(self, settings: Settings | None = None) -> Services:
+        """A fresh wiring (no component carried over: as after a restart), with other settings if given.
+        The model store and decoder are shared; so are the database and blob store unless `settings`
+        name another database or data folder (then the caller migrates the new database)."""
+        settings = settings or self.settings
+        same_db = settings.database == self.settings.database
+        database = self.database if same_db else Database(settings.database)
+        same_blobs = settings.blobs_dir == self.settings.blobs_dir
+        blobs = self.blobs if same_blobs else BlobStore(settings.blobs_dir)
+        fresh = Services(settings, self.store, self.decoder, database, blobs)
+        # Where only the data location differs, the loaded models carry over (they hold no data).
+        if _models_of(settings) == _models_of(self.settings):
+            fresh._analyzers = self._analyzers
+            if "text_encoder" in self.__dict__:
+                fresh.__dict__["text_encoder"] = self.text_encoder
+        return fresh
+
+    # -- pipelines ------------------------------------------------------------------------------------
     def pipeline(
-        self, analyzer_names: Sequence[str] = DEFAULT_ANALYZERS, settings: Settings | None = None
+        self,
+        analyzer_names: Sequence[str] = DEFAULT_ANALYZERS,
+        settings: Settings | None = None,
+        decode_like_ingest: bool = False,
     ) -> Pipeline:
-        """A pipeline for these analyzers; `settings` overrides the service's own for this pipeline only."""
+        """A pipeline for these analyzers; `settings` overrides the service's own for this pipeline only.
+
+        `decode_like_ingest`: decode at the size ingest decodes at. Results that are compared with stored
+        ones (visual vectors of an upload, reanalysis) depend on the decoded size (JPEG draft scale, box
+        reduction): "similar to this photo" must find the photo itself at cosine 1.0, not 0.94.
+        """
+        from feedlens.services.pipeline import Pipeline
+
         if not analyzer_names:
             raise UnknownAnalyzerError("no analyzer selected")
-        names = resolve(analyzer_names)  # unknown names fail here
+        names = resolve(check_names(analyzer_names))
         if settings is None:
             with self._lock:
                 for name in names:
@@ -49,11 +110,182 @@ class Services:
         else:
             analyzers = [analyzer_type(n)(self.store, settings) for n in names]
         threads = (settings or self.settings).threads_per_worker
-        return Pipeline(self.decoder, analyzers, threads=threads, report=analyzer_names)
+        pipeline = Pipeline(self.decoder, analyzers, threads=threads, report=analyzer_names)
+        if decode_like_ingest:
+            pipeline.decode_size = max(pipeline.decode_size, self.ingest_pipeline.decode_size)
+        return pipeline
+
+    @cached_property
+    def ingest_pipeline(self) -> Pipeline:
+        """The default analyzers: what ingest, jobs and the demo run."""
+        return self.pipeline(DEFAULT_ANALYZERS)
+
+    @cached_property
+    def upload_pipeline(self) -> Pipeline:
+        """`labels` alone, decoded as ingest decodes: the visual vector of an upload ("similar to this")."""
+        return self.pipeline(["labels"], decode_like_ingest=True)
+
+    @cached_property
+    def current_versions(self) -> dict[str, str]:
+        """Analyzer -> the version the default pipeline would store now (to mark stored results stale)."""
+        return self.ingest_pipeline.versions()
+
+    # -- components -----------------------------------------------------------------------------------
+    @cached_property
+    def access(self) -> AccessService:
+        from feedlens.services.access import AccessService
+
+        return AccessService(self.database)
+
+    @cached_property
+    def text_encoder(self) -> TextEncoder:
+        """The one sentence encoder (MiniLM), shared by search, categories and `analyze`."""
+        from feedlens.runtime.text_encoder import TextEncoder
+
+        return TextEncoder(self.store, threads=self.settings.threads_per_worker)
+
+    @cached_property
+    def library(self) -> Library:
+        from feedlens.services.library import Library
+
+        with self._lock:
+            library = Library(self.database, self.blobs, self.decoder, self.settings)
+            # erasure reaches the search indexes from every entry point, CLI included
+            library.erasure_hooks.append(self._forget_in_search)
+            return library
+
+    def _forget_in_search(self, workspace: int, image_ids: Sequence[str]) -> None:
+        # bound late: building the library must not build search (and load its text encoder)
+        self.search.forget(workspace, image_ids)
+
+    @cached_property
+    def search(self) -> SearchService:
+        from feedlens.index.store import IndexStore
+        from feedlens.services.search import SearchService
+
+        with self._lock:
+            indexes = IndexStore(self.settings.index_dir, backend=self.settings.search.backend)
+            encoder = self.text_encoder
+            return SearchService(self.database, indexes, encoder, self.settings, encoder.version)
+
+    @cached_property
+    def categories(self) -> CategoryService:
+        from feedlens.services.categories import CategoryService, TaxonomyCompiler
+
+        with self._lock:
+            compiler = TaxonomyCompiler(self.store, self.text_encoder)
+            return CategoryService(self.database, compiler, self.settings)
+
+    @cached_property
+    def brands(self) -> BrandService:
+        from feedlens.services.brands.service import BrandService
+
+        return BrandService(self.database, self.blobs, self.decoder, self.settings)
+
+    @cached_property
+    def training(self) -> TrainingService:
+        from feedlens.services.training import TrainingService
+
+        # the category service (and its text encoder) is built only when a dataset needs the taxonomy
+        return TrainingService(
+            self.database, self.blobs, self.decoder, self.store, self.settings, lambda: self.categories
+        )
+
+    @cached_property
+    def review(self) -> ReviewService:
+        from feedlens.services.feedback import ReviewService
+
+        return ReviewService(self.database, self.settings)
+
+    @cached_property
+    def corrections(self) -> CorrectionService:
+        from feedlens.services.feedback import CorrectionService
+
+        with self._lock:
+            return CorrectionService(self.database, self.categories, self.review)
+
+    @cached_property
+    def learning(self) -> ActiveLearning:
+        from feedlens.services.feedback.learning import ActiveLearning
+
+        with self._lock:
+            return ActiveLearning(self.database, self.training, self.settings)
+
+    @cached_property
+    def analytics(self) -> AnalyticsService:
+        from feedlens.services.analytics import AnalyticsService
+
+        return AnalyticsService(self.database, self.settings.review.hide_unreviewed)
+
+    @cached_property
+    def fetcher(self) -> SafeFetcher:
+        from feedlens.services.fetch import SafeFetcher
+
+        return SafeFetcher(self.settings.fetch)
+
+    # -- ingest ---------------------------------------------------------------------------------------
+    @cached_property
+    def after_ingest(self) -> CommitHook:
+        """What every committed ingest batch triggers, in this order."""
+        from feedlens.services.ingest import chain_hooks
+
+        with self._lock:
+            return chain_hooks(
+                self.search.after_ingest,  # captions fused into search vectors
+                self.categories.after_ingest,  # zero-shot / trained categories
+                self.brands.after_ingest,  # logos and mentions
+                self.training.server.after_ingest,  # the production model's predictions (A/B)
+                self.review.after_ingest,  # the moderation review queue
+            )
+
+    def ingestor(self, analyzer_names: Sequence[str] | None = None) -> Ingestor:
+        """An ingestor over the default analyzers (with every after-ingest hook), or over a custom set
+        (no hooks: a custom set stores only what was asked for)."""
+        from feedlens.services.ingest import Ingestor
+
+        if analyzer_names is None:
+            return self.default_ingestor
+        pipeline = self.pipeline(analyzer_names)
+        return Ingestor(self.library, pipeline, self.fetcher, self.settings.batch_size)
+
+    @cached_property
+    def default_ingestor(self) -> Ingestor:
+        from feedlens.services.ingest import Ingestor
+
+        with self._lock:
+            return Ingestor(
+                self.library, self.ingest_pipeline, self.fetcher, self.settings.batch_size, self.after_ingest
+            )
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from feedlens.services.jobs import JobService
+
+        with self._lock:
+            return JobService(self.library, self.default_ingestor)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release what was built: index files saved, HTTP client and database connections closed."""
+        built = self.__dict__
+        if "jobs" in built:
+            self.jobs.stop()
+        if "search" in built:
+            self.search.flush()
+        if "fetcher" in built:
+            self.fetcher.close()
+        self.database.dispose()
+
+
+def _models_of(settings: Settings) -> dict[str, Any]:
+    """The settings that shape analyzers and the text encoder: everything but where data lives."""
+    return settings.model_dump(exclude={"data_dir", "database_url"})
 
 
 def build_services(settings: Settings) -> Services:
     """Wire everything; nothing is loaded or connected until first used."""
+    from feedlens.runtime.conversions import default_converters
+
     store = ModelStore(settings.models_dir, Manifest.load(), default_converters())
     return Services(
         settings=settings,

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 class ServerBusyError(FeedlensError):
     code = "server_busy"
+    http_status = 429
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"all inference workers are busy and the queue is full; retry in {retry_after} s")

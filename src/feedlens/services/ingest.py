@@ -1,5 +1,8 @@
 """Ingest images (files, feed exports, uploads, URLs) into a workspace: read, dedupe, analyse, store.
 
+What to ingest comes from services/sources.py (files, folders, feed rows); single API uploads are batched
+by services/coalescing.py.
+
 Each batch is one transaction: images, analyses, posts and (for jobs) item states commit together or
 not at all. A killed ingest therefore loses at most the batch in flight, and a rerun skips what was
 committed (images are keyed by the SHA-256 of their bytes, posts by platform + post id).
@@ -9,10 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -21,11 +21,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode
-from feedlens.images import ImageDecoder
-from feedlens.services.feeds import FeedError, PostRecord, feed_format, read_feed, resolve_image
+from feedlens.services.feeds import PostRecord
 from feedlens.services.fetch import SafeFetcher
 from feedlens.services.library import Library
-from feedlens.services.pipeline import Pipeline, iter_image_files
+from feedlens.services.pipeline import Pipeline
 from feedlens.storage import repositories as repo
 
 log = logging.getLogger(__name__)
@@ -66,17 +65,18 @@ class IngestSummary:
 
 
 BatchHook = Callable[[Session, list[ItemOutcome]], None]
-CommitHook = Callable[[int, list[str]], None]
+CommitHook = Callable[[int, list[str]], None]  # (workspace, image ids) after a batch commits
 
 
 def chain_hooks(*hooks: CommitHook) -> CommitHook:
-    """One after-commit hook that runs each of `hooks`; one failing does not stop the others."""
+    """One after-commit hook that runs each of `hooks` in order; one failing does not stop the others
+    (the batch is committed; what a hook derives is redone later)."""
 
     def run(workspace: int, image_ids: list[str]) -> None:
         for hook in hooks:
             try:
                 hook(workspace, image_ids)
-            except Exception:  # the batch is committed; what the hook derives is redone later
+            except Exception:
                 log.exception("after-commit hook %r failed for %d images", hook, len(image_ids))
 
     return run
@@ -97,19 +97,22 @@ def _post_fields(post: PostRecord) -> dict[str, Any]:
 
 
 class Ingestor:
+    """Stores items into a workspace batch by batch: read, hash once, look up once, analyse what is new
+    (the pipeline decodes each image once; the thumbnail comes from that decode), commit, then run the
+    after-commit hook (Services.after_ingest: search, categories, brands, models, review)."""
+
     def __init__(
         self,
         library: Library,
         pipeline: Pipeline,
-        decoder: ImageDecoder,
         fetcher: SafeFetcher,
         batch_size: int,
-        after_commit: Callable[[int, list[str]], None] | None = None,
+        after_commit: CommitHook | None = None,
     ) -> None:
-        self.after_commit = after_commit  # (workspace, image ids): e.g. fuse captions into search vectors
+        self.after_commit = after_commit
         self.library = library
         self.pipeline = pipeline
-        self.decoder = decoder
+        self.decoder = library.decoder
         self.fetcher = fetcher
         self.batch_size = batch_size
 
@@ -148,7 +151,8 @@ class Ingestor:
             if d and d not in known and isinstance(data, bytes)
         }
         names = [next(i.source for i, d in zip(batch, digests, strict=True) if d == sha) for sha in fresh]
-        reports = dict(zip(fresh, self.pipeline.analyze_sources(names, list(fresh.values())), strict=True))
+        analysed = self.pipeline.analyze_sources(names, list(fresh.values()), digests=list(fresh))
+        reports = dict(zip(fresh, analysed, strict=True))
         versions = self.pipeline.versions()
         outcomes: list[ItemOutcome] = []
         with self.library.database.session() as session:
@@ -165,6 +169,8 @@ class Ingestor:
                 self.after_commit(workspace, image_ids)
             except Exception:  # the batch is committed; what the hook derives is redone lazily later
                 log.exception("after-commit hook failed for %d images", len(image_ids))
+        for report in reports.values():
+            report.image = None  # the pixels were needed for the thumbnail only
         return outcomes
 
     def _store(
@@ -196,91 +202,3 @@ class Ingestor:
             post_pk = repo.upsert_post(session, workspace, _post_fields(item.post), item.post.hashtags)
             repo.link_post_image(session, post_pk, image_id, item.position)
         return ItemOutcome(item, status, image_id=image_id)
-
-
-def items_from_paths(paths: Iterable[Path]) -> Iterator[IngestItem]:
-    """Ingest items for image files, folders (recursively; feed files inside are skipped) and feed
-    exports (.jsonl/.csv): one item per post image, and one failed item per bad feed row."""
-    for path in paths:
-        if path.is_file() and feed_format(path) is not None:
-            yield from _feed_items(path)
-            continue
-        for file in iter_image_files([path]):
-            if feed_format(file) is None:
-                yield IngestItem(source=str(file), path=file)
-
-
-def _feed_items(feed: Path) -> Iterator[IngestItem]:
-    for row in read_feed(feed):
-        where = f"{feed}:{row.line}"
-        if row.record is None:
-            error = row.error.to_dict() if row.error else {"code": "feed_invalid_record"}
-            yield IngestItem(source=where, error=error)
-            continue
-        for position, ref in enumerate(row.record.images):
-            try:
-                target = resolve_image(ref, feed.parent)
-            except FeedError as exc:
-                yield IngestItem(source=where, error=exc.to_dict())
-                continue
-            if isinstance(target, Path):
-                yield IngestItem(source=str(target), path=target, post=row.record, position=position)
-            else:
-                yield IngestItem(source=target, url=target, post=row.record, position=position)
-
-
-@dataclass
-class _Waiting:
-    workspace: int
-    item: IngestItem
-    future: Future[ItemOutcome]
-
-
-class CoalescingIngestor:
-    """Stores single-image requests in shared batches: requests that arrive while the models are busy are
-    taken together by the next `drain()`, so concurrent clients get batched inference (one forward pass
-    for many images) without any client waiting for a timer.
-
-    Usage per request: `future = submit(...)`, then run `drain()` on an inference thread; the future is
-    done afterwards (by this drain or an earlier one).
-    """
-
-    def __init__(self, ingestor: Ingestor, linger_s: float = 0.05) -> None:
-        self.ingestor = ingestor
-        self.linger_s = linger_s
-        self._last_batch = 1
-        self._lock = threading.Lock()
-        self._waiting: list[_Waiting] = []
-
-    def submit(self, workspace: int, item: IngestItem) -> Future[ItemOutcome]:
-        future: Future[ItemOutcome] = Future()
-        with self._lock:
-            self._waiting.append(_Waiting(workspace, item, future))
-        return future
-
-    def drain(self) -> int:
-        """Process up to one batch of waiting items; returns how many were taken."""
-        with self._lock:
-            short = 0 < len(self._waiting) < self._last_batch
-        if short:
-            # Clients that were just answered send their next image within milliseconds; waiting that
-            # long keeps batches full instead of alternating between one image and the rest.
-            time.sleep(self.linger_s)
-        with self._lock:
-            taken = self._waiting[: self.ingestor.batch_size]
-            del self._waiting[: len(taken)]
-            if taken:
-                self._last_batch = len(taken)
-        if taken:
-            log.debug("coalesced %d waiting images into one batch", len(taken))
-        for workspace in dict.fromkeys(w.workspace for w in taken):
-            group = [w for w in taken if w.workspace == workspace]  # a batch commits into one workspace
-            try:
-                outcomes = self.ingestor.process_batch(workspace, [w.item for w in group])
-            except BaseException as exc:  # e.g. the database went away: every waiting request learns it
-                for waiting in group:
-                    waiting.future.set_exception(exc)
-                continue
-            for waiting, outcome in zip(group, outcomes, strict=True):
-                waiting.future.set_result(outcome)
-        return len(taken)

@@ -7,6 +7,7 @@ leaves at worst an unreferenced file, never a row without its file.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
+from feedlens.core.errors import CodedError
+from feedlens.core.filters import ImageFilter
 from feedlens.core.results import EmbeddingResult, ImageReport
 from feedlens.images import ImageDecoder
 from feedlens.storage import embeddings as vectors
@@ -76,17 +79,14 @@ class Library:
         versions: dict[str, str],
         source: str,
     ) -> tuple[str, bool]:
-        """Store an analysed image (ok report); returns (image id, created). Idempotent per content."""
+        """Store an analysed image (ok report); returns (image id, created). Idempotent per content: the
+        same bytes stored meanwhile (a concurrent ingest) get these analyses added instead."""
         assert report.ok and report.sha256 and report.format and report.width and report.height
         results = {name: result.to_dict() for name, result in report.results.items()}
-        existing = repo.images_by_sha(session, workspace, [report.sha256]).get(report.sha256)
-        if existing is not None:
-            repo.add_analyses(session, existing, results, {n: versions[n] for n in results})
-            self.store_vectors(session, existing, report, versions)
-            return existing, False
         copy = stored_copy(data, report.format, self.settings.store_metadata)
         blob = self.blobs.put("originals", copy.data)
-        self.blobs.put_as("thumbnails", blob, self._thumbnail(copy.data))
+        self.blobs.put_as("thumbnails", blob, self._thumbnail(copy.data, report))
+        # One statement decides: ON CONFLICT DO NOTHING finds a row stored since the caller looked.
         image_id, created = repo.insert_image(
             session,
             workspace_id=workspace,
@@ -98,7 +98,6 @@ class Library:
             size_bytes=len(data),
             source=printable(source)[:2000],
         )
-        # Not created: a concurrent ingest of the same bytes won the race; its analyses are as good.
         repo.add_analyses(session, image_id, results, {n: versions[n] for n in results})
         self.store_vectors(session, image_id, report, versions)
         return image_id, created
@@ -112,10 +111,15 @@ class Library:
             # the caption-fused vector derives from content: drop it, search re-fuses it (sync / ingest hook)
             vectors.drop(session, image_id, "semantic")
 
-    def _thumbnail(self, data: bytes) -> bytes:
+    def _thumbnail(self, data: bytes, report: ImageReport | None = None) -> bytes:
+        """A WebP at most `thumbnail_side` px a side, from the image the pipeline already decoded when it is
+        large enough (ingest decodes once), else decoded from `data` (JPEG draft mode: cheap)."""
         side = self.settings.thumbnail_side
-        decoded = self.decoder.decode(data, min_side=side)  # JPEG draft mode: cheap even for 12 MP
-        thumb = decoded.image.copy()
+        decoded = report.image if report is not None else None
+        original = max(report.width or 0, report.height or 0) if report is not None else 0
+        if decoded is None or max(decoded.size) < min(side, original):
+            decoded = self.decoder.decode(data, min_side=side).image
+        thumb = decoded.copy()
         thumb.thumbnail((side, side), PILImage.Resampling.LANCZOS)
         out = io.BytesIO()
         thumb.save(out, "WEBP", quality=80)
@@ -125,7 +129,8 @@ class Library:
     def views(
         self, session: Session, images: Sequence[Image], current: dict[str, str]
     ) -> list[dict[str, Any]]:
-        """API form of images: metadata, posts, newest result per analyzer, and which results are stale."""
+        """API form of images: metadata, posts, newest result per analyzer, and which results are stale
+        against `current` (analyzer -> the version the default pipeline stores now)."""
         ids = [i.id for i in images]
         analyses = repo.current_analyses(session, ids)
         posts = repo.posts_of(session, ids)
@@ -151,6 +156,43 @@ class Library:
                 }
             )
         return out
+
+    def view(self, workspace: int, image_id: str, current: dict[str, str]) -> dict[str, Any] | None:
+        """One image's view; None when the workspace has no such image."""
+        with self.database.session() as session:
+            image = repo.get_image(session, workspace, image_id)
+            return self.views(session, [image], current)[0] if image is not None else None
+
+    def views_by_id(
+        self, workspace: int, image_ids: Sequence[str], current: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Views of the workspace's images among `image_ids`, by id (others are left out)."""
+        with self.database.session() as session:
+            images = repo.get_images(session, workspace, image_ids)
+            return {v["id"]: v for v in self.views(session, images, current)}
+
+    def page(
+        self, workspace: int, filters: ImageFilter, limit: int, cursor: str | None, current: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the workspace's images, newest first, and the cursor of the next page. Images hidden
+        until reviewed stay out while FEEDLENS_REVIEW__HIDE_UNREVIEWED is on (docs/feedback.md)."""
+        if self.settings.review.hide_unreviewed:
+            filters = dataclasses.replace(filters, hide_unreviewed=True)
+        with self.database.session() as session:
+            try:
+                page, next_cursor = repo.list_images(session, workspace, filters, limit, cursor)
+            except ValueError:
+                raise CodedError("invalid_cursor", "the cursor was not made by this server") from None
+            return self.views(session, page, current), next_cursor
+
+    def sources(self, workspace: int, image_ids: Sequence[str]) -> dict[str, str]:
+        """image id -> where it came from (file name, URL, upload name)."""
+        with self.database.session() as session:
+            return {i.id: i.source for i in repo.get_images(session, workspace, image_ids)}
+
+    def count(self, workspace: int) -> int:
+        with self.database.session() as session:
+            return repo.count_images(session, workspace, ImageFilter())
 
     def thumbnail(self, workspace: int, image_id: str) -> bytes | None:
         with self.database.session() as session:

@@ -63,7 +63,7 @@ class PipelineStats:
 class Pipeline:
     """Decode once at the largest size any analyzer needs, then run each analyzer on the whole batch.
 
-    `analyzers` must be ordered dependencies first (`registry.create_analyzers` does this). Results of
+    `analyzers` must be ordered dependencies first (`Services.pipeline` does this). Results of
     `internal` analyzers feed their dependents and are reported only if named in `report`.
     """
 
@@ -86,15 +86,24 @@ class Pipeline:
             analyzer.load()
 
     def analyze_paths(self, paths: Iterable[Path], batch_size: int) -> Iterator[ImageReport]:
-        """Reports in input order, one per file; bad files become error reports, never exceptions."""
+        """Reports in input order, one per file; bad files become error reports, never exceptions. The
+        decoded images are not kept on these reports (a long run would hold every one)."""
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="decode") as pool:
             for batch in _batched(paths, batch_size):
-                yield from self._analyze_batch([str(p) for p in batch], batch, pool)
+                for report in self._analyze_batch([str(p) for p in batch], batch, pool):
+                    report.image = None
+                    yield report
 
-    def analyze_sources(self, names: Sequence[str], sources: Sequence[bytes | Path]) -> list[ImageReport]:
-        """One batch of already-read images (or files), reported in order."""
+    def analyze_sources(
+        self,
+        names: Sequence[str],
+        sources: Sequence[bytes | Path],
+        digests: Sequence[str | None] | None = None,
+    ) -> list[ImageReport]:
+        """One batch of already-read images (or files), reported in order. `digests`: the SHA-256 of
+        each source where the caller already computed it (not hashed again)."""
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="decode") as pool:
-            return self._analyze_batch(list(names), sources, pool)
+            return self._analyze_batch(list(names), sources, pool, digests)
 
     def versions(self) -> dict[str, str]:
         """Analyzer name -> version of its code and models, for every analyzer this pipeline reports."""
@@ -104,17 +113,22 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=1) as pool:
             return self._analyze_batch([name or str(source)], [source], pool)[0]
 
-    def _decode(self, source: bytes | Path) -> DecodedImage | ImageError:
+    def _decode(self, source: bytes | Path, digest: str | None = None) -> DecodedImage | ImageError:
         try:
-            return self.decoder.decode(source, min_side=self.decode_size)
+            return self.decoder.decode(source, min_side=self.decode_size, sha256=digest)
         except ImageError as exc:
             return exc
 
     def _analyze_batch(
-        self, names: list[str], sources: Sequence[bytes | Path], pool: ThreadPoolExecutor
+        self,
+        names: list[str],
+        sources: Sequence[bytes | Path],
+        pool: ThreadPoolExecutor,
+        digests: Sequence[str | None] | None = None,
     ) -> list[ImageReport]:
         start = time.perf_counter()
-        decoded = list(pool.map(self._decode, sources))  # Pillow releases the GIL while decoding
+        known = list(digests) if digests is not None else [None] * len(sources)
+        decoded = list(pool.map(self._decode, sources, known))  # Pillow releases the GIL while decoding
         self.stats.add("decode", time.perf_counter() - start)
         reports: list[ImageReport] = []
         good: list[tuple[ImageReport, DecodedImage]] = []
@@ -123,7 +137,12 @@ class Pipeline:
                 reports.append(ImageReport(path=name, error=item.to_dict()))
                 continue
             report = ImageReport(
-                path=name, sha256=item.sha256, width=item.width, height=item.height, format=item.format
+                path=name,
+                sha256=item.sha256,
+                width=item.width,
+                height=item.height,
+                format=item.format,
+                image=item.image,
             )
             reports.append(report)
             good.append((report, item))

@@ -5,28 +5,17 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from feedlens.core.errors import ConfigError, FeedlensError
 from feedlens.core.imageops import obscure
+from feedlens.core.redaction import Method, Target
 from feedlens.core.results import Box
 from feedlens.services.factory import Services
 from feedlens.services.pipeline import AnalysisFailure
 
 MARGIN = 0.15  # grow each box by this fraction per side: detectors' boxes hug the face or region tightly
-
-
-class Target(StrEnum):
-    FACES = "faces"
-    NUDITY = "nudity"
-    TEXT = "text"
-
-
-class Method(StrEnum):
-    BLUR = "blur"
-    PIXELATE = "pixelate"
 
 
 def _face_boxes(result: Any) -> list[Box]:

@@ -23,13 +23,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.config import Settings
+from feedlens.core.filters import ImageFilter
 from feedlens.core.results import LabelsResult
 from feedlens.index.store import IndexStore
 from feedlens.runtime.text_encoder import TextEncoder
-from feedlens.services.factory import Services
-from feedlens.services.pipeline import Pipeline
 from feedlens.storage import embeddings as vectors
 from feedlens.storage import feedback
 from feedlens.storage import repositories as repo
@@ -76,15 +74,6 @@ def visual_vector(labels: LabelsResult) -> np.ndarray:
         raise ValueError("the labels result carries no features")
     features = np.asarray(labels.features, dtype=np.float32)
     return features / max(float(np.linalg.norm(features)), 1e-12)
-
-
-def upload_pipeline(services: Services) -> Pipeline:
-    """`labels` alone, decoding at the size the ingest pipeline decodes at: the backbone's features depend
-    on the decoded size (JPEG draft scale, box reduction), and an upload must be embedded exactly as the
-    stored images were, or "similar to this photo" misses the photo itself (cosine ~0.94, not 1.0)."""
-    pipeline = services.pipeline(["labels"])
-    pipeline.decode_size = services.pipeline(DEFAULT_ANALYZERS).decode_size
-    return pipeline
 
 
 def caption_text(posts: Sequence[Post]) -> str:
@@ -209,8 +198,8 @@ class SearchService:
                 self.indexes.save(workspace, kind, purge=True)
 
     # -- queries ---------------------------------------------------------------------------------------
-    def _allowed(self, workspace: int, filters: repo.ImageFilter | None) -> set[str] | None:
-        if filters is None or filters in (repo.ImageFilter(), repo.ImageFilter(hide_unreviewed=True)):
+    def _allowed(self, workspace: int, filters: ImageFilter | None) -> set[str] | None:
+        if filters is None or filters in (ImageFilter(), ImageFilter(hide_unreviewed=True)):
             return None
         if self.settings.review.hide_unreviewed:
             filters = dataclasses.replace(filters, hide_unreviewed=True)
@@ -221,7 +210,7 @@ class SearchService:
         """Images FEEDLENS_REVIEW__HIDE_UNREVIEWED keeps out of sight now (empty when the setting is off)."""
         return self._hidden(workspace, None)
 
-    def _hidden(self, workspace: int, filters: repo.ImageFilter | None) -> list[str]:
+    def _hidden(self, workspace: int, filters: ImageFilter | None) -> list[str]:
         """Images hidden until reviewed (when the setting or the filter says so); without other filters they
         are left out of the hits rather than every other image listed as allowed."""
         if not (self.settings.review.hide_unreviewed or (filters is not None and filters.hide_unreviewed)):
@@ -235,7 +224,7 @@ class SearchService:
         kind: str,
         query: np.ndarray,
         calibration: Calibration,
-        filters: repo.ImageFilter | None,
+        filters: ImageFilter | None,
         limit: int,
         offset: int,
         min_score: float | None,
@@ -259,7 +248,7 @@ class SearchService:
         workspace: int,
         query: str,
         negative: Sequence[str] = (),
-        filters: repo.ImageFilter | None = None,
+        filters: ImageFilter | None = None,
         limit: int = 20,
         offset: int = 0,
         min_score: float | None = None,
@@ -277,7 +266,7 @@ class SearchService:
         workspace: int,
         vector: np.ndarray | None = None,
         image_id: str | None = None,
-        filters: repo.ImageFilter | None = None,
+        filters: ImageFilter | None = None,
         limit: int = 20,
         offset: int = 0,
         min_score: float | None = None,
@@ -297,6 +286,20 @@ class SearchService:
             workspace, VISUAL, vector, self.image_calibration, filters, limit, offset, min_score, exclude
         )
 
+    def duplicates(self, workspace: int) -> dict[str, Any]:
+        """Exact, near and similar groups of the workspace's visible images (services/duplicates.py)."""
+        from feedlens.services.duplicates import find_duplicates
+
+        hidden = self.hidden_ids(workspace)
+        return find_duplicates(self.database, workspace, self.settings.search, hidden)
+
+    def clusters(self, workspace: int, min_size: int = 3) -> dict[str, Any]:
+        """Named visual clusters of the workspace's visible images and the outliers (services/clusters.py;
+        HDBSCAN comes from scikit-learn, imported here, not at start-up)."""
+        from feedlens.services.clusters import find_clusters
+
+        return find_clusters(self.database, workspace, min_size, self.hidden_ids(workspace))
+
     def rebuild(self, workspace: int) -> dict[str, int]:
         """Rebuild every index of the workspace from the table (`feedlens index rebuild`)."""
         out: dict[str, Any] = {}
@@ -310,11 +313,3 @@ class SearchService:
                 self._marks.pop((workspace, kind), None)
                 out[kind] = len(found)
         return out
-
-
-def build_search(services: Services) -> SearchService:
-    """The search service over the services' database, with its index files under the data folder."""
-    settings = services.settings
-    encoder = TextEncoder(services.store, threads=settings.threads_per_worker)
-    indexes = IndexStore(settings.index_dir, backend=settings.search.backend)
-    return SearchService(services.database, indexes, encoder, settings, encoder.version)

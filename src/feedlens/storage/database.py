@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedlens.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = "feedlens.storage:migrations"
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,21 +52,41 @@ def create_db_engine(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # alembic costs ~0.5 s to import: only when a migration runs
+
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.attributes["engine"] = engine
     return config
 
 
+def head_revision() -> str:
+    """The newest migration's id. Migrations are one linear chain whose ids are their file prefixes
+    (0001_..., 0002_...), so the head is the largest prefix; tests check this against alembic's view."""
+    return max(p.name.split("_", 1)[0] for p in VERSIONS.glob("[0-9]*_*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision recorded in the database; None for an empty database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):  # a new, empty database
+            return None
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if revision is None else str(revision)
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (creates it on an empty database). Idempotent."""
+    """Bring the schema to the newest migration (creates it on an empty database). Idempotent; a database
+    already at the head costs one query and never imports alembic."""
+    if current_revision(engine) == head_revision():
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
 def schema_is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+    return current_revision(engine) == head_revision()
 
 
 class Database:
@@ -76,13 +96,17 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = False
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        migrate(self.engine)
+        """Migrate once per process: CLI commands and services call this freely."""
+        if not self._migrated:
+            migrate(self.engine)
+            self._migrated = True
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from feedlens.core.filters import ImageFilter
 from feedlens.storage.facets import facets_for
 from feedlens.storage.tables import (
     HIDDEN_REVIEW_STATES,
@@ -215,30 +215,6 @@ def orphaned_post_images(session: Session, workspace: int, author: str) -> tuple
         )
     )
     return posts, sorted(linked - shared)
-
-
-@dataclass(frozen=True, slots=True)
-class ImageFilter:
-    """Filters of GET /v1/images; all given ones must hold."""
-
-    label: str | None = None  # an ImageNet label or a WordNet concept ("dog" finds every breed)
-    label_min_score: float = 0.1
-    category: str | None = None  # an assigned category of the workspace's taxonomy, or "other"
-    brand: str | None = None  # a registered brand mentioned (logo, text or caption)
-    safety: str | None = None
-    emotion: str | None = None
-    sentiment: str | None = None
-    colour: str | None = None
-    has_text: bool | None = None
-    min_faces: int | None = None
-    author: str | None = None
-    hashtag: str | None = None
-    platform: str | None = None
-    since: datetime | None = None  # ingested at or after
-    until: datetime | None = None
-    posted_since: datetime | None = None
-    posted_until: datetime | None = None
-    hide_unreviewed: bool = False  # leave out images waiting for moderation review, or rejected by it
 
 
 def hidden_by_review() -> ColumnElement[bool]:

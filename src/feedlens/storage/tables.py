@@ -26,6 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from feedlens.core.results.base import AnalyzerResult
+from feedlens.core.results.loading import load_result
+
 # Stable constraint names, so migrations can refer to them on SQLite and PostgreSQL alike.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -150,6 +153,11 @@ class Analysis(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="analyses")
+
+    @property
+    def loaded(self) -> AnalyzerResult | None:
+        """The result as its type (core/results/loading.py); None for one of another schema version."""
+        return load_result(self.analyzer, self.result)
 
 
 class Facet(Base):

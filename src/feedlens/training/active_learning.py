@@ -29,9 +29,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import normalize
 
 from feedlens.core.errors import FeedlensError
 
@@ -60,6 +57,8 @@ class ActiveLearningCode(StrEnum):
 
 class ActiveLearningError(FeedlensError):
     """Bad input to active learning: the caller's fault. `code` is an `ActiveLearningCode` value."""
+
+    http_status = 422
 
     def __init__(self, code: ActiveLearningCode, message: str) -> None:
         super().__init__(message)
@@ -199,6 +198,10 @@ def _check_embeddings(embeddings: Any, n_rows: int) -> np.ndarray:
 
 def _cluster(x: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
     """(M, D) embeddings -> (M,) cluster ids in [0, k), uncertainty-weighted k-means on unit vectors."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import normalize
+
     if k <= 1 or len(x) <= 1:
         return np.zeros(len(x), dtype=np.int64)
     unit = normalize(x)  # zero rows stay zero

@@ -72,6 +72,7 @@ class DatasetError(FeedlensError):
     """A dataset that cannot be used; `problems` lists every reason (each with its own code)."""
 
     code = "dataset_invalid"
+    http_status = 422
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
@@ -82,6 +83,9 @@ class DatasetError(FeedlensError):
     @property
     def codes(self) -> set[str]:
         return {p.code.value for p in self.problems}
+
+    def problem_lines(self) -> list[str]:
+        return [f"[{p.code.value}] {p.message}" for p in self.problems]
 
     def to_dict(self) -> dict[str, Any]:
         problems = [{"code": p.code.value, "message": p.message} for p in self.problems]

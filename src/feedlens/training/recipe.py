@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -33,13 +33,13 @@ from feedlens.training.datasets import (
     Resolver,
     load_image,
 )
-from feedlens.training.export import DEFAULT_MAX_LOSS_POINTS, compress, export_onnx
-from feedlens.training.finetune import CHECKPOINT_NAME, FinetuneConfig, finetune
+from feedlens.training.export import DEFAULT_MAX_LOSS_POINTS
 from feedlens.training.inputs import LabelledImages
-from feedlens.training.network import TrainedClassifier
-from feedlens.training.probe import probe
-from feedlens.training.report import EvaluationReport, ModelInfo, evaluate
 from feedlens.training.splits import Split, class_report, class_weights, resample, split, stable_split
+
+if TYPE_CHECKING:  # torch, kornia and scikit-learn load when a model is trained or evaluated, not before
+    from feedlens.training.network import TrainedClassifier
+    from feedlens.training.report import EvaluationReport, ModelInfo
 
 KEEP_SIDE = 288  # decoded images are kept with this shorter side: enough for 224 crops after zoom-out
 CALIBRATION_IMAGES = 64  # int8 ranges from up to this many training images (ORT's min/max needs few)
@@ -175,6 +175,11 @@ def train_model(
     `weights`: the EfficientNet-Lite0 .pth. `baseline` predicts the same classes (in `dataset.classes`
     order) for the side-by-side comparison in the report; `version` names the model in the report.
     """
+    from feedlens.training.export import compress, export_onnx
+    from feedlens.training.finetune import CHECKPOINT_NAME, FinetuneConfig, finetune
+    from feedlens.training.probe import probe
+    from feedlens.training.report import ModelInfo
+
     decoded = decode_all(dataset, decoder, resolve, options.skip_bad_images)
     data = decoded.dataset
     classes = list(data.classes)
@@ -268,6 +273,8 @@ def evaluate_images(
     baseline_info: ModelInfo | None = None,
 ) -> EvaluationReport:
     """The evaluation report of `probabilities` (N, K) for `items`, with a baseline's when given."""
+    from feedlens.training.report import evaluate
+
     images = [decoded.images[i.key] for i in items]
     base = None if baseline is None else baseline(images)
     return evaluate(
@@ -315,6 +322,8 @@ def evaluate_model(
     """Evaluate `model` on `dataset` (its test split if it is the dataset the model was trained on, hash
     `trained_on`; else all of it). The dataset's classes must be among the model's (`unknown_label`
     otherwise); classes the dataset lacks simply have no support. Returns the report and the split name."""
+    from feedlens.training.report import ModelInfo
+
     opts = options or TrainOptions()
     names = list(model.class_names)
     unknown = sorted(set(dataset.classes) - set(names))

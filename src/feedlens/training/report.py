@@ -44,8 +44,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy.stats import binomtest  # type: ignore[import-untyped]  # no type information shipped
-from sklearn import metrics as skm
 
 from feedlens.core.errors import FeedlensError
 
@@ -218,6 +216,8 @@ def _f(x: Any) -> float | None:
 
 
 def _summarise(names: list[str], y: np.ndarray, proba: np.ndarray, *, with_curves: bool) -> dict[str, Any]:
+    from sklearn import metrics as skm
+
     k = len(names)
     labels = np.arange(k)
     pred = proba.argmax(axis=1)
@@ -326,6 +326,8 @@ def calibration(y: np.ndarray, proba: np.ndarray, n_bins: int = CALIBRATION_BINS
 def _confused_pairs(
     names: list[str], y: np.ndarray, proba: np.ndarray, keys: list[str] | None
 ) -> list[dict[str, Any]]:
+    from sklearn import metrics as skm
+
     k = len(names)
     pred = proba.argmax(axis=1)
     cm = skm.confusion_matrix(y, pred, labels=np.arange(k))
@@ -357,6 +359,8 @@ def _compare(
     summary: dict[str, Any],
     baseline_model: ModelInfo | None,
 ) -> dict[str, Any]:
+    from scipy.stats import binomtest  # type: ignore[import-untyped]  # no type information shipped
+
     base = _summarise(names, y, base_proba, with_curves=False)
 
     def scalars(s: dict[str, Any]) -> dict[str, float | None]:
@@ -403,6 +407,7 @@ def _compare(
 # -- thumbnails and files --------------------------------------------------------------------------------
 def _thumbnail(load: ThumbnailLoader, key: str) -> str | None:
     """A PNG data URI at most THUMBNAIL_PX a side, or None when the loader fails for this key."""
+
     try:
         picture = load(key)
         image = Image.open(io.BytesIO(picture)) if isinstance(picture, bytes) else picture

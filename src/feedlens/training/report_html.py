@@ -1,9 +1,12 @@
 """The evaluation report as one self-contained HTML page (see report.py for the metrics it shows).
 
-No external asset: plots are base64 PNGs drawn with matplotlib's Agg canvas (a bare `Figure`, never
-pyplot, so no global figure state is shared between threads), thumbnails are data URIs and the CSS is
-inline. Every user-supplied string (class names, keys, model metadata, title) goes through `html.escape`,
-and a Content-Security-Policy forbids scripts and remote loads should anything slip through.
+Python computes every number and draws every plot; the Jinja2 template templates/report.html.j2 does all
+the markup. Autoescape is on, so every user-supplied string (class names, keys, model metadata, title,
+thumbnails' data URIs) is escaped wherever the template puts it, and StrictUndefined makes a missing or
+misspelt value an error instead of a silent blank. No external asset: plots are base64 PNGs drawn with
+matplotlib's Agg canvas (a bare `Figure`, never pyplot, so no global figure state is shared between
+threads), thumbnails are data URIs, the CSS is inline, and a Content-Security-Policy forbids scripts and
+remote loads should anything slip through.
 Section ids (stable, tested): summary, per-class, confusion-matrix, roc, pr, calibration, confused-pairs,
 comparison.
 """
@@ -11,16 +14,19 @@ comparison.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from html import escape
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # jinja2 and matplotlib load only when a page is rendered: importing this module is cheap
+    import jinja2
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -32,43 +38,76 @@ SECTIONS = (
     ("confused-pairs", "Most confused pairs"),
     ("comparison", "Comparison"),
 )
+TEMPLATE = "report.html.j2"
 LEGEND_MAX = 12  # more curves than this: no legend, the per-class table has the numbers
 ANNOTATE_MAX = 20  # confusion-matrix cells get their count written in when K is at most this
 LABEL_CHARS = 28
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-nav a{margin-right:1em}table{border-collapse:collapse;margin:.8em 0}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
-td.name,th.name{text-align:left}.note{color:#666}.plot{max-width:100%;height:auto}
-.pair{margin:1em 0}.thumbs figure{display:inline-block;margin:0 .8em .5em 0;text-align:center}
-.thumbs figcaption{font-size:.8em;color:#555;max-width:140px;overflow-wrap:anywhere}
-.pos{color:#1a7f37}.neg{color:#b42318}
-"""
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Table cell text shown in a `<span class="{css}">` (coloured deltas, notes); plain cells are `str`."""
+
+    text: str
+    css: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """Plain-text header and rows (the template escapes them); the first `names` columns are left-aligned."""
+
+    header: Sequence[str]
+    rows: Sequence[Sequence[str | Cell]]
+    names: int = 1
+
+
+@dataclass(frozen=True)
+class Plot:
+    alt: str
+    src: str  # data:image/png;base64,...
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One confused pair; `examples` are (item key, thumbnail data URI or None when there is no image)."""
+
+    actual: str
+    predicted: str
+    count: int
+    rate: str
+    examples: Sequence[tuple[str, str | None]]
 
 
 def render_html(metrics: Mapping[str, Any], thumbnails: Mapping[str, str], title: str) -> str:
-    body = [
-        _summary(metrics),
-        _per_class(metrics),
-        _confusion(metrics),
-        _roc(metrics),
-        _pr(metrics),
-        _calibration(metrics),
-        _pairs(metrics, thumbnails),
-        _comparison(metrics),
-    ]
-    nav = " ".join(f'<a href="#{sid}">{label}</a>' for sid, label in SECTIONS)
-    sections = "\n".join(
-        f'<section id="{sid}">\n<h2>{label}</h2>\n{content}\n</section>'
-        for (sid, label), content in zip(SECTIONS, body, strict=True)
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{escape(title)}</h1>\n<nav>{nav}</nav>\n{sections}\n</body>\n</html>\n"
+    return _environment().get_template(TEMPLATE).render(_context(metrics, thumbnails, title))
+
+
+def _context(metrics: Mapping[str, Any], thumbnails: Mapping[str, str], title: str) -> dict[str, Any]:
+    """Everything the template shows: `data` holds one entry per section id of SECTIONS."""
+    data: dict[str, object] = {
+        "summary": _summary(metrics),
+        "per-class": _per_class(metrics),
+        "confusion-matrix": _confusion(metrics),
+        "roc": _curves(metrics, "roc"),
+        "pr": _curves(metrics, "pr"),
+        "calibration": _calibration(metrics),
+        "confused-pairs": _pairs(metrics, thumbnails),
+        "comparison": _comparison(metrics),
+    }
+    return {"title": title, "sections": SECTIONS, "data": data}
+
+
+@functools.cache  # one environment per process: it caches the compiled template
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("feedlens.training", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
@@ -77,21 +116,10 @@ def _num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _signed(x: float | None) -> str:
+def _signed(x: float | None) -> str | Cell:
     if x is None:
         return "n/a"
-    css = "pos" if x > 0 else "neg" if x < 0 else ""
-    return f'<span class="{css}">{x:+.3f}</span>'
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], names: int = 1) -> str:
-    """Cells are HTML already (callers escape); the first `names` columns are left-aligned."""
-
-    def cells(row: Sequence[str], tag: str) -> str:
-        return "".join(f"<{tag}{' class=name' if i < names else ''}>{c}</{tag}>" for i, c in enumerate(row))
-
-    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
-    return f"<table><thead><tr>{cells(header, 'th')}</tr></thead><tbody>{body}</tbody></table>"
+    return Cell(f"{x:+.3f}", "pos" if x > 0 else "neg" if x < 0 else "")
 
 
 def _plot_label(name: str) -> str:
@@ -101,35 +129,38 @@ def _plot_label(name: str) -> str:
     return " " + short if short.startswith("_") else short
 
 
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+def _canvas(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    fig = _canvas(width, height)
     return fig, fig.add_subplot()
 
 
-def _img(fig: Figure, alt: str) -> str:
+def _plot(fig: Figure, alt: str) -> Plot:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img class="plot" alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+    return Plot(alt, "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
 
 
-def _model_rows(info: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _model_table(header: str, info: Mapping[str, Any] | None) -> Table:
     if info is None:
-        return [("model", '<span class="note">not given</span>')]
-    rows = [
-        ("version", escape(str(info["version"]))),
-        ("dataset hash", escape(str(info["dataset_hash"] or "n/a"))),
-    ]
+        return Table([header, ""], [("model", Cell("not given", "note"))])
+    rows = [("version", str(info["version"])), ("dataset hash", str(info["dataset_hash"] or "n/a"))]
     rows += [
-        (f"parameter {escape(str(k))}", escape(json.dumps(v, ensure_ascii=False)))
-        for k, v in sorted(info["parameters"].items())
+        (f"parameter {k}", json.dumps(v, ensure_ascii=False)) for k, v in sorted(info["parameters"].items())
     ]
-    return rows
+    return Table([header, ""], rows)
 
 
 # -- sections ------------------------------------------------------------------------------------------
-def _summary(m: Mapping[str, Any]) -> str:
+def _summary(m: Mapping[str, Any]) -> dict[str, object]:
     macro, cal = m["macro"], m["calibration"]
     rows = [
         ("items", str(m["n_items"])),
@@ -144,31 +175,24 @@ def _summary(m: Mapping[str, Any]) -> str:
         ("log loss", _num(m["log_loss"])),
         ("Brier score", _num(m["brier_score"])),
     ]
-    absent = [c["class"] for c in m["per_class"] if c["support"] == 0]
-    note = (
-        f'<p class="note">Not in the evaluated items (no recall, ROC or PR): {escape(", ".join(absent))}.</p>'
-        if absent
-        else ""
-    )
-    return (
-        _table(["model", ""], _model_rows(m["model"]))
-        + _table(["metric", "value"], rows)
-        + note
-        + '<p class="note">Macro precision, recall and F1 average the classes present or predicted.</p>'
-    )
+    return {
+        "model": _model_table("model", m["model"]),
+        "metrics": Table(["metric", "value"], rows),
+        "absent": [c["class"] for c in m["per_class"] if c["support"] == 0],
+    }
 
 
-def _per_class(m: Mapping[str, Any]) -> str:
+def _per_class(m: Mapping[str, Any]) -> Table:
     header = ["class", "support", "predicted", "precision", "recall", "F1", "ROC AUC", "average precision"]
     rows = [
-        [escape(c["class"]), str(c["support"]), str(c["predicted"])]
+        [c["class"], str(c["support"]), str(c["predicted"])]
         + [_num(c[key]) for key in ("precision", "recall", "f1", "roc_auc", "average_precision")]
         for c in m["per_class"]
     ]
-    return _table(header, rows)
+    return Table(header, rows)
 
 
-def _confusion(m: Mapping[str, Any]) -> str:
+def _confusion(m: Mapping[str, Any]) -> dict[str, object]:
     names: list[str] = m["classes"]
     cm = np.asarray(m["confusion_matrix"], dtype=np.int64)
     k = len(names)
@@ -187,20 +211,12 @@ def _confusion(m: Mapping[str, Any]) -> str:
             for p in range(k):
                 colour = "white" if share[t, p] > 0.5 else "black"
                 ax.text(p, t, str(cm[t, p]), ha="center", va="center", color=colour, fontsize=8)
-    header = ["true \\ predicted", *(escape(n) for n in names)]
-    rows = [[escape(n), *(str(v) for v in cm[i])] for i, n in enumerate(names)]
-    return _img(fig, "confusion matrix") + _table(header, rows)
+    rows = [[n, *(str(v) for v in cm[i])] for i, n in enumerate(names)]
+    return {"plot": _plot(fig, "confusion matrix"), "table": Table(["true \\ predicted", *names], rows)}
 
 
-def _skipped_note(m: Mapping[str, Any], curve: str) -> str:
-    skipped = [s for s in m["curves"]["skipped"] if s["curve"] == curve]
-    if not skipped:
-        return ""
-    items = "; ".join(f"{escape(s['class'])} ({escape(s['reason'])})" for s in skipped)
-    return f'<p class="note">Skipped: {items}.</p>'
-
-
-def _curves(m: Mapping[str, Any], curve: str) -> str:
+def _curves(m: Mapping[str, Any], curve: str) -> dict[str, object]:
+    """ROC (`curve` "roc") or precision-recall ("pr") curves, one per class, with the macro score."""
     is_roc = curve == "roc"
     entries = m["curves"][curve]
     fig, ax = _figure(6.5, 5.5)
@@ -226,26 +242,19 @@ def _curves(m: Mapping[str, Any], curve: str) -> str:
             fontsize=8,
             title="AUC" if is_roc else "average precision",
         )
-    key = "roc_auc" if is_roc else "average_precision"
-    macro = m["macro"][key]
-    text = f"<p>Macro {'ROC AUC' if is_roc else 'average precision'}: {_num(macro)} (one-vs-rest).</p>"
-    return text + _img(fig, "ROC curves" if is_roc else "precision-recall curves") + _skipped_note(m, curve)
+    return {
+        "score": "ROC AUC" if is_roc else "average precision",
+        "macro": _num(m["macro"]["roc_auc" if is_roc else "average_precision"]),
+        "plot": _plot(fig, "ROC curves" if is_roc else "precision-recall curves"),
+        "skipped": [(s["class"], s["reason"]) for s in m["curves"]["skipped"] if s["curve"] == curve],
+    }
 
 
-def _roc(m: Mapping[str, Any]) -> str:
-    return _curves(m, "roc")
-
-
-def _pr(m: Mapping[str, Any]) -> str:
-    return _curves(m, "pr")
-
-
-def _calibration(m: Mapping[str, Any]) -> str:
+def _calibration(m: Mapping[str, Any]) -> dict[str, object]:
     cal = m["calibration"]
     bins = cal["bins"]
     width = 1.0 / cal["n_bins"]
-    fig = Figure(figsize=(6.5, 6.5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _canvas(6.5, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     full = [b for b in bins if b["count"]]
     top.bar(
@@ -277,48 +286,40 @@ def _calibration(m: Mapping[str, Any]) -> str:
         [f"{b['lower']:.1f}–{b['upper']:.1f}", str(b["count"]), _num(b["accuracy"]), _num(b["confidence"])]
         for b in bins
     ]
-    return (
-        f"<p>Expected calibration error (ECE, {cal['n_bins']} bins): {_num(cal['ece'])}; "
-        f"maximum calibration error: {_num(cal['mce'])}.</p>"
-        + _img(fig, "reliability diagram")
-        + _table(["confidence", "items", "accuracy", "mean confidence"], rows)
-    )
+    return {
+        "n_bins": cal["n_bins"],
+        "ece": _num(cal["ece"]),
+        "mce": _num(cal["mce"]),
+        "plot": _plot(fig, "reliability diagram"),
+        "table": Table(["confidence", "items", "accuracy", "mean confidence"], rows),
+    }
 
 
-def _pairs(m: Mapping[str, Any], thumbnails: Mapping[str, str]) -> str:
-    pairs = m["confused_pairs"]
-    if not pairs:
-        return '<p class="note">No mistakes: every item is predicted as its true class.</p>'
-    parts = []
-    for pair in pairs:
-        figures = []
-        for key in pair["example_keys"]:
-            src = thumbnails.get(key)
-            picture = (
-                f'<img alt="{escape(key)}" src="{escape(src)}">'
-                if src
-                else '<span class="note">no image</span>'
-            )
-            figures.append(f"<figure>{picture}<figcaption>{escape(key)}</figcaption></figure>")
-        parts.append(
-            f'<div class="pair"><h3>{escape(pair["true"])} → {escape(pair["predicted"])}</h3>'
-            f"<p>{pair['count']} items ({pair['rate']:.1%} of {escape(pair['true'])})</p>"
-            f'<div class="thumbs">{"".join(figures)}</div></div>'
+def _pairs(m: Mapping[str, Any], thumbnails: Mapping[str, str]) -> list[Pair]:
+    """The most confused pairs; an empty list means no mistakes."""
+    return [
+        Pair(
+            actual=pair["true"],
+            predicted=pair["predicted"],
+            count=pair["count"],
+            rate=f"{pair['rate']:.1%}",
+            examples=[(key, thumbnails.get(key) or None) for key in pair["example_keys"]],
         )
-    return "\n".join(parts)
+        for pair in m["confused_pairs"]
+    ]
 
 
-def _comparison(m: Mapping[str, Any]) -> str:
+def _comparison(m: Mapping[str, Any]) -> dict[str, object] | None:
+    """The side-by-side with the baseline model, or None when no baseline was given."""
     comp = m["comparison"]
     if comp is None:
-        return '<p class="note">No baseline model was given.</p>'
+        return None
     deltas = [
-        [escape(name.replace("_", " ")), _num(d["model"]), _num(d["baseline"]), _signed(d["delta"])]
+        [name.replace("_", " "), _num(d["model"]), _num(d["baseline"]), _signed(d["delta"])]
         for name, d in comp["deltas"].items()
     ]
     per_class = [
-        [escape(c["class"]), _num(c["model"]), _num(c["baseline"]), _signed(c["delta"])]
-        for c in comp["per_class_f1"]
+        [c["class"], _num(c["model"]), _num(c["baseline"]), _signed(c["delta"])] for c in comp["per_class_f1"]
     ]
     agree = comp["disagreement"]
     matrix = [
@@ -336,16 +337,12 @@ def _comparison(m: Mapping[str, Any]) -> str:
     ax.set_xlim(0, 1)
     ax.set_xlabel("F1")
     ax.legend(fontsize=8)
-    return (
-        _table(["baseline", ""], _model_rows(comp["baseline_model"]))
-        + '<p class="note">delta = model - baseline (for ECE, MCE, log loss and Brier score lower is '
-        "better).</p>"
-        + _table(["metric", "model", "baseline", "delta"], deltas)
-        + "<h3>Per-class F1</h3>"
-        + _img(fig, "per-class F1, model and baseline")
-        + _table(["class", "model", "baseline", "delta"], per_class)
-        + "<h3>Disagreement</h3>"
-        + _table(["", "baseline right", "baseline wrong"], matrix)
-        + f"<p>McNemar exact test on the {agree['only_model_correct'] + agree['only_baseline_correct']} "
-        f"items the models disagree on: p = {agree['mcnemar_p_value']:.4g}.</p>"
-    )
+    return {
+        "baseline": _model_table("baseline", comp["baseline_model"]),
+        "deltas": Table(["metric", "model", "baseline", "delta"], deltas),
+        "plot": _plot(fig, "per-class F1, model and baseline"),
+        "per_class": Table(["class", "model", "baseline", "delta"], per_class),
+        "disagreement": Table(["", "baseline right", "baseline wrong"], matrix),
+        "disagreeing": agree["only_model_correct"] + agree["only_baseline_correct"],
+        "p_value": f"{agree['mcnemar_p_value']:.4g}",
+    }

@@ -1,5 +1,6 @@
 """feedlens results -> Google Cloud Vision `AnnotateImageResponse` (pure): labels, safe search, faces,
-dominant colours here; text and crop hints in `gcv_layout`. Enums are IntEnums (`gcv.encode_enums`)."""
+dominant colours and logos here; text and crop hints in `gcv_layout`. Every mapper takes its analyzer's
+typed result. Enums are IntEnums (`gcv.encode_enums`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from typing import Any
 
 from feedlens.api.compat.gcv import FeatureType, ImageRequest, Likelihood
 from feedlens.api.compat.gcv_layout import Frame, crop_hints, poly, text_annotations
+from feedlens.core.results.base import AnalyzerResult, required_result
+from feedlens.core.results.brands import BrandsResult
+from feedlens.core.results.faces import FacesResult
+from feedlens.core.results.labels import LabelsResult
+from feedlens.core.results.properties import PropertiesResult
+from feedlens.core.results.safety import SafetyResult
+from feedlens.core.results.text import TextResult
 
 MID_PREFIX = "/wordnet/"  # label mids are WordNet ids (ImageNet's), not Knowledge Graph ids
 
@@ -29,34 +37,47 @@ def annotate(
     request: ImageRequest,
     width: int,
     height: int,
-    results: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, AnalyzerResult],
     levels: SafetyLevels,
 ) -> dict[str, Any]:
-    """One AnnotateImageResponse from the feedlens `results` (by analyzer name, JSON form) of one image of
+    """One AnnotateImageResponse from the feedlens `results` (typed, by analyzer name) of one image of
     `width` x `height` pixels; an unsupported feature also sets `error`, next to what could be filled."""
     asked = {f.type for f in request.features}
     frame = Frame(width, height)
     out: dict[str, Any] = {}
     if FeatureType.LABEL_DETECTION in asked:
-        labels = label_annotations(results["labels"], request.max_results(FeatureType.LABEL_DETECTION))
+        labels = label_annotations(
+            required_result(results, "labels", LabelsResult), request.max_results(FeatureType.LABEL_DETECTION)
+        )
         if labels:
             out["labelAnnotations"] = labels
     if FeatureType.SAFE_SEARCH_DETECTION in asked:
-        out["safeSearchAnnotation"] = safe_search(results["safety"], levels)
+        out["safeSearchAnnotation"] = safe_search(required_result(results, "safety", SafetyResult), levels)
     if asked & {FeatureType.TEXT_DETECTION, FeatureType.DOCUMENT_TEXT_DETECTION}:
-        out.update(text_annotations(results["text"], frame))
+        out.update(text_annotations(required_result(results, "text", TextResult), frame))
     if FeatureType.FACE_DETECTION in asked:
-        faces = face_annotations(results["faces"], frame, request.max_results(FeatureType.FACE_DETECTION))
+        faces = face_annotations(
+            required_result(results, "faces", FacesResult),
+            frame,
+            request.max_results(FeatureType.FACE_DETECTION),
+        )
         if faces:
             out["faceAnnotations"] = faces
     if FeatureType.IMAGE_PROPERTIES in asked:
-        colours = dominant_colors(results["properties"], request.max_results(FeatureType.IMAGE_PROPERTIES))
+        colours = dominant_colors(
+            required_result(results, "properties", PropertiesResult),
+            request.max_results(FeatureType.IMAGE_PROPERTIES),
+        )
         out["imagePropertiesAnnotation"] = {"dominantColors": {"colors": colours}}
     if FeatureType.CROP_HINTS in asked:
         out["cropHintsAnnotation"] = {"cropHints": crop_hints(frame, results, request.aspect_ratios)}
     if FeatureType.LOGO_DETECTION in asked:
+        # absent where nobody looked for the workspace's brands: then there are no logos to report
+        brands = results.get("brands")
         logos = logo_annotations(
-            results.get("brands", {}), frame, request.max_results(FeatureType.LOGO_DETECTION)
+            brands if isinstance(brands, BrandsResult) else None,
+            frame,
+            request.max_results(FeatureType.LOGO_DETECTION),
         )
         if logos:
             out["logoAnnotations"] = logos
@@ -66,14 +87,15 @@ def annotate(
     return out
 
 
-def label_annotations(labels: Mapping[str, Any], max_results: int) -> list[dict[str, Any]]:
+def label_annotations(labels: LabelsResult, max_results: int) -> list[dict[str, Any]]:
     """ImageNet classes and their WordNet roll-ups in one ranking by score (each a probability; a roll-up
     scores at least as high as anything below it). Equal scores: the more specific first."""
     best: dict[str, tuple[float, float, str]] = {}  # wnid -> (score, depth, name); a class is a leaf
-    for item in [*labels.get("labels", ()), *labels.get("concepts", ())]:
-        entry = (float(item["score"]), float(item.get("depth", math.inf)), str(item["name"]))
-        if item["wnid"] not in best or entry[0] > best[item["wnid"]][0]:
-            best[item["wnid"]] = entry
+    entries = [(lab.wnid, (float(lab.score), math.inf, lab.name)) for lab in labels.labels]
+    entries += [(c.wnid, (float(c.score), float(c.depth), c.name)) for c in labels.concepts]
+    for wnid, entry in entries:
+        if wnid not in best or entry[0] > best[wnid][0]:
+            best[wnid] = entry
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2]))[:max_results]
     return [
         {
@@ -97,10 +119,10 @@ def likelihood(score: float, floor: float, threshold: float) -> Likelihood:
     return Likelihood.POSSIBLE if score >= (floor + threshold) / 2 else Likelihood.UNLIKELY
 
 
-def safe_search(safety: Mapping[str, Any], levels: SafetyLevels) -> dict[str, Any]:
+def safe_search(safety: SafetyResult, levels: SafetyLevels) -> dict[str, Any]:
     """adult from explicit nudity; racy from suggestive regions and from explicit ones (explicit content
     is racy too); spoof, medical and violence have no feedlens model, so they are UNKNOWN."""
-    scores = safety.get("scores", {})
+    scores = safety.scores
     explicit = float(scores.get("explicit_nudity", 0.0))
     suggestive = float(scores.get("suggestive", 0.0))
     adult = likelihood(explicit, levels.floor, levels.explicit)
@@ -138,32 +160,31 @@ EMOTIONS: Mapping[str, str] = MappingProxyType(
 )
 
 
-def face_annotations(faces: Mapping[str, Any], frame: Frame, max_results: int) -> list[dict[str, Any]]:
+def face_annotations(faces: FacesResult, frame: Frame, max_results: int) -> list[dict[str, Any]]:
     out = []
-    for face in list(faces.get("faces", ()))[:max_results]:
-        box = poly(*frame.pixels(face["box"]))
-        emotions = face.get("emotions") or {}
+    for face in faces.faces[:max_results]:
+        box = poly(*frame.pixels(face.box))
         annotation: dict[str, Any] = {
             "boundingPoly": box,  # feedlens has one box (hairline to chin) for both polys
             "fdBoundingPoly": box,
-            "detectionConfidence": float(face["confidence"]),
+            "detectionConfidence": float(face.confidence),
         }
         for name, emotion in EMOTIONS.items():
-            annotation[name] = emotion_likelihood(emotions.get(emotion))
+            annotation[name] = emotion_likelihood(face.emotions.get(emotion))
         for name in ("underExposedLikelihood", "blurredLikelihood", "headwearLikelihood"):
             annotation[name] = Likelihood.UNKNOWN  # no per-face model for these
         out.append(annotation)
     return out
 
 
-def dominant_colors(properties: Mapping[str, Any], max_results: int) -> list[dict[str, Any]]:
+def dominant_colors(properties: PropertiesResult, max_results: int) -> list[dict[str, Any]]:
     out = []
-    for colour in list(properties.get("colours", ()))[:max_results]:
-        hex_ = re.fullmatch(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})", colour["hex"])
+    for colour in properties.colours[:max_results]:
+        hex_ = re.fullmatch(r"#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})", colour.hex)
         if hex_ is None:
             continue
         red, green, blue = (int(g, 16) for g in hex_.groups())
-        fraction = float(colour["fraction"])
+        fraction = float(colour.fraction)
         out.append(
             {
                 "color": {"red": red, "green": green, "blue": blue},
@@ -174,23 +195,21 @@ def dominant_colors(properties: Mapping[str, Any], max_results: int) -> list[dic
     return out
 
 
-def logo_annotations(brands: Mapping[str, Any], frame: Frame, max_results: int) -> list[dict[str, Any]]:
-    """Logos of the workspace's registered brands found in the image (feedlens `brands` result): one
-    annotation per logo instance, its quadrilateral in pixels. Brands only named in the image's text are
-    not logos and are left out (they are in feedlens's own `brands` result)."""
-    found = []
-    for mention in brands.get("mentions", ()):
-        for evidence in mention.get("evidence", ()):
-            if evidence.get("kind") != "logo" or not evidence.get("quad"):
+def logo_annotations(brands: BrandsResult | None, frame: Frame, max_results: int) -> list[dict[str, Any]]:
+    """Logos of the workspace's registered brands found in the image (feedlens `brands` result, None when
+    brands were not looked for): one annotation per logo instance, its quadrilateral in pixels. Brands only
+    named in the image's text are not logos and are left out (they are in feedlens's own `brands` result)."""
+    found: list[dict[str, Any]] = []
+    for mention in brands.mentions if brands is not None else ():
+        for evidence in mention.evidence:
+            if evidence.kind != "logo" or not evidence.quad:
                 continue
-            vertices = [
-                {"x": round(x * frame.width), "y": round(y * frame.height)} for x, y in evidence["quad"]
-            ]
+            vertices = [{"x": round(x * frame.width), "y": round(y * frame.height)} for x, y in evidence.quad]
             found.append(
                 {
-                    "mid": f"/feedlens/brand/{mention['brand']}",
-                    "description": mention["brand"],
-                    "score": float(evidence["score"]),
+                    "mid": f"/feedlens/brand/{mention.brand}",
+                    "description": mention.brand,
+                    "score": float(evidence.score),
                     "boundingPoly": {"vertices": vertices},
                 }
             )

@@ -1,5 +1,6 @@
 """Google Cloud Vision regions from feedlens boxes: text annotations (words and symbols split out of
-recognised lines) and crop hints (from faces, body regions and text). Pure functions, pixel vertices."""
+recognised lines) and crop hints (from faces, body regions and text). Pure functions over the typed
+results, pixel vertices."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from feedlens.core.results.base import AnalyzerResult
+from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.geometry import Box
+from feedlens.core.results.regions import BodyRegionsResult
+from feedlens.core.results.text import TextLine, TextResult
 
 PixelBox = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the upright original
 CROP_MARGIN = 0.1  # the best crop (no aspect ratio asked) pads the subjects by this share of their size
@@ -36,8 +41,8 @@ class Frame:
     width: int
     height: int
 
-    def pixels(self, box: Mapping[str, float]) -> PixelBox:
-        x0, y0, x1, y1 = Box(**box).to_pixels(self.width, self.height)
+    def pixels(self, box: Box) -> PixelBox:
+        x0, y0, x1, y1 = box.to_pixels(self.width, self.height)
         return max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
 
 
@@ -66,17 +71,17 @@ def span(box: PixelBox, length: int, start: int, end: int) -> PixelBox:
     return x0, y0 + (y1 - y0) * a, x1, y0 + (y1 - y0) * b
 
 
-def rows_of(lines: Sequence[Mapping[str, Any]], full_text: str) -> list[list[int]]:
-    """Line indices grouped into the rows `full_text` was written from (a row's lines joined with spaces,
-    rows with newlines); one row per line if the text does not match that shape."""
+def rows_of(lines: Sequence[str], full_text: str) -> list[list[int]]:
+    """Indices of the `lines` (their texts) grouped into the rows `full_text` was written from (a row's
+    lines joined with spaces, rows with newlines); one row per line if the text does not match that shape."""
     rows: list[list[int]] = []
     i = 0
     for row_text in full_text.split("\n"):
         row: list[int] = []
-        while i < len(lines) and len(" ".join(lines[k]["text"] for k in [*row, i])) <= len(row_text):
+        while i < len(lines) and len(" ".join(lines[k] for k in [*row, i])) <= len(row_text):
             row.append(i)
             i += 1
-        if not row or " ".join(lines[k]["text"] for k in row) != row_text:
+        if not row or " ".join(lines[k] for k in row) != row_text:
             return [[k] for k in range(len(lines))]
         rows.append(row)
     return rows if i == len(lines) else [[k] for k in range(len(lines))]
@@ -90,30 +95,28 @@ class _Word:
     confidence: float
 
 
-def _words(line: Mapping[str, Any], frame: Frame) -> Iterator[_Word]:
-    text: str = line["text"]
-    box = frame.pixels(line["box"])
+def _words(line: TextLine, frame: Frame) -> Iterator[_Word]:
+    text = line.text
+    box = frame.pixels(line.box)
     for match in re.finditer(r"\S+", text):
         symbols = tuple((text[k], span(box, len(text), k, k + 1)) for k in range(match.start(), match.end()))
-        yield _Word(
-            match.group(), span(box, len(text), match.start(), match.end()), symbols, line["confidence"]
-        )
+        yield _Word(match.group(), span(box, len(text), match.start(), match.end()), symbols, line.confidence)
 
 
-def text_annotations(text: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
+def text_annotations(text: TextResult, frame: Frame) -> dict[str, Any]:
     """`textAnnotations` (the full text, then one entry per word) and `fullTextAnnotation` (one page, a
     block and paragraph per row of text, words, symbols); nothing when no text was found."""
-    lines = list(text.get("lines") or ())
+    lines = text.lines
     if not lines:
         return {}
-    full = text["full_text"] + "\n"  # Google's text ends every line, the last too, with a newline
-    boxes = [frame.pixels(line["box"]) for line in lines]
+    full = text.full_text + "\n"  # Google's text ends every line, the last too, with a newline
+    boxes = [frame.pixels(line.box) for line in lines]
     annotations: list[dict[str, Any]] = [{"description": full, "boundingPoly": poly(*union(boxes))}]
     blocks = []
-    for row in rows_of(lines, text["full_text"]):
+    for row in rows_of([line.text for line in lines], text.full_text):
         words = [w for k in row for w in _words(lines[k], frame)]
         annotations.extend({"description": w.text, "boundingPoly": poly(*w.box)} for w in words)
-        confidence = sum(lines[k]["confidence"] for k in row) / len(row)
+        confidence = sum(lines[k].confidence for k in row) / len(row)
         region = poly(*union([boxes[k] for k in row]))
         paragraph = {
             "boundingBox": region,
@@ -132,7 +135,7 @@ def text_annotations(text: Mapping[str, Any], frame: Frame) -> dict[str, Any]:
         "width": frame.width,
         "height": frame.height,
         "blocks": blocks,
-        "confidence": sum(line["confidence"] for line in lines) / len(lines),
+        "confidence": sum(line.confidence for line in lines) / len(lines),
     }
     return {"textAnnotations": annotations, "fullTextAnnotation": {"pages": [page], "text": full}}
 
@@ -145,11 +148,19 @@ def _word(word: _Word, last: bool) -> dict[str, Any]:
     return {"boundingBox": poly(*word.box), "symbols": symbols, "confidence": word.confidence}
 
 
-def subjects(results: Mapping[str, Mapping[str, Any]], frame: Frame) -> list[tuple[PixelBox, float]]:
-    """What a crop should keep, with how sure feedlens is of each: faces, body regions, text lines."""
-    found = [(f["box"], f["confidence"]) for f in results.get("faces", {}).get("faces", ())]
-    found += [(r["box"], r["score"]) for r in results.get("body_regions", {}).get("regions", ())]
-    found += [(line["box"], line["confidence"]) for line in results.get("text", {}).get("lines", ())]
+def subjects(results: Mapping[str, AnalyzerResult], frame: Frame) -> list[tuple[PixelBox, float]]:
+    """What a crop should keep, with how sure feedlens is of each: faces, body regions, text lines. A
+    result that is absent (or not of its analyzer's type) adds nothing."""
+    found: list[tuple[Box, float]] = []
+    faces = results.get("faces")
+    if isinstance(faces, FacesResult):
+        found += [(f.box, f.confidence) for f in faces.faces]
+    regions = results.get("body_regions")
+    if isinstance(regions, BodyRegionsResult):
+        found += [(r.box, r.score) for r in regions.regions]
+    text = results.get("text")
+    if isinstance(text, TextResult):
+        found += [(line.box, line.confidence) for line in text.lines]
     return [(frame.pixels(box), float(weight)) for box, weight in found]
 
 
@@ -204,7 +215,7 @@ def _place(size: float, limit: float, edges: Sequence[tuple[float, float, float]
 
 
 def crop_hints(
-    frame: Frame, results: Mapping[str, Mapping[str, Any]], aspect_ratios: Sequence[float]
+    frame: Frame, results: Mapping[str, AnalyzerResult], aspect_ratios: Sequence[float]
 ) -> list[dict[str, Any]]:
     """One hint per aspect ratio (width / height): the largest crop of that shape, slid along the image to
     keep the most subject weight. No ratio: the subjects' bounding box with a margin (the whole image

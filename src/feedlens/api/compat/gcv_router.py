@@ -20,11 +20,14 @@ from starlette.types import Scope
 from feedlens.api.compat import gcv, gcv_annotate
 from feedlens.api.compat.gcv import Code, Failure, FeatureType, GcvError, ImageRequest
 from feedlens.api.compat.rewrite import ProblemRewriter
+from feedlens.api.deps import bearer_secret
 from feedlens.api.state import AppState
+from feedlens.core.access import Principal
+from feedlens.core.access import Scope as KeyScope
 from feedlens.core.errors import ModelStoreError
 from feedlens.core.results import ImageReport
-from feedlens.services.access import Principal
-from feedlens.services.access import Scope as KeyScope
+from feedlens.core.results.text import TextResult
+from feedlens.services.access import AuthError, AuthFailure, authorise
 from feedlens.services.fetch import FetchError
 from feedlens.services.inference import ServerBusyError
 
@@ -54,42 +57,43 @@ def google_error(exc: GcvError) -> JSONResponse:
 def _secret(request: Request) -> str | None:
     """The key from `?key=`, `x-goog-api-key` (what the official client sends) or a Bearer token."""
     given = request.query_params.get("key") or request.headers.get("x-goog-api-key")
-    authorization = request.headers.get("authorization", "")
-    if not given and authorization.lower().startswith("bearer "):
-        given = authorization[7:]
-    return given.strip() if given else None
+    return given.strip() if given else bearer_secret(request.headers.get("authorization"))
 
 
-async def _authorise(request: Request, state: AppState) -> Principal:
-    secret = _secret(request)
-    if not secret:
-        raise GcvError(
+def google_auth_error(exc: AuthError) -> GcvError:
+    """An AuthError in Google's words and statuses."""
+    if exc.failure is AuthFailure.MISSING:
+        return GcvError(
             403,
             Code.PERMISSION_DENIED,
             "The request is missing a valid API key: send a feedlens key as ?key=, x-goog-api-key or "
             "Authorization: Bearer.",
             "API_KEY_MISSING",
         )
-    principal = await run_in_threadpool(state.access.authenticate, secret)
-    if principal is None:
-        raise GcvError(
+    if exc.failure is AuthFailure.INVALID:
+        return GcvError(
             401, Code.UNAUTHENTICATED, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
         )
-    wait = state.limiter.take(principal.key_id)
-    if wait > 0:
-        retry = max(1, int(wait + 0.999))
-        raise GcvError(
+    if exc.failure is AuthFailure.RATE_LIMITED:
+        return GcvError(
             429,
             Code.RESOURCE_EXHAUSTED,
-            f"Rate limit exceeded; retry in {retry} s.",
+            f"Rate limit exceeded; retry in {exc.retry_after} s.",
             "RATE_LIMIT_EXCEEDED",
-            {"Retry-After": str(retry)},
+            {"Retry-After": str(exc.retry_after)},
         )
-    if not principal.scope.allows(KeyScope.READ):
-        raise GcvError(
-            403, Code.PERMISSION_DENIED, f"This key has scope {principal.scope!s}; read is needed."
-        )
-    return principal
+    return GcvError(403, Code.PERMISSION_DENIED, exc.message[0].upper() + exc.message[1:] + ".")
+
+
+async def _authorise(request: Request, state: AppState) -> Principal:
+    secret = _secret(request)
+    try:
+        if not secret:
+            raise AuthError(AuthFailure.MISSING, "no API key")
+        principal = await run_in_threadpool(state.services.access.authenticate, secret)
+        return authorise(principal, KeyScope.READ, state.limiter)
+    except AuthError as exc:
+        raise google_auth_error(exc) from None
 
 
 async def _source(state: AppState, item: ImageRequest) -> bytes | Failure:
@@ -99,7 +103,7 @@ async def _source(state: AppState, item: ImageRequest) -> bytes | Failure:
         return item.content
     assert item.uri is not None
     try:
-        return (await run_in_threadpool(state.fetcher.fetch, item.uri)).data
+        return (await run_in_threadpool(state.services.fetcher.fetch, item.uri)).data
     except FetchError as exc:
         return gcv.fetch_failure(exc.code, exc.message)
 
@@ -119,8 +123,8 @@ def _analyse(
             continue
         pixels = state.services.decoder.decode(data, min_side=BRAND_DETECT_SIDE).image
         text = report.results.get("text")
-        full_text = str(text.to_dict().get("full_text", "")) if text is not None else ""
-        report.results["brands"] = state.brands.detect_image(workspace, pixels, full_text)
+        full_text = text.full_text if isinstance(text, TextResult) else ""
+        report.results["brands"] = state.services.brands.detect_image(workspace, pixels, full_text)
     return reports
 
 
@@ -128,8 +132,7 @@ def _response(item: ImageRequest, report: ImageReport, levels: gcv_annotate.Safe
     if report.error is not None:
         failure = gcv.image_failure(report.error.get("code", ""), report.error.get("message", ""))
         return gcv.failure_response(failure)
-    results = {name: r.to_dict() for name, r in report.results.items()}
-    return gcv_annotate.annotate(item, report.width or 0, report.height or 0, results, levels)
+    return gcv_annotate.annotate(item, report.width or 0, report.height or 0, report.results, levels)
 
 
 async def annotate_all(state: AppState, items: list[ImageRequest], workspace: int) -> list[dict[str, Any]]:

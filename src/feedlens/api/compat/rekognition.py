@@ -1,5 +1,5 @@
-"""AWS Rekognition (JSON 1.1) responses from feedlens results. Pure functions over analyzer results in
-their dictionary form; requests are validated in `rekognition_requests`, the router does the I/O.
+"""AWS Rekognition (JSON 1.1) responses from feedlens results. Pure functions over the analyzers' typed
+results; requests are validated in `rekognition_requests`, the router does the I/O.
 
 Field-by-field choices (what is filled, approximated, left out) are in docs/compat.md.
 """
@@ -7,7 +7,7 @@ Field-by-field choices (what is filled, approximated, left out) are in docs/comp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,12 @@ import webcolors  # type: ignore[import-untyped]  # no type information shipped
 
 from feedlens.analyzers.properties import to_lab
 from feedlens.api.compat.rekognition_requests import LabelsRequest, TextRequest
+from feedlens.core.results.faces import FacesResult
+from feedlens.core.results.geometry import Box
+from feedlens.core.results.labels import Concept, Label, LabelsResult
+from feedlens.core.results.properties import PropertiesResult
+from feedlens.core.results.safety import SafetyResult
+from feedlens.core.results.text import TextLine, TextResult
 
 MAX_TEXT_WORDS = 100  # DetectText returns at most 100 words
 MAX_FACES = 100  # DetectFaces returns the 100 largest faces
@@ -51,17 +57,17 @@ CATEGORY_PATHS: Mapping[str, tuple[str, ...]] = {
 
 
 # -- shared geometry ------------------------------------------------------------------------------------
-def geometry(box: Mapping[str, float]) -> dict[str, Any]:
-    """A feedlens normalised box {x0, y0, x1, y1} as Rekognition's BoundingBox and Polygon (ratios)."""
-    x0, y0, x1, y1 = (float(box[k]) for k in ("x0", "y0", "x1", "y1"))
+def geometry(box: Box) -> dict[str, Any]:
+    """A feedlens normalised box as Rekognition's BoundingBox and Polygon (ratios)."""
+    x0, y0, x1, y1 = (float(v) for v in (box.x0, box.y0, box.x1, box.y1))
     return {
         "BoundingBox": bounding_box(box),
         "Polygon": [{"X": x, "Y": y} for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))],
     }
 
 
-def bounding_box(box: Mapping[str, float]) -> dict[str, float]:
-    x0, y0, x1, y1 = (float(box[k]) for k in ("x0", "y0", "x1", "y1"))
+def bounding_box(box: Box) -> dict[str, float]:
+    x0, y0, x1, y1 = (float(v) for v in (box.x0, box.y0, box.x1, box.y1))
     return {"Width": x1 - x0, "Height": y1 - y0, "Left": x0, "Top": y0}
 
 
@@ -149,8 +155,8 @@ def label_categories(lineage: frozenset[str], categories: Sequence[tuple[str, fr
 
 
 def detect_labels(
-    labels: Mapping[str, Any] | None,
-    properties: Mapping[str, Any] | None,
+    labels: LabelsResult | None,
+    properties: PropertiesResult | None,
     request: LabelsRequest,
     hierarchy: LabelHierarchy,
     categories: Sequence[tuple[str, frozenset[str]]],
@@ -158,13 +164,15 @@ def detect_labels(
     blur_threshold: float,
     version: str,
 ) -> dict[str, Any]:
-    """DetectLabels response from `labels` (classes + rolled-up concepts) and `properties` results."""
+    """DetectLabels response from `labels` (classes + rolled-up concepts) and `properties` results (None:
+    not analysed, so not reported)."""
     out: dict[str, Any] = {"Labels": [], "LabelModelVersion": version}
     if request.general and labels is not None:
         best: dict[str, _Candidate] = {}
-        for item in [*labels.get("labels", []), *labels.get("concepts", [])]:
-            wnid = str(item["wnid"])
-            found = _Candidate(title(item["name"]), wnid, float(item["score"]), hierarchy.specificity(wnid))
+        items: list[Label | Concept] = [*labels.labels, *labels.concepts]
+        for item in items:
+            wnid = item.wnid
+            found = _Candidate(title(item.name), wnid, float(item.score), hierarchy.specificity(wnid))
             kept = best.get(found.name.casefold())
             if kept is None or (-found.score, found.specificity) < (-kept.score, kept.specificity):
                 best[found.name.casefold()] = found
@@ -200,26 +208,26 @@ def detect_labels(
 
 
 def image_properties(
-    properties: Mapping[str, Any],
+    properties: PropertiesResult,
     max_colors: int,
     colour_names: Callable[[Sequence[float]], str],
     blur_threshold: float,
 ) -> dict[str, Any]:
     """Quality on Rekognition's 0-100 scales and dominant colours (see docs/compat.md for the scales)."""
-    sharpness = float(properties["sharpness"])
+    sharpness = float(properties.sharpness)
     # 50 at the blur threshold, approaching 100 as the Laplacian variance grows past it
     sharp = (
         100.0 * sharpness / (sharpness + blur_threshold) if blur_threshold > 0 else 100.0 * (sharpness > 0)
     )
     quality = {
-        "Brightness": round(100.0 * float(properties["brightness"]), 2),
+        "Brightness": round(100.0 * float(properties.brightness), 2),
         "Sharpness": round(sharp, 2),
         # RMS contrast of L*/100 is at most 0.5 (half black, half white): doubled onto 0-100
-        "Contrast": round(min(100.0, 200.0 * float(properties["contrast"])), 2),
+        "Contrast": round(min(100.0, 200.0 * float(properties.contrast)), 2),
     }
     colours = []
-    for colour in properties.get("colours", [])[:max_colors]:
-        hex_code = str(colour["hex"])
+    for colour in properties.colours[:max_colors]:
+        hex_code = colour.hex
         red, green, blue = (int(hex_code[i : i + 2], 16) for i in (1, 3, 5))
         colours.append(
             {
@@ -227,9 +235,9 @@ def image_properties(
                 "Green": green,
                 "Blue": blue,
                 "HexCode": hex_code,
-                "CSSColor": colour_names(colour["lab"]),
-                "SimplifiedColor": str(colour["name"]),
-                "PixelPercent": round(100.0 * float(colour["fraction"]), 2),
+                "CSSColor": colour_names(colour.lab),
+                "SimplifiedColor": colour.name,
+                "PixelPercent": round(100.0 * float(colour.fraction), 2),
             }
         )
     return {"Quality": quality, "DominantColors": colours}
@@ -250,17 +258,15 @@ class CssColours:
 
 
 # -- DetectModerationLabels -----------------------------------------------------------------------------
-def detect_moderation_labels(
-    safety: Mapping[str, Any], min_confidence: float, version: str
-) -> dict[str, Any]:
+def detect_moderation_labels(safety: SafetyResult, min_confidence: float, version: str) -> dict[str, Any]:
     """Each safety region counts for every level of its taxonomy path; a label's confidence is its best
     region's score."""
     best: dict[tuple[str, ...], float] = {}
-    for region in safety.get("regions", []):
-        found = MODERATION_PATHS.get(region["detector_class"]) or CATEGORY_PATHS.get(region["category"], ())
+    for region in safety.regions:
+        found = MODERATION_PATHS.get(region.detector_class) or CATEGORY_PATHS.get(region.category, ())
         for depth in range(1, len(found) + 1):
             key = found[:depth]
-            best[key] = max(best.get(key, 0.0), float(region["score"]))
+            best[key] = max(best.get(key, 0.0), float(region.score))
     labels = [
         {
             "Confidence": percent(score),
@@ -275,41 +281,38 @@ def detect_moderation_labels(
 
 
 # -- DetectText -----------------------------------------------------------------------------------------
-def split_words(line: Mapping[str, Any]) -> list[tuple[str, dict[str, float]]]:
+def split_words(line: TextLine) -> list[tuple[str, Box]]:
     """A line's words with boxes cut from the line's box in proportion to character offsets (feedlens
     reads lines, not words: equal-width characters are assumed)."""
-    text = str(line["text"])
-    box = line["box"]
-    x0, x1 = float(box["x0"]), float(box["x1"])
+    text, box = line.text, line.box
+    x0, x1 = float(box.x0), float(box.x1)
     step = (x1 - x0) / max(1, len(text))
     out, start = [], 0
     for word in text.split():
         begin = text.index(word, start)
         start = begin + len(word)
-        out.append(
-            (word, {"x0": x0 + step * begin, "y0": box["y0"], "x1": x0 + step * start, "y1": box["y1"]})
-        )
+        out.append((word, Box(x0 + step * begin, box.y0, x0 + step * start, box.y1)))
     return out
 
 
-def _in_regions(box: Mapping[str, float], regions: Sequence[tuple[float, float, float, float]]) -> bool:
+def _in_regions(box: Box, regions: Sequence[tuple[float, float, float, float]]) -> bool:
     if not regions:
         return True
-    cx, cy = (box["x0"] + box["x1"]) / 2, (box["y0"] + box["y1"]) / 2
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
     return any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in regions)
 
 
-def detect_text(text: Mapping[str, Any], request: TextRequest, version: str) -> dict[str, Any]:
+def detect_text(text: TextResult, request: TextRequest, version: str) -> dict[str, Any]:
     """LINE detections (ids 0..) then WORD detections with the ParentId of their line."""
-    kept: list[tuple[Mapping[str, Any], list[tuple[str, dict[str, float]]]]] = []
+    kept: list[tuple[TextLine, list[tuple[str, Box]]]] = []
     budget = MAX_TEXT_WORDS
-    for line in text.get("lines", []):
+    for line in text.lines:
         words = [
             (word, box)
             for word, box in split_words(line)
-            if 100.0 * float(line["confidence"]) >= request.min_confidence
-            and box["y1"] - box["y0"] >= request.min_height
-            and box["x1"] - box["x0"] >= request.min_width
+            if 100.0 * float(line.confidence) >= request.min_confidence
+            and box.y1 - box.y0 >= request.min_height
+            and box.x1 - box.x0 >= request.min_width
             and _in_regions(box, request.regions)
         ][:budget]
         if words:
@@ -322,8 +325,9 @@ def detect_text(text: Mapping[str, Any], request: TextRequest, version: str) -> 
                 "DetectedText": " ".join(w for w, _ in words),
                 "Type": "LINE",
                 "Id": line_id,
-                "Confidence": percent(line["confidence"]),
-                "Geometry": geometry({**line["box"], "x0": words[0][1]["x0"], "x1": words[-1][1]["x1"]}),
+                "Confidence": percent(line.confidence),
+                # the line as far as its kept words reach
+                "Geometry": geometry(replace(line.box, x0=words[0][1].x0, x1=words[-1][1].x1)),
             }
         )
     for line_id, (line, words) in enumerate(kept):
@@ -334,7 +338,7 @@ def detect_text(text: Mapping[str, Any], request: TextRequest, version: str) -> 
                     "Type": "WORD",
                     "Id": len(detections),
                     "ParentId": line_id,
-                    "Confidence": percent(line["confidence"]),
+                    "Confidence": percent(line.confidence),
                     "Geometry": geometry(box),
                 }
             )
@@ -342,19 +346,17 @@ def detect_text(text: Mapping[str, Any], request: TextRequest, version: str) -> 
 
 
 # -- DetectFaces ----------------------------------------------------------------------------------------
-def detect_faces(faces: Mapping[str, Any], emotions: bool) -> dict[str, Any]:
+def detect_faces(faces: FacesResult, emotions: bool) -> dict[str, Any]:
     details = []
-    for face in faces.get("faces", [])[:MAX_FACES]:
+    for face in faces.faces[:MAX_FACES]:
         detail: dict[str, Any] = {
-            "BoundingBox": bounding_box(face["box"]),
-            "Confidence": percent(face["confidence"]),
+            "BoundingBox": bounding_box(face.box),
+            "Confidence": percent(face.confidence),
             "Landmarks": [],
         }
         if emotions:
             found = {
-                EMOTION_TYPES[name]: percent(p)
-                for name, p in face["emotions"].items()
-                if name in EMOTION_TYPES
+                EMOTION_TYPES[name]: percent(p) for name, p in face.emotions.items() if name in EMOTION_TYPES
             }
             found.setdefault("CONFUSED", 0.0)
             detail["Emotions"] = [

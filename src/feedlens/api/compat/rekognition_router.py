@@ -28,10 +28,17 @@ from feedlens.api.compat import sigv4
 from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.deps import State
 from feedlens.api.state import AppState
+from feedlens.core.access import Principal
+from feedlens.core.access import Scope as KeyScope
 from feedlens.core.errors import FeedlensError
+from feedlens.core.results.base import AnalyzerResult, optional_result, required_result
+from feedlens.core.results.faces import FacesResult
+from feedlens.core.results.labels import LabelsResult
+from feedlens.core.results.properties import PropertiesResult
+from feedlens.core.results.safety import SafetyResult
+from feedlens.core.results.text import TextResult
 from feedlens.runtime import wordnet
-from feedlens.services.access import Principal
-from feedlens.services.access import Scope as KeyScope
+from feedlens.services.access import AuthError, AuthFailure, authorise
 from feedlens.services.inference import ServerBusyError
 
 log = logging.getLogger(__name__)
@@ -114,7 +121,7 @@ async def authenticate(request: Request, state: AppState, body: bytes) -> Princi
         auth = sigv4.parse_authorization(signed.header("authorization"))
     except sigv4.SigV4Error as exc:
         raise rq.RekognitionError(exc.code, exc.message) from None
-    found = await run_in_threadpool(state.access.sigv4_principal, auth.access_key_id)
+    found = await run_in_threadpool(state.services.access.sigv4_principal, auth.access_key_id)
     if found is None:  # unknown, revoked, or a key made before signing secrets existed
         raise rq.RekognitionError(
             "UnrecognizedClientException", "The security token included in the request is invalid."
@@ -124,19 +131,25 @@ async def authenticate(request: Request, state: AppState, body: bytes) -> Princi
         sigv4.verify(signed, auth, secret, datetime.now(UTC), SERVICE)
     except sigv4.SigV4Error as exc:
         raise rq.RekognitionError(exc.code, exc.message) from None
-    wait = state.limiter.take(principal.key_id)
-    if wait > 0:
-        retry = max(1, int(wait + 0.999))
-        raise rq.RekognitionError(
+    try:
+        return authorise(principal, KeyScope.READ, state.limiter)
+    except AuthError as exc:
+        raise aws_auth_error(exc) from None
+
+
+def aws_auth_error(exc: AuthError) -> rq.RekognitionError:
+    """An AuthError after a good signature (rate limit, scope) in AWS's words."""
+    if exc.failure is AuthFailure.RATE_LIMITED:
+        return rq.RekognitionError(
             "ProvisionedThroughputExceededException",
-            f"rate limit of this key exceeded; retry in {retry} s",
-            retry_after=retry,
+            f"rate limit of this key exceeded; retry in {exc.retry_after} s",
+            retry_after=exc.retry_after,
         )
-    if not principal.scope.allows(KeyScope.READ):
-        raise rq.RekognitionError(
-            "AccessDeniedException", f"this key has scope {principal.scope!s}; read is needed"
-        )
-    return principal
+    if exc.failure is AuthFailure.FORBIDDEN:
+        return rq.RekognitionError("AccessDeniedException", exc.message)
+    return rq.RekognitionError(
+        "UnrecognizedClientException", "The security token included in the request is invalid."
+    )
 
 
 async def dispatch(request: Request, state: AppState, principal: Principal, body: bytes) -> dict[str, Any]:
@@ -160,8 +173,8 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
             else []
         )
         return rk.detect_labels(
-            results.get("labels"),
-            results.get("properties"),
+            optional_result(results, "labels", LabelsResult),
+            optional_result(results, "properties", PropertiesResult),
             labels_request,
             tables.hierarchy,
             categories,
@@ -177,36 +190,37 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
             )
         image = rq.read_image(params)
         results, versions = await analyze(state, ANALYZERS[operation], image)
-        return rk.detect_moderation_labels(results["safety"], min_confidence, versions["safety"])
+        safety = required_result(results, "safety", SafetyResult)
+        return rk.detect_moderation_labels(safety, min_confidence, versions["safety"])
     if operation == "DetectText":
         text_request = rq.TextRequest.parse(params)
         image = rq.read_image(params)
         results, versions = await analyze(state, ANALYZERS[operation], image)
-        return rk.detect_text(results["text"], text_request, versions["text"])
+        return rk.detect_text(required_result(results, "text", TextResult), text_request, versions["text"])
     emotions = rq.face_attributes(params)
     image = rq.read_image(params)
     results, _ = await analyze(state, ANALYZERS[operation], image)
-    return rk.detect_faces(results["faces"], emotions)
+    return rk.detect_faces(required_result(results, "faces", FacesResult), emotions)
 
 
 async def analyze(
     state: AppState, names: Sequence[str], image: bytes
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Results (dictionary form) by analyzer and their versions, through the inference gate."""
+) -> tuple[dict[str, AnalyzerResult], dict[str, str]]:
+    """Typed results by analyzer name and the analyzers' versions, through the inference gate."""
     pipeline = state.services.pipeline(names)
     report = await state.gate.run(lambda: pipeline.analyze_one(image, "rekognition"))
     state.metrics.images.inc()
     if not report.ok:
         error = report.error or {}
         raise rq.image_error(error.get("code", ""), error.get("message", "the image could not be analysed"))
-    return {name: result.to_dict() for name, result in report.results.items()}, pipeline.versions()
+    return report.results, pipeline.versions()
 
 
 def workspace_categories(state: AppState, workspace_id: int) -> list[tuple[str, frozenset[str]]]:
     """The workspace taxonomy's categories that name WordNet concepts, most specific first. Categories
     must not cost DetectLabels its labels: a failure here leaves them out."""
     try:
-        compiled = state.categories.categoriser(workspace_id).compiled
+        compiled = state.services.categories.categoriser(workspace_id).compiled
     except FeedlensError as exc:
         log.warning("rekognition: no label categories for workspace %s: %s", workspace_id, exc.message)
         return []

@@ -53,7 +53,7 @@ CSV_DOC: dict[str, Any] = {
 async def categories(state: State, who: Reader, span: Span, top: Top = 10, fmt: Format = "json") -> Response:
     """Images per category and period (columns period, category, images)."""
     return await _answer(
-        "categories", span, fmt, lambda: state.analytics.categories(who.workspace_id, span, top)
+        "categories", span, fmt, lambda: state.services.analytics.categories(who.workspace_id, span, top)
     )
 
 
@@ -74,26 +74,30 @@ async def labels(
         "labels",
         span,
         fmt,
-        lambda: state.analytics.labels(who.workspace_id, span, kind, min_score, top),
+        lambda: state.services.analytics.labels(who.workspace_id, span, kind, min_score, top),
     )
 
 
 @router.get("/v1/analytics/brands", response_class=Response, openapi_extra=CSV_DOC)
 async def brands(state: State, who: Reader, span: Span, top: Top = 10, fmt: Format = "json") -> Response:
     """Images mentioning each registered brand (logo, image text or caption), per period."""
-    return await _answer("brands", span, fmt, lambda: state.analytics.brands(who.workspace_id, span, top))
+    return await _answer(
+        "brands", span, fmt, lambda: state.services.analytics.brands(who.workspace_id, span, top)
+    )
 
 
 @router.get("/v1/analytics/sentiment", response_class=Response, openapi_extra=CSV_DOC)
 async def sentiment(state: State, who: Reader, span: Span, fmt: Format = "json") -> Response:
     """Images with faces per dominant emotion sentiment (positive, neutral, negative) and period."""
-    return await _answer("sentiment", span, fmt, lambda: state.analytics.sentiment(who.workspace_id, span))
+    return await _answer(
+        "sentiment", span, fmt, lambda: state.services.analytics.sentiment(who.workspace_id, span)
+    )
 
 
 @router.get("/v1/analytics/safety", response_class=Response, openapi_extra=CSV_DOC)
 async def safety(state: State, who: Reader, span: Span, fmt: Format = "json") -> Response:
     """Per period: images with a verdict, safe / suggestive / explicit counts, and the unsafe share."""
-    return await _answer("safety", span, fmt, lambda: state.analytics.safety(who.workspace_id, span))
+    return await _answer("safety", span, fmt, lambda: state.services.analytics.safety(who.workspace_id, span))
 
 
 @router.get("/v1/analytics/engagement", response_class=Response, openapi_extra=CSV_DOC)
@@ -110,7 +114,7 @@ async def engagement(
         f"engagement-{by.value}",
         span,
         fmt,
-        lambda: state.analytics.engagement(who.workspace_id, span, by, top),
+        lambda: state.services.analytics.engagement(who.workspace_id, span, by, top),
     )
 
 
@@ -124,5 +128,5 @@ async def hashtags(
 ) -> Response:
     """The most used hashtags of the workspace's posts in the window: posts and images per tag."""
     return await _answer(
-        "hashtags", span, fmt, lambda: state.analytics.hashtags(who.workspace_id, span, limit)
+        "hashtags", span, fmt, lambda: state.services.analytics.hashtags(who.workspace_id, span, limit)
     )

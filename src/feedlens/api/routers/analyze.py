@@ -52,7 +52,7 @@ async def analyze(request: Request, state: State, _: Reader) -> dict[str, Any]:
     given = await read_image_input(request, allow_post=False)
     data = given.data
     if given.url is not None:
-        data = (await run_in_threadpool(state.fetcher.fetch, given.url)).data
+        data = (await run_in_threadpool(state.services.fetcher.fetch, given.url)).data
     assert data is not None
     pipeline = state.services.pipeline(given.analyzers or DEFAULT_ANALYZERS)
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))

@@ -73,7 +73,7 @@ async def create_batch(request: Request, state: State, who: Writer) -> JSONRespo
     """Accept many images (JSON `items` with base64 `content` or `url`, or multipart `files`) as a job.
     The job survives a server restart; poll GET /v1/jobs/{id}."""
     items = await _items(request, state)
-    job_id = state.jobs.create_batch(who.workspace_id, items)
+    job_id = state.services.jobs.create_batch(who.workspace_id, items)
     body = {"id": job_id, "status": "pending", "total": len(items), "url": f"/v1/jobs/{job_id}"}
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
@@ -85,7 +85,7 @@ def get_job(
     who: Reader,
     results: Annotated[bool, Query(description="include each done item's results")] = True,
 ) -> dict[str, Any]:
-    view = state.jobs.view(who.workspace_id, job_id, with_results=results)
+    view = state.services.jobs.view(who.workspace_id, job_id, with_results=results)
     if view is None:
         raise Problem(404, "not_found", f"no job {job_id!r} in this workspace")
     return view

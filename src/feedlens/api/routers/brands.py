@@ -80,8 +80,11 @@ async def _body(request: Request) -> tuple[BrandBody, list[tuple[str, bytes]]]:
 @router.get("/v1/brands")
 async def list_brands(state: State, who: Reader) -> dict[str, Any]:
     """The registered brands with their aliases, hashtags and logos, and the registry version."""
-    brands = await run_in_threadpool(state.brands.registered, who.workspace_id)
-    return {"version": await run_in_threadpool(state.brands.version, who.workspace_id), "brands": brands}
+    brands = await run_in_threadpool(state.services.brands.registered, who.workspace_id)
+    return {
+        "version": await run_in_threadpool(state.services.brands.version, who.workspace_id),
+        "brands": brands,
+    }
 
 
 @router.post("/v1/brands", openapi_extra=BODY_DOC)
@@ -96,9 +99,9 @@ async def add_brand(
     image gives 422 with a stable code. Then, unless `rescan=false`, every stored image is scanned."""
     body, logos = await _body(request)
     brand = await run_in_threadpool(
-        lambda: state.brands.add(who.workspace_id, body.name, body.aliases, body.hashtags, logos)
+        lambda: state.services.brands.add(who.workspace_id, body.name, body.aliases, body.hashtags, logos)
     )
-    scanned = await state.gate.run(lambda: state.brands.rescan(who.workspace_id)) if rescan else None
+    scanned = await state.gate.run(lambda: state.services.brands.rescan(who.workspace_id)) if rescan else None
     return {"brand": brand, "scanned": scanned}
 
 
@@ -110,19 +113,19 @@ async def brand_counts(
 ) -> dict[str, Any]:
     """Images mentioning each brand per UTC day, dated by their earliest post (else by ingest)."""
     start, end = window
-    rows = await run_in_threadpool(state.brands.counts, who.workspace_id, start, end)
+    rows = await run_in_threadpool(state.services.brands.counts, who.workspace_id, start, end)
     return {"counts": [{"day": day.isoformat(), "brand": name, "images": n} for day, name, n in rows]}
 
 
 @router.post("/v1/brands/rescan")
 async def rescan(state: State, who: Writer) -> dict[str, Any]:
     """Look for every registered brand in every stored image again."""
-    return {"scanned": await state.gate.run(lambda: state.brands.rescan(who.workspace_id))}
+    return {"scanned": await state.gate.run(lambda: state.services.brands.rescan(who.workspace_id))}
 
 
 @router.get("/v1/brands/{name}")
 async def get_brand(name: str, state: State, who: Reader) -> dict[str, Any]:
-    brand = await run_in_threadpool(state.brands.get, who.workspace_id, name)
+    brand = await run_in_threadpool(state.services.brands.get, who.workspace_id, name)
     if brand is None:
         raise Problem(404, "not_found", f"no brand {name!r} in this workspace")
     return brand
@@ -131,14 +134,14 @@ async def get_brand(name: str, state: State, who: Reader) -> dict[str, Any]:
 @router.delete("/v1/brands/{name}", status_code=204)
 async def delete_brand(name: str, state: State, who: Writer) -> Response:
     """Forget a brand and its logos, and rescan the stored images so its mentions disappear."""
-    if not await run_in_threadpool(state.brands.remove, who.workspace_id, name):
+    if not await run_in_threadpool(state.services.brands.remove, who.workspace_id, name):
         raise Problem(404, "not_found", f"no brand {name!r} in this workspace")
-    await state.gate.run(lambda: state.brands.rescan(who.workspace_id))
+    await state.gate.run(lambda: state.services.brands.rescan(who.workspace_id))
     return Response(status_code=204)
 
 
 @router.delete("/v1/brands/{name}/logos/{logo_id}", status_code=204)
 async def delete_logo(name: str, logo_id: int, state: State, who: Writer) -> Response:
-    if not await run_in_threadpool(state.brands.remove_logo, who.workspace_id, name, logo_id):
+    if not await run_in_threadpool(state.services.brands.remove_logo, who.workspace_id, name, logo_id):
         raise Problem(404, "not_found", f"no logo {logo_id} of brand {name!r} in this workspace")
     return Response(status_code=204)

@@ -72,7 +72,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 @router.get("/v1/taxonomy")
 async def get_taxonomy(state: State, who: Reader) -> dict[str, Any]:
     """The workspace's current taxonomy and its version (the default taxonomy until one is set)."""
-    taxonomy, version = await run_in_threadpool(state.categories.taxonomy, who.workspace_id)
+    taxonomy, version = await run_in_threadpool(state.services.categories.taxonomy, who.workspace_id)
     return {"version": version, "taxonomy": taxonomy.to_dict()}
 
 
@@ -90,7 +90,7 @@ async def put_taxonomy(request: Request, state: State, who: Admin) -> dict[str, 
     # TaxonomyError -> 422 listing every problem; parsing up to MAX_BYTES of YAML is off the event loop
     taxonomy = await run_in_threadpool(parse_taxonomy, body, media_type)
     version, recategorized = await run_in_threadpool(
-        state.categories.set_taxonomy, who.workspace_id, taxonomy
+        state.services.categories.set_taxonomy, who.workspace_id, taxonomy
     )
     return {"version": version, "recategorized": recategorized}
 
@@ -98,14 +98,14 @@ async def put_taxonomy(request: Request, state: State, who: Admin) -> dict[str, 
 @router.get("/v1/taxonomy/versions")
 async def taxonomy_versions(state: State, who: Reader) -> dict[str, Any]:
     """Every version of the workspace's taxonomy, newest first."""
-    return {"versions": await run_in_threadpool(state.categories.history, who.workspace_id)}
+    return {"versions": await run_in_threadpool(state.services.categories.history, who.workspace_id)}
 
 
 # -- categories --------------------------------------------------------------------------------------------
 @router.get("/v1/categories")
 async def list_categories(state: State, who: Reader) -> dict[str, Any]:
     """The current categories (and `other`), each with the number of images currently assigned it."""
-    return await run_in_threadpool(state.categories.overview, who.workspace_id)
+    return await run_in_threadpool(state.services.categories.overview, who.workspace_id)
 
 
 @router.get("/v1/categories/counts")
@@ -116,28 +116,30 @@ async def category_counts(
 ) -> dict[str, Any]:
     """Images per category and UTC day, dated by their earliest post (or, without one, by ingest)."""
     start, end = window
-    rows = await run_in_threadpool(state.categories.counts, who.workspace_id, start, end)
+    rows = await run_in_threadpool(state.services.categories.counts, who.workspace_id, start, end)
     return {"counts": [{"day": day.isoformat(), "category": name, "images": n} for day, name, n in rows]}
 
 
 @router.post("/v1/categories/recategorize")
 async def recategorize(state: State, who: Writer) -> dict[str, Any]:
     """Categorise every image of the workspace again with the current taxonomy and model."""
-    return {"recategorized": await run_in_threadpool(state.categories.recategorize, who.workspace_id)}
+    return {
+        "recategorized": await run_in_threadpool(state.services.categories.recategorize, who.workspace_id)
+    }
 
 
 @router.post("/v1/categories/train")
 async def train(state: State, who: Writer) -> dict[str, Any]:
     """Train a category model on the workspace's labels, make it current and recategorise with it;
     409 `not_enough_labels` when no category has both a positive and a negative example."""
-    report = await run_in_threadpool(state.categories.train, who.workspace_id)
+    report = await run_in_threadpool(state.services.categories.train, who.workspace_id)
     return dataclasses.asdict(report)
 
 
 @router.get("/v1/categories/models")
 async def category_models(state: State, who: Reader) -> dict[str, Any]:
     """The workspace's trained category models, newest (current) first."""
-    return {"models": await run_in_threadpool(state.categories.models, who.workspace_id)}
+    return {"models": await run_in_threadpool(state.services.categories.models, who.workspace_id)}
 
 
 # -- labels ------------------------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ async def add_labels(image_id: str, body: LabelsBody, state: State, who: Writer)
     """Say which categories an image shows (`categories`) and does not show (`not`): ground truth for
     POST /v1/categories/train. Names are the current taxonomy's (any case)."""
     labels = await run_in_threadpool(
-        lambda: state.categories.label(
+        lambda: state.services.categories.label(
             who.workspace_id,
             image_id,
             body.categories,
@@ -164,7 +166,7 @@ async def add_labels(image_id: str, body: LabelsBody, state: State, who: Writer)
 @router.get("/v1/images/{image_id}/labels", tags=["images"])
 async def get_labels(image_id: str, state: State, who: Reader) -> dict[str, Any]:
     """The labels recorded for an image."""
-    labels = await run_in_threadpool(state.categories.labels, who.workspace_id, image_id)
+    labels = await run_in_threadpool(state.services.categories.labels, who.workspace_id, image_id)
     if labels is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return {"image_id": image_id, "labels": labels}

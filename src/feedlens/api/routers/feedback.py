@@ -44,7 +44,7 @@ async def correct(image_id: str, body: CorrectionBody, state: State, who: Writer
     a verdict becomes a moderation decision (`safe` approves, others reject). Recorded with who, when, the
     prediction it replaces and that prediction's version."""
     done = await run_in_threadpool(
-        lambda: state.corrections.correct(
+        lambda: state.services.corrections.correct(
             who.workspace_id,
             image_id,
             categories=body.categories,
@@ -66,7 +66,7 @@ async def correct(image_id: str, body: CorrectionBody, state: State, who: Writer
 @router.get("/v1/images/{image_id}/corrections", tags=["images"])
 async def corrections(image_id: str, state: State, who: Reader) -> dict[str, Any]:
     """Every correction of an image, newest (the one in force) first."""
-    found = await run_in_threadpool(state.corrections.history, who.workspace_id, image_id)
+    found = await run_in_threadpool(state.services.corrections.history, who.workspace_id, image_id)
     if found is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return {"image_id": image_id, "corrections": found}

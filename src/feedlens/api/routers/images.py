@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api.deps import Admin, Reader, State, Writer
 from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import IMAGE_STATUS, Problem
 from feedlens.api.routers.analyze import BODY_DOC
 from feedlens.core.errors import ImageErrorCode
-from feedlens.services.ingest import IngestItem, Ingestor
-from feedlens.storage import repositories as repo
+from feedlens.services.ingest import IngestItem
 
 router = APIRouter(tags=["images"])
 
@@ -37,8 +34,7 @@ async def add_image(request: Request, state: State, who: Writer) -> JSONResponse
     given = await read_image_input(request, allow_post=True)
     item = IngestItem(source=given.name, data=given.data, url=given.url, post=given.post)
     if given.analyzers:  # a custom analyzer set runs alone
-        pipeline = state.services.pipeline(given.analyzers)
-        ingestor = Ingestor(state.library, pipeline, state.services.decoder, state.fetcher, 1)
+        ingestor = state.services.ingestor(given.analyzers)
         outcome = await state.gate.run(lambda: ingestor.process_batch(who.workspace_id, [item])[0])
     else:
         outcome = await state.gate.run_coalesced(
@@ -63,12 +59,10 @@ def _fetch_status(error: dict[str, str] | None) -> int | None:
 
 
 def _view(state: State, workspace: int, image_id: str) -> dict[str, Any]:
-    current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
-    with state.library.database.session() as session:
-        image = repo.get_image(session, workspace, image_id)
-        if image is None:
-            raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
-        return state.library.views(session, [image], current)[0]
+    view = state.services.library.view(workspace, image_id, state.services.current_versions)
+    if view is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return view
 
 
 @router.get("/v1/images/{image_id}")
@@ -79,7 +73,7 @@ def get_image(image_id: str, state: State, who: Reader) -> dict[str, Any]:
 
 @router.get("/v1/images/{image_id}/thumbnail", response_class=Response)
 def thumbnail(image_id: str, state: State, who: Reader) -> Response:
-    data = state.library.thumbnail(who.workspace_id, image_id)
+    data = state.services.library.thumbnail(who.workspace_id, image_id)
     if data is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return Response(data, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"})
@@ -94,22 +88,15 @@ def list_images(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Images of the workspace, newest first, filtered; follow `next_cursor` for the next page."""
-    current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
-    # hidden until reviewed (docs/feedback.md): flagged images stay out of listings while the setting is on
-    filters = dataclasses.replace(filters, hide_unreviewed=state.settings.review.hide_unreviewed)
-    with state.library.database.session() as session:
-        try:
-            page, next_cursor = repo.list_images(session, who.workspace_id, filters, limit, cursor)
-        except ValueError:
-            raise Problem(422, "invalid_cursor", "the cursor was not made by this server") from None
-        items = state.library.views(session, page, current)
+    library, current = state.services.library, state.services.current_versions
+    items, next_cursor = library.page(who.workspace_id, filters, limit, cursor, current)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.delete("/v1/images/{image_id}", status_code=204, response_class=Response)
 def delete_image(image_id: str, state: State, who: Writer) -> Response:
     """Erase an image: its rows, stored copy and thumbnail (unless another workspace holds the same file)."""
-    if not state.library.delete_images(who.workspace_id, [image_id]):
+    if not state.services.library.delete_images(who.workspace_id, [image_id]):
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return Response(status_code=204)
 
@@ -117,5 +104,5 @@ def delete_image(image_id: str, state: State, who: Writer) -> Response:
 @router.delete("/v1/authors/{author}", tags=["erasure"])
 def delete_author(author: str, state: State, who: Admin) -> dict[str, Any]:
     """Right to erasure: the author's posts and every image that no other author's post shows."""
-    erased = state.library.delete_author(who.workspace_id, author)
+    erased = state.services.library.delete_author(who.workspace_id, author)
     return {"author": author.lstrip("@"), "erased": erased}

@@ -42,7 +42,7 @@ async def labeling_queue(
     """The next unlabelled images to label: most uncertain under a model refitted on the current labels,
     spread over clusters; each pick says its uncertainty, cluster and the predicted categories."""
     return await run_in_threadpool(
-        lambda: state.learning.next(who.workspace_id, n, strategy, diversity=diversity, seed=seed)
+        lambda: state.services.learning.next(who.workspace_id, n, strategy, diversity=diversity, seed=seed)
     )
 
 
@@ -52,7 +52,7 @@ def submit_cycle(state: AppState, workspace: int, body: CycleBody, trigger: str,
     return state.runs.submit(
         workspace,
         "cycle",
-        lambda: state.learning.cycle(
+        lambda: state.services.learning.cycle(
             workspace, options, metric=body.metric, margin=body.margin, trigger=trigger, created_by=by
         ),
     )
@@ -60,7 +60,7 @@ def submit_cycle(state: AppState, workspace: int, body: CycleBody, trigger: str,
 
 def maybe_retrain(state: AppState, workspace: int, by: str) -> None:
     """After labels arrive over the API: start a cycle when enough new ones have (none while one runs)."""
-    if state.runs.active(workspace, "cycle") is None and state.learning.due(workspace):
+    if state.runs.active(workspace, "cycle") is None and state.services.learning.due(workspace):
         submit_cycle(state, workspace, CycleBody(), "labels", by)
 
 
@@ -74,4 +74,4 @@ async def retrain(state: State, who: Writer, body: CycleBody | None = None) -> J
 @router.get("/v1/review/learning")
 async def learning_status(state: State, who: Reader) -> dict[str, Any]:
     """Every retraining cycle and the learning curve: the holdout metric against the number of labels."""
-    return await run_in_threadpool(state.learning.status, who.workspace_id)
+    return await run_in_threadpool(state.services.learning.status, who.workspace_id)

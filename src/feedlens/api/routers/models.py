@@ -64,7 +64,7 @@ def _accepted(run: Any) -> JSONResponse:
 @router.get("/v1/models")
 async def list_models(state: State, who: Reader, task: Task = "categories") -> dict[str, Any]:
     """Every version of the task's models, with aliases (`production`, `candidate`) and the A/B state."""
-    registry = state.training.registry
+    registry = state.services.training.registry
     versions = await run_in_threadpool(registry.versions, who.workspace_id, task)
     ab = await run_in_threadpool(registry.ab_status, who.workspace_id, task)
     production = next((v["version"] for v in versions if "production" in v["aliases"]), None)
@@ -80,7 +80,7 @@ async def train(body: TrainBody, state: State, who: Writer, task: Task = "catego
     run = state.runs.submit(
         who.workspace_id,
         "train",
-        lambda: state.training.train(who.workspace_id, WORKSPACE, options, task=task, created_by=by),
+        lambda: state.services.training.train(who.workspace_id, WORKSPACE, options, task=task, created_by=by),
     )
     return _accepted(run)
 
@@ -95,7 +95,7 @@ async def get_run(run_id: str, state: State, who: Reader) -> dict[str, Any]:
 async def rollback(state: State, who: Admin, task: Task = "categories") -> dict[str, Any]:
     """Production goes back to the model it replaced; 409 `nothing_to_roll_back` at the first one."""
     return await run_in_threadpool(
-        state.training.registry.rollback, who.workspace_id, task, f"key:{who.key_id}"
+        state.services.training.registry.rollback, who.workspace_id, task, f"key:{who.key_id}"
     )
 
 
@@ -103,13 +103,13 @@ async def rollback(state: State, who: Admin, task: Task = "categories") -> dict[
 async def ab_status(state: State, who: Reader, task: Task = "categories") -> dict[str, Any]:
     """The A/B test: mode, share, and for production and candidate the recorded predictions and live
     accuracy on labelled images (all, served-only, and on the images both predicted)."""
-    return await run_in_threadpool(state.training.registry.ab_status, who.workspace_id, task)
+    return await run_in_threadpool(state.services.training.registry.ab_status, who.workspace_id, task)
 
 
 @router.put("/v1/models/ab")
 async def set_ab(body: AbBody, state: State, who: Admin, task: Task = "categories") -> dict[str, Any]:
     """Start (`split` with a share, or `shadow`), change or stop (`off`) an A/B test of a candidate."""
-    registry = state.training.registry
+    registry = state.services.training.registry
     await run_in_threadpool(
         registry.set_ab, who.workspace_id, task, body.candidate, body.mode, body.share, f"key:{who.key_id}"
     )
@@ -119,21 +119,23 @@ async def set_ab(body: AbBody, state: State, who: Admin, task: Task = "categorie
 @router.get("/v1/models/history")
 async def history(state: State, who: Reader, task: Task = "categories") -> dict[str, Any]:
     """Every promote, rollback and A/B change, oldest first."""
-    return {"events": await run_in_threadpool(state.training.registry.history, who.workspace_id, task)}
+    return {
+        "events": await run_in_threadpool(state.services.training.registry.history, who.workspace_id, task)
+    }
 
 
 async def _image(request: Request, state: State, workspace: int, image_id: str | None) -> tuple[Any, str]:
     """The image to predict on or explain (a stored one by id, else an upload) and its routing key."""
     decoder = state.services.decoder
     if image_id is not None:
-        images = await run_in_threadpool(state.training.server.stored_images, workspace, [image_id])
+        images = await run_in_threadpool(state.services.training.server.stored_images, workspace, [image_id])
         if image_id not in images:
             raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
         return images[image_id], image_id
     given = await read_image_input(request, allow_post=False)
     data = given.data
     if given.url is not None:
-        data = (await run_in_threadpool(state.fetcher.fetch, given.url)).data
+        data = (await run_in_threadpool(state.services.fetcher.fetch, given.url)).data
     assert data is not None
     decoded = await run_in_threadpool(decoder.decode, data, DECODE_SIDE)
     return decoded.image, hashlib.sha256(data).hexdigest()
@@ -153,7 +155,7 @@ async def classify(
     (multipart `file` / JSON `image`) or a stored image. Predictions for stored images are recorded; the
     non-served arm of an A/B test is listed under `also`."""
     image, key = await _image(request, state, who.workspace_id, image_id)
-    server = state.training.server
+    server = state.services.training.server
     if image_id is not None:
         found = await state.gate.run(lambda: server.predict_stored(who.workspace_id, task, [image_id]))
         arms = found[image_id]
@@ -180,7 +182,9 @@ async def explain(
     the version, category and score."""
     image, _ = await _image(request, state, who.workspace_id, image_id)
     png, info = await state.gate.run(
-        lambda: state.training.explain(who.workspace_id, image, version=version, category=category, task=task)
+        lambda: state.services.training.explain(
+            who.workspace_id, image, version=version, category=category, task=task
+        )
     )
     headers = {
         "X-Feedlens-Model-Version": str(info["version"]),
@@ -193,7 +197,7 @@ async def explain(
 @router.get("/v1/images/{image_id}/predictions", tags=["images"])
 async def image_predictions(image_id: str, state: State, who: Reader) -> dict[str, Any]:
     """Recorded predictions of trained models for a stored image (both arms of an A/B test)."""
-    found = await run_in_threadpool(state.training.server.predictions_of, who.workspace_id, image_id)
+    found = await run_in_threadpool(state.services.training.server.predictions_of, who.workspace_id, image_id)
     if found is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return {"image_id": image_id, "predictions": found}
@@ -205,13 +209,13 @@ async def get_model(
     version: VersionPath, state: State, who: Reader, task: Task = "categories"
 ) -> dict[str, Any]:
     """One version: metrics, dataset hash, parameters, parent, compression, training details."""
-    return await run_in_threadpool(state.training.registry.get, who.workspace_id, task, version)
+    return await run_in_threadpool(state.services.training.registry.get, who.workspace_id, task, version)
 
 
 @router.get("/v1/models/{version}/report", response_class=HTMLResponse)
 async def report(version: VersionPath, state: State, who: Reader, task: Task = "categories") -> HTMLResponse:
     """The evaluation report made after training: a self-contained HTML page."""
-    page = await run_in_threadpool(state.training.report, who.workspace_id, version, "report", task)
+    page = await run_in_threadpool(state.services.training.report, who.workspace_id, version, "report", task)
     return HTMLResponse(
         page,
         headers={
@@ -225,7 +229,7 @@ async def report(version: VersionPath, state: State, who: Reader, task: Task = "
 @router.get("/v1/models/{version}/metrics")
 async def metrics(version: VersionPath, state: State, who: Reader, task: Task = "categories") -> Response:
     """The evaluation report's numbers (`metrics.json`)."""
-    data = await run_in_threadpool(state.training.report, who.workspace_id, version, "metrics", task)
+    data = await run_in_threadpool(state.services.training.report, who.workspace_id, version, "metrics", task)
     return Response(data, media_type="application/json")
 
 
@@ -241,10 +245,12 @@ async def evaluate(
     data it was trained on), side by side with `against` or production; the run's result is the report's
     numbers."""
     against = None if body is None else body.against
-    state.training.registry.get(who.workspace_id, task, version)  # 404 now rather than in the run
+    state.services.training.registry.get(who.workspace_id, task, version)  # 404 now rather than in the run
 
     def work() -> dict[str, Any]:
-        report, _ = state.training.evaluate(who.workspace_id, version, WORKSPACE, against=against, task=task)
+        report, _ = state.services.training.evaluate(
+            who.workspace_id, version, WORKSPACE, against=against, task=task
+        )
         return report.metrics
 
     return _accepted(state.runs.submit(who.workspace_id, "evaluate", work))
@@ -256,5 +262,5 @@ async def promote(
 ) -> dict[str, Any]:
     """Make a version the task's production model (what /v1/classify and ingest use)."""
     return await run_in_threadpool(
-        state.training.registry.promote, who.workspace_id, task, version, f"key:{who.key_id}"
+        state.services.training.registry.promote, who.workspace_id, task, version, f"key:{who.key_id}"
     )

@@ -30,7 +30,7 @@ async def moderation_queue(
 ) -> dict[str, Any]:
     """Images waiting for a moderator (`state=escalated`: those escalated), highest priority first:
     priority = risk + uncertainty weight x uncertainty (docs/feedback.md)."""
-    items = await run_in_threadpool(state.review.queue, who.workspace_id, limit, queue_state)
+    items = await run_in_threadpool(state.services.review.queue, who.workspace_id, limit, queue_state)
     return {"state": queue_state, "items": items}
 
 
@@ -38,7 +38,7 @@ async def moderation_queue(
 async def moderation_scan(state: State, who: Writer) -> dict[str, int]:
     """Assess every image of the workspace (images ingested before the queue, or after a threshold change);
     decided images keep their decisions."""
-    return await run_in_threadpool(state.review.scan, who.workspace_id)
+    return await run_in_threadpool(state.services.review.scan, who.workspace_id)
 
 
 @router.get("/v1/review/moderation/calibration")
@@ -49,13 +49,13 @@ async def moderation_calibration(
 ) -> dict[str, Any]:
     """Precision and recall of the unsafe flag at thresholds 0.05..0.95 of the risk score, judged by the
     moderators' decisions, the current threshold's point and the threshold reaching `target_precision`."""
-    return await run_in_threadpool(state.review.calibration, who.workspace_id, target_precision)
+    return await run_in_threadpool(state.services.review.calibration, who.workspace_id, target_precision)
 
 
 @router.get("/v1/review/moderation/{image_id}")
 async def moderation_status(image_id: str, state: State, who: Reader) -> dict[str, Any]:
     """One image's review state (`none` when never queued) and its decisions, newest first."""
-    found = await run_in_threadpool(state.review.status, who.workspace_id, image_id)
+    found = await run_in_threadpool(state.services.review.status, who.workspace_id, image_id)
     if found is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return found
@@ -66,7 +66,7 @@ async def moderation_decide(image_id: str, body: DecisionBody, state: State, who
     """Approve, reject or escalate an image waiting for review, with a reason. 409 `not_in_review` when it
     is not waiting (never queued, already decided): change a decision with a safety correction instead."""
     done = await run_in_threadpool(
-        lambda: state.review.decide(
+        lambda: state.services.review.decide(
             who.workspace_id, image_id, body.decision, body.reason, by=f"key:{who.key_id}"
         )
     )

@@ -7,17 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api.deps import Admin, Reader, State
 from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import Problem
 from feedlens.api.routers.analyze import BODY_DOC, report_problem
 from feedlens.core.results import LabelsResult
-from feedlens.services.clusters import find_clusters
-from feedlens.services.duplicates import find_duplicates
-from feedlens.services.search import Hit, upload_pipeline, visual_vector
-from feedlens.storage import repositories as repo
+from feedlens.services.search import Hit, visual_vector
 
 router = APIRouter(tags=["search"])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -26,10 +22,8 @@ MinScore = Annotated[float | None, Query(ge=0, le=1, description="default FEEDLE
 
 
 def _page(state: State, workspace: int, hits: list[Hit], limit: int, offset: int) -> dict[str, Any]:
-    current = state.services.pipeline(DEFAULT_ANALYZERS).versions()
-    with state.library.database.session() as session:
-        images = repo.get_images(session, workspace, [h.image_id for h in hits])
-        views = {v["id"]: v for v in state.library.views(session, images, current)}
+    ids = [h.image_id for h in hits]
+    views = state.services.library.views_by_id(workspace, ids, state.services.current_versions)
     items = [
         {
             "image_id": h.image_id,
@@ -62,7 +56,7 @@ async def search(
     calibrated to [0, 1] and results under `min_score` are not returned."""
     negative = [n for n in (not_ or []) if n.strip()]
     hits = await state.gate.run(
-        lambda: state.search.text(who.workspace_id, q, negative, filters, limit, offset, min_score)
+        lambda: state.services.search.text(who.workspace_id, q, negative, filters, limit, offset, min_score)
     )
     return {"query": q, "not": negative, **_page(state, who.workspace_id, hits, limit, offset)}
 
@@ -83,7 +77,7 @@ async def similar(
     """Images that look like an uploaded image (multipart `file` / JSON `image`) or a stored one."""
     if image_id is not None:
         found = await run_in_threadpool(
-            lambda: state.search.similar(
+            lambda: state.services.search.similar(
                 who.workspace_id,
                 image_id=image_id,
                 filters=filters,
@@ -98,9 +92,9 @@ async def similar(
     given = await read_image_input(request, allow_post=False)
     data = given.data
     if given.url is not None:
-        data = (await run_in_threadpool(state.fetcher.fetch, given.url)).data
+        data = (await run_in_threadpool(state.services.fetcher.fetch, given.url)).data
     assert data is not None
-    pipeline = upload_pipeline(state.services)  # the visual vector needs only the backbone
+    pipeline = state.services.upload_pipeline  # the visual vector needs only the backbone
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
     if not report.ok:
         raise report_problem(report)
@@ -108,7 +102,7 @@ async def similar(
     assert isinstance(labels, LabelsResult)
     vector = visual_vector(labels)
     hits = await run_in_threadpool(
-        lambda: state.search.similar(
+        lambda: state.services.search.similar(
             who.workspace_id,
             vector=vector,
             filters=filters,
@@ -123,10 +117,7 @@ async def similar(
 @router.get("/v1/duplicates")
 async def duplicates(state: State, who: Reader) -> dict[str, Any]:
     """Exact (same bytes, several posts), near (same photo edited) and similar (same scene) groups."""
-    hidden = await run_in_threadpool(state.search.hidden_ids, who.workspace_id)
-    return await run_in_threadpool(
-        find_duplicates, state.services.database, who.workspace_id, state.settings.search, hidden
-    )
+    return await run_in_threadpool(state.services.search.duplicates, who.workspace_id)
 
 
 @router.get("/v1/clusters")
@@ -134,12 +125,11 @@ async def clusters(
     state: State, who: Reader, min_size: Annotated[int, Query(ge=2, le=1000)] = 3
 ) -> dict[str, Any]:
     """Visual clusters of the workspace, named from their members' labels, and the outliers."""
-    hidden = await run_in_threadpool(state.search.hidden_ids, who.workspace_id)
-    return await run_in_threadpool(find_clusters, state.services.database, who.workspace_id, min_size, hidden)
+    return await run_in_threadpool(state.services.search.clusters, who.workspace_id, min_size)
 
 
 @router.post("/v1/index/rebuild")
 async def rebuild(state: State, who: Admin) -> dict[str, Any]:
     """Rebuild the workspace's vector indexes from the stored embeddings."""
-    counts = await run_in_threadpool(state.search.rebuild, who.workspace_id)
+    counts = await run_in_threadpool(state.services.search.rebuild, who.workspace_id)
     return {"rebuilt": counts}

@@ -31,7 +31,7 @@ def _view(workspace: str, scope: str, expires: int | None) -> dict[str, Any]:
 async def login(body: LoginBody, request: Request, response: Response, state: State) -> dict[str, Any]:
     """Trade an API key for an HttpOnly, SameSite=Strict session cookie (8 hours). Requests that change
     state with the cookie must send the `X-Feedlens-CSRF` header."""
-    principal = await run_in_threadpool(state.access.authenticate, body.key.strip())
+    principal = await run_in_threadpool(state.services.access.authenticate, body.key.strip())
     if principal is None:
         raise Problem(401, "unauthorized", "unknown or revoked API key")
     token, expires = sessions.issue(state.session_secret, principal.key_id)

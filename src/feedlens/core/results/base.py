@@ -6,15 +6,63 @@ dictionary that `to_dict()` returns changes shape, so stored results can be told
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+T = TypeVar("T")
 
 
 class AnalyzerResult(Protocol):
     SCHEMA: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class ResultSchemaError(ValueError):
+    """A stored result that does not fit the current result type (another schema version, or damaged)."""
+
+
+@functools.cache
+def _adapter(cls: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(cls)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a result dataclass from its `to_dict()` form, validated by pydantic (lists become tuples,
+    strings enums) and by the dataclass's own `__post_init__` checks. Keys that are not init fields
+    (`schema`, derived lists) are ignored; a different `schema` version is refused."""
+    expected = getattr(cls, "SCHEMA", None)
+    if expected is not None and data.get("schema", expected) != expected:
+        raise ResultSchemaError(f"stored as {data.get('schema')!r}, this is {expected!r}")
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {k: v for k, v in data.items() if k in names}
+    try:
+        result: T = _adapter(cls).validate_python(fields)  # type: ignore[arg-type]  # classes are hashable
+    except ValidationError as exc:
+        raise ResultSchemaError(f"not a valid {cls.__name__}: {exc.error_count()} problems") from exc
+    return result
+
+
+def required_result(results: Mapping[str, Any], name: str, kind: type[T]) -> T:
+    """The result of analyzer `name`, which the caller made run. Missing or of another type is a server
+    fault (a pipeline that did not run what was asked), not bad input: it raises TypeError."""
+    found = results.get(name)
+    if not isinstance(found, kind):
+        got = "nothing" if found is None else type(found).__name__
+        raise TypeError(f"the {name!r} result should be a {kind.__name__}, got {got}")
+    return found
+
+
+def optional_result(results: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
+    """The result of analyzer `name`, or None when it did not run (or is not of its type)."""
+    found = results.get(name)
+    return found if isinstance(found, kind) else None
 
 
 def check_score(value: float, what: str) -> None:
@@ -34,6 +82,9 @@ class ImageReport:
     format: str | None = None
     results: dict[str, AnalyzerResult] = field(default_factory=dict)
     error: dict[str, str] | None = None
+    # The decoded, upright RGB image (PIL) the analyzers saw, for whoever stores the report (thumbnails
+    # come from it instead of a second decode); never serialised.
+    image: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 
 EvidenceKind = Literal["logo", "text", "caption"]
 
@@ -91,6 +92,11 @@ class BrandsResult:
             if items
         ]
         return cls(tuple(sorted(mentions, key=lambda m: (-m.score, m.brand))), registry_version)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {

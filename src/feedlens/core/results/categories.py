@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 from feedlens.core.taxonomy import OTHER
 
 SOURCES = ("labels", "signals", "visual", "text", "caption", "keywords")
@@ -29,6 +30,13 @@ class CategoryScore:
 
     def __post_init__(self) -> None:
         check_score(self.score, f"category {self.name!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        fields = dict(data)
+        if "trained_weight" in fields:  # to_dict's name for `weight`
+            fields["weight"] = fields.pop("trained_weight")
+        return from_dict(cls, fields)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "score": self.score, "assigned": self.assigned}
@@ -84,6 +92,12 @@ class CategoriesResult:
         """The stored analysis version: which taxonomy and model made it."""
         model = f"model-{self.model_version}" if self.model_version is not None else "zero-shot"
         return f"{self.taxonomy}@{self.taxonomy_version}/{model}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        categories = tuple(CategoryScore.from_dict(c) for c in data.get("categories", ()))
+        return from_dict(cls, {**data, "categories": categories})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 from feedlens.core.results.geometry import Box
 
 # The FER mini-Xception model's output order (FER2013 classes).
@@ -138,6 +138,11 @@ class FacesResult:
         ordered = tuple(sorted(faces, key=lambda f: -f.confidence))
         summary = EmotionSummary.of([f.emotions for f in ordered]) if ordered else None
         return cls(faces=ordered, count=len(ordered), emotion_summary=summary)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **asdict(self)}

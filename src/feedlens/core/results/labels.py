@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,11 @@ class LabelsResult:
     @classmethod
     def empty(cls) -> Self:
         return cls(labels=(), concepts=())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+from feedlens.core.results.base import from_dict
 
 # The basic colour names a dominant colour can get (see `feedlens.analyzers.properties.colour_name`).
 COLOUR_NAMES: tuple[str, ...] = (
@@ -116,6 +119,11 @@ class PropertiesResult:
         for what, value in (("phash", self.phash), ("dhash", self.dhash)):
             if not _HASH.match(value):
                 raise ValueError(f"{what} must be 16 lower-case hex digits, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **asdict(self)}

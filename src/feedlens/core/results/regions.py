@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 from feedlens.core.results.geometry import Box
 
 # NudeNet 3.x class order (the model's output channels 4..21).
@@ -60,6 +61,11 @@ class BodyRegionsResult:
 
     def faces(self, min_score: float = 0.0) -> tuple[Region, ...]:
         return tuple(r for r in self.regions if r.kind in FACE_CLASSES and r.score >= min_score)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **asdict(self)}

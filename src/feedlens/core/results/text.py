@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Self
 
-from feedlens.core.results.base import check_score
+from feedlens.core.results.base import check_score, from_dict
 from feedlens.core.results.geometry import Box
 
 HASHTAG_RE = re.compile(r"(?<![\w#&/])#\w*[^\W\d_]\w*")
@@ -174,6 +174,11 @@ class TextResult:
             urls=extract_urls(full_text),
             gated=False,
         )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its `to_dict()` form (stored analyses)."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **asdict(self)}

@@ -23,6 +23,7 @@ from feedlens.analyzers.logo_matcher import LogoFeaturesError, LogoIndex, Refere
 from feedlens.config import Settings
 from feedlens.core.errors import FeedlensError
 from feedlens.core.results.brands import BrandEvidence, BrandsResult
+from feedlens.core.results.text import TextResult
 from feedlens.images import ImageDecoder
 from feedlens.services.brands.mentions import BrandTerms, caption_mentions, text_mentions
 from feedlens.services.search import caption_text
@@ -283,7 +284,8 @@ class BrandService:
                 ).image
             except (FeedlensError, OSError) as exc:  # a missing or unreadable blob: words still count
                 log.warning("logo detection skipped for %s: %s", image.id, exc)
-        text = str(analyses["text"].result.get("full_text", "")) if "text" in analyses else ""
+        found = analyses["text"].loaded if "text" in analyses else None
+        text = found.full_text if isinstance(found, TextResult) else ""
         tags = [t for p in posts for t in (p.hashtags or [])]
         return self._evidence(registry, pixels, text, caption_text(posts), tags)
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from feedlens.services.categories.zero_shot import Evidence
 
@@ -96,6 +95,8 @@ def train_head(
     `x` (N, DIM); `labels[i]` the categories image i belongs to (an image labelled only with other
     categories is a negative). Raises TrainingDataError when no category can be trained.
     """
+    from sklearn.linear_model import LogisticRegression  # ~1 s to import: only when a head is trained
+
     if len(x) != len(labels):
         raise ValueError("one label set per feature row")
     trained, coefs, intercepts, counts = [], [], [], []

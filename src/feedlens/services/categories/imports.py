@@ -1,5 +1,4 @@
-"""Labels in bulk: an ImageFolder-style directory (one sub-folder per category) or a CSV file; and
-categorising images analysed in memory (`feedlens analyze`), with no database."""
+"""Labels in bulk: an ImageFolder-style directory (one sub-folder per category) or a CSV file."""
 
 from __future__ import annotations
 
@@ -7,18 +6,11 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feedlens.core.results import ImageReport
-from feedlens.core.results.categories import CategoriesResult
-from feedlens.core.results.embedding import EmbeddingResult
 from feedlens.core.taxonomy import Taxonomy
-from feedlens.services.categories.categoriser import Categoriser
 from feedlens.services.categories.service import CategoryError, CategoryService
-from feedlens.services.categories.taxonomies import TaxonomyCompiler
-from feedlens.services.categories.zero_shot import Evidence
 from feedlens.services.ingest import IngestItem, Ingestor
 from feedlens.services.pipeline import iter_image_files
 from feedlens.storage import repositories as repo
@@ -159,39 +151,3 @@ def _resolve_image(service: CategoryService, workspace: int, ref: str, base: Pat
                 return None
             sha = hashlib.sha256(file.read_bytes()).hexdigest()
         return repo.images_by_sha(session, workspace, [sha]).get(sha)
-
-
-def categorise_reports(
-    compiler: TaxonomyCompiler,
-    categoriser: Categoriser,
-    reports: Sequence[ImageReport],
-    captions: Sequence[str] | None = None,
-) -> list[CategoriesResult | None]:
-    """Categories of images analysed in memory (None for failed reports or ones without `labels`)."""
-    captions = list(captions) if captions is not None else [""] * len(reports)
-    usable = [i for i, r in enumerate(reports) if r.ok and "labels" in r.results]
-    texts = [
-        str(reports[i].results["text"].to_dict().get("full_text", "")) if "text" in reports[i].results else ""
-        for i in usable
-    ]
-    text_vectors = compiler.encode(texts)
-    caption_vectors = compiler.encode([captions[i] for i in usable])
-    evidence = []
-    for k, i in enumerate(usable):
-        results = {name: r.to_dict() for name, r in reports[i].results.items()}
-        embedding = reports[i].results.get("embedding")
-        vectors = embedding if isinstance(embedding, EmbeddingResult) else None
-        evidence.append(
-            Evidence.from_results(
-                results,
-                content=vectors.content if vectors else None,
-                visual=vectors.visual if vectors else None,
-                caption=captions[i],
-                text_vector=text_vectors[k],
-                caption_vector=caption_vectors[k],
-            )
-        )
-    out: list[CategoriesResult | None] = [None] * len(reports)
-    for i, result in zip(usable, categoriser.categorise(evidence), strict=True):
-        out[i] = result
-    return out

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from feedlens.config import Settings
 from feedlens.core.errors import CodedError
 from feedlens.core.results.categories import CategoriesResult
+from feedlens.core.results.text import TextResult
 from feedlens.core.taxonomy import OTHER, Taxonomy
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
 from feedlens.services.categories.heads import (
@@ -39,7 +40,7 @@ from feedlens.storage import categories as cats
 from feedlens.storage import embeddings as vectors
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
-from feedlens.storage.tables import Image
+from feedlens.storage.tables import Analysis, Image
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,7 @@ class CategoryService:
         visual = vectors.get(session, image_ids, "visual")
         posts = repo.posts_of(session, image_ids)
         captions = {i: caption_text(posts.get(i, [])) for i in image_ids}
-        texts = {
-            i: str(analyses[i]["text"].result.get("full_text", "")) if "text" in analyses[i] else ""
-            for i in image_ids
-        }
+        texts = {i: _full_text(analyses[i].get("text")) for i in image_ids}
         text_vectors = vectors.get(session, image_ids, OCR)
         caption_vectors = {} if refresh_text else vectors.get(session, image_ids, CAPTION)
         need_text = [i for i in image_ids if texts[i].strip() and i not in text_vectors]
@@ -179,8 +177,8 @@ class CategoryService:
                     vectors.drop(session, image_id, CAPTION)
         out = {}
         for image_id in image_ids:
-            results = {name: a.result for name, a in analyses[image_id].items()}
-            if "labels" not in results:
+            results = {name: a.loaded for name, a in analyses[image_id].items()}
+            if results.get("labels") is None:
                 continue
             out[image_id] = Evidence.from_results(
                 results,
@@ -363,3 +361,9 @@ class CategoryService:
         with self.database.session() as session:
             rows = cats.category_counts(session, workspace, since, until)
         return [(day, spelled.get(name, name), n) for day, name, n in rows]
+
+
+def _full_text(analysis: Analysis | None) -> str:
+    """The OCR text of a stored `text` analysis ("" when there is none)."""
+    result = analysis.loaded if analysis is not None else None
+    return result.full_text if isinstance(result, TextResult) else ""

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from feedlens.core.results import FacesResult, LabelsResult
+from feedlens.core.results.base import AnalyzerResult
+from feedlens.core.results.text import TextResult
 from feedlens.core.taxonomy import Taxonomy, TaxonomyError, normalise_keyword, words
 from feedlens.runtime.text_encoder import ConceptTable, TextEncoder
 
@@ -129,7 +131,7 @@ class Evidence:
     @classmethod
     def from_results(
         cls,
-        results: Mapping[str, Mapping[str, Any]],
+        results: Mapping[str, AnalyzerResult | None],
         *,
         content: np.ndarray | None,
         visual: np.ndarray | None,
@@ -137,13 +139,17 @@ class Evidence:
         text_vector: np.ndarray | None = None,
         caption_vector: np.ndarray | None = None,
     ) -> Evidence:
-        """From analyzer results in their stored (dictionary) form."""
-        labels = results.get("labels") or {}
+        """From an image's analyzer results (typed; absent or None ones count as nothing found)."""
         concepts: dict[str, float] = {}
-        for item in [*labels.get("labels", []), *labels.get("concepts", [])]:
-            concepts[str(item["wnid"])] = max(concepts.get(str(item["wnid"]), 0.0), float(item["score"]))
-        faces = (results.get("faces") or {}).get("faces", [])
-        text = str((results.get("text") or {}).get("full_text", ""))
+        labels = results.get("labels")
+        if isinstance(labels, LabelsResult):
+            for wnid, score in [(x.wnid, x.score) for x in labels.labels] + [
+                (x.wnid, x.score) for x in labels.concepts
+            ]:
+                concepts[wnid] = max(concepts.get(wnid, 0.0), score)
+        faces = results.get("faces")
+        text_result = results.get("text")
+        text = text_result.full_text if isinstance(text_result, TextResult) else ""
         return cls(
             concepts=concepts,
             content=content,
@@ -152,7 +158,7 @@ class Evidence:
             text_vector=text_vector if text.strip() else None,
             caption=caption,
             caption_vector=caption_vector if caption.strip() else None,
-            face_score=max((float(f["confidence"]) for f in faces), default=0.0),
+            face_score=faces.faces[0].confidence if isinstance(faces, FacesResult) and faces.faces else 0.0,
         )
 
 

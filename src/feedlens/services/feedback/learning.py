@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from feedlens.config import Settings
@@ -26,7 +25,6 @@ from feedlens.storage import embeddings as vectors
 from feedlens.storage import learning as cycles_db
 from feedlens.storage.database import Database
 from feedlens.training.active_learning import Strategy, parse_strategy, select
-from feedlens.training.probe import fit_linear_head
 from feedlens.training.splits import stable_split
 
 log = logging.getLogger(__name__)
@@ -40,6 +38,8 @@ class LearningError(CodedError):
 
 
 def score(metric: str, truth: list[str], predicted: list[str], classes: list[str]) -> float:
+    from sklearn.metrics import accuracy_score, f1_score
+
     if metric == "accuracy":
         return float(accuracy_score(truth, predicted))
     return float(f1_score(truth, predicted, labels=classes, average="macro", zero_division=0))
@@ -103,6 +103,8 @@ class ActiveLearning:
             x = np.stack([stored[key] for key, _ in train]).astype(np.float64)
             present = sorted({label for _, label in train}, key=classes.index)
             y = np.array([present.index(label) for _, label in train])
+            from feedlens.training.probe import fit_linear_head  # torch loads only with a real fit
+
             with threadpool_limits(1):  # small fits: threaded BLAS only spins (training/simulation.py)
                 w, b = fit_linear_head(x, y, len(present))
             logits = x_pool @ w.T.astype(np.float64) + b

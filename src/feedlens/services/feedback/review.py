@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
 from feedlens.core.errors import CodedError
+from feedlens.core.results.safety import SafetyResult
 from feedlens.storage import feedback as fb
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
@@ -51,9 +52,9 @@ class Assessment:
         return self.verdict != "safe" or self.uncertainty > 0.0
 
 
-def assess(result: dict[str, Any], settings: Settings) -> Assessment:
-    """Where a stored safety result (its dictionary) puts the image; see the module docstring."""
-    scores = {k: float(v) for k, v in (result.get("scores") or {}).items()}
+def assess(result: SafetyResult, settings: Settings) -> Assessment:
+    """Where a safety result puts the image; see the module docstring."""
+    scores = dict(result.scores)
     risk = max(scores.values(), default=0.0)
     explicit = scores.get("explicit_nudity", 0.0)
     distance = min(
@@ -62,7 +63,7 @@ def assess(result: dict[str, Any], settings: Settings) -> Assessment:
     margin = settings.review.margin
     uncertainty = max(0.0, 1.0 - distance / margin) if margin > 0 else 0.0
     priority = risk + settings.review.uncertainty_weight * uncertainty
-    return Assessment(str(result.get("verdict", "safe")), risk, uncertainty, priority)
+    return Assessment(result.verdict.value, risk, uncertainty, priority)
 
 
 def precision_recall(risk: np.ndarray, unsafe: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -119,10 +120,11 @@ class ReviewService:
         with self.database.session() as session:
             analyses = repo.current_analyses(session, list(image_ids))
             for image_id in image_ids:
-                safety = analyses.get(image_id, {}).get("safety")
-                if safety is None:
+                stored = analyses.get(image_id, {}).get("safety")
+                safety = stored.loaded if stored is not None else None
+                if stored is None or not isinstance(safety, SafetyResult):
                     continue
-                found = assess(safety.result, self.settings)
+                found = assess(safety, self.settings)
                 if not found.queued:
                     dropped.append(image_id)
                     continue
@@ -134,7 +136,7 @@ class ReviewService:
                     risk=found.risk,
                     uncertainty=found.uncertainty,
                     priority=found.priority,
-                    safety_version=safety.version,
+                    safety_version=stored.version,
                 )
                 queued += 1
             removed = fb.dequeue_pending(session, dropped)
@@ -219,8 +221,9 @@ class ReviewService:
         by: str,
         source: str,
     ) -> dict[str, Any]:
-        safety = repo.current_analyses(session, [image_id])[image_id].get("safety")
-        found = assess(safety.result, self.settings) if safety is not None else None
+        stored = repo.current_analyses(session, [image_id])[image_id].get("safety")
+        safety = stored.loaded if stored is not None else None
+        found = assess(safety, self.settings) if isinstance(safety, SafetyResult) else None
         fb.set_state(
             session,
             workspace,
@@ -230,7 +233,7 @@ class ReviewService:
             risk=found.risk if found else None,
             uncertainty=found.uncertainty if found else 0.0,
             priority=found.priority if found else 0.0,
-            safety_version=safety.version if safety is not None else "",
+            safety_version=stored.version if stored is not None else "",
         )
         row = fb.add_decision(
             session,

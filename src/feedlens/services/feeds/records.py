@@ -84,6 +84,8 @@ class FeedErrorCode(StrEnum):
 class FeedError(FeedlensError):
     """The feed as a whole cannot be read; also raised by `resolve_image` for a refused reference."""
 
+    http_status = 422
+
     def __init__(self, code: FeedErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code.value

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from feedlens.core.training import WORKSPACE
 from feedlens.services.training.registry import TASKS, ModelRegistry, RegistryError
 from feedlens.services.training.runs import Run, RunError, RunQueue
-from feedlens.services.training.service import WORKSPACE, TrainingService, dataset_from_path
+from feedlens.services.training.service import TrainingService, dataset_from_path
 from feedlens.services.training.serving import ModelServer, Prediction, routes_to_candidate
 from feedlens.training.active_learning import ActiveLearningError
 from feedlens.training.datasets import DatasetError

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 
 from feedlens.config import Settings
+from feedlens.core.training import WORKSPACE
 from feedlens.images import ImageDecoder
 from feedlens.runtime.store import ModelStore
 from feedlens.services.categories import CategoryService
@@ -32,7 +33,6 @@ from feedlens.training.report import EvaluationReport, ModelInfo
 
 log = logging.getLogger(__name__)
 WEIGHTS = "efficientnet-lite0-pth"  # the backbone every model starts from (model store artifact)
-WORKSPACE = "workspace"  # the dataset source meaning "this workspace's labels"
 REPORT_ARTIFACTS = ("metrics", "report")
 
 
