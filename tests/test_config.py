@@ -22,7 +22,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("FEEDLENS_BATCH_SIZE", "0"),
         ("FEEDLENS_DECODE__MAX_BYTES", "-1"),
         ("FEEDLENS_THREADS_PER_WORKER", "many"),
-        ("FEEDLENS_WORKERS", "64"),
+        ("FEEDLENS_THREADS_PER_WORKER", "1000"),  # oversubscribes any core count here
         ("FEEDLENS_LABELS_CONCEPT_MIN_SCORE", "2"),
     ],
 )

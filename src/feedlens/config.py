@@ -170,11 +170,10 @@ class SearchSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLENS_", frozen=True, env_nested_delimiter="__")
 
-    home: Path = Field(default_factory=_default_home, description="models, caches and (later) data")
+    home: Path = Field(default_factory=_default_home, description="models, caches and (by default) data")
     decode: DecodeLimits = DecodeLimits()  # frozen, so one shared default is safe
-    # workers x threads_per_worker should equal the cores: one process pool worker per core by default
-    # would starve ONNX Runtime's own intra-op threads, so the CLI runs one worker with all the cores.
-    workers: int = Field(1, ge=1)
+    # One inference worker per process uses every core through ONNX Runtime's own intra-op threads; the
+    # API admits `api.inference_workers` requests at once (services/inference.py).
     threads_per_worker: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(16, ge=1, le=256, description="images per forward pass")
     labels_top_k: int = Field(5, ge=1, le=1000)
@@ -258,10 +257,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cores_not_oversubscribed(self) -> Self:
         cores = os.cpu_count() or 1
-        if self.workers * self.threads_per_worker > 4 * cores:
+        if self.threads_per_worker > 4 * cores:
             raise ValueError(
-                f"workers x threads_per_worker = {self.workers * self.threads_per_worker} "
-                f"oversubscribes {cores} cores; keep it near the core count"
+                f"threads_per_worker = {self.threads_per_worker} oversubscribes {cores} cores; "
+                "keep it near the core count"
             )
         return self
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from feedlens.core.errors import FeedlensError
+from feedlens.core.files import write_atomic
 from feedlens.index import (
     ExactIndex,
     FaissIndex,
@@ -22,7 +23,6 @@ from feedlens.index import (
 )
 from feedlens.index import exact as exact_module
 from feedlens.index import faiss_index as faiss_module
-from feedlens.index.base import write_atomic
 from tests.index import clustered, image_ids, recall
 
 DIM = 32

@@ -85,11 +85,6 @@ class LogoDetection:
     inliers: int
     inlier_ratio: float  # distinct inliers / distinct matches of this reference inside the quad
 
-    def bounds(self) -> tuple[float, float, float, float]:
-        """Axis-aligned (x0, y0, x1, y1), normalised."""
-        xs, ys = [p[0] for p in self.quad], [p[1] for p in self.quad]
-        return min(xs), min(ys), max(xs), max(ys)
-
 
 @dataclass(frozen=True, slots=True)
 class MatchParams:

@@ -25,6 +25,7 @@ from feedlens.cli import training as training_cli
 from feedlens.cli.context import services_from
 from feedlens.cli.render import OutputFormat, ReportWriter
 from feedlens.core.errors import ConfigError, FeedlensError, ImageError
+from feedlens.core.files import write_atomic
 from feedlens.core.redaction import Method, Target
 from feedlens.core.results import ImageReport
 
@@ -162,9 +163,7 @@ def redact(
     targets = [t for t, on in ((Target.FACES, faces), (Target.NUDITY, nudity), (Target.TEXT, text)) if on]
     suffix = output.suffix.lower().lstrip(".")
     result = redact_image(services, image, targets or list(Target), method, output_format=suffix or None)
-    staged = output.with_name(f".{output.name}.partial")
-    staged.write_bytes(result.data)
-    staged.replace(output)  # atomic: a reader never sees half an image
+    write_atomic(output, result.data)  # a reader never sees half an image
     found = ", ".join(f"{n} {t}" for t, n in result.regions.items())
     Console(stderr=True).print(f"wrote {output} ({result.format}; obscured {found}; metadata stripped)")
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
-import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
@@ -259,28 +257,6 @@ def top_k(scores: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.intp]
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write` on a temporary file beside `path`, fsync it, then rename it over `path`.
-
-    A reader sees the old file or the new one, never a half-written one; a crash leaves at most a
-    `.partial-*` file, which the next successful save of the same folder does not depend on.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
 
 
 def write_header(f: BinaryIO, header: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import BinaryIO, Self
 import numpy as np
 import numpy.typing as npt
 
+from feedlens.core.files import write_atomic
 from feedlens.index.base import (
     Match,
     RWLock,
@@ -38,7 +39,6 @@ from feedlens.index.base import (
     removal_ids,
     top_k,
     write_array,
-    write_atomic,
     write_header,
 )
 

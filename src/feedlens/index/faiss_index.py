@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, Self
 import numpy as np
 import numpy.typing as npt
 
+from feedlens.core.files import write_atomic
 from feedlens.index.base import (
     Match,
     RWLock,
@@ -61,7 +62,6 @@ from feedlens.index.base import (
     removal_ids,
     top_k,
     write_array,
-    write_atomic,
     write_header,
 )
 

@@ -1,1 +1,2 @@
-"""Orchestration over analyzers, runtime and (later) storage. The API and CLI call only this layer."""
+"""Orchestration over analyzers, runtime, storage, indexes and training; `factory.build_services` wires it.
+The API and CLI call only this layer."""

@@ -67,7 +67,7 @@ class Library:
     blobs: BlobStore
     decoder: ImageDecoder
     settings: Settings
-    erasure_hooks: list[ErasureHook] = field(default_factory=list)  # search index entries, later
+    erasure_hooks: list[ErasureHook] = field(default_factory=list)  # e.g. drop search index entries
 
     # -- writing ---------------------------------------------------------------------------------------
     def save(

@@ -183,9 +183,9 @@ class SearchService:
             self._saved[key] = now
 
     def flush(self) -> None:
+        """Save every open index (at shutdown)."""
         with self._lock:
-            for key in list(self._marks):
-                self.indexes.save(*key)
+            self.indexes.save_all()
 
     def forget(self, workspace: int, image_ids: Sequence[str]) -> None:
         """Erasure hook: drop the images from every index now (the rows are already gone)."""

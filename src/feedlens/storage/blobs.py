@@ -7,10 +7,10 @@ none; writing the same content twice is a no-op. Layout: <root>/<kind>/<ab>/<cd>
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from feedlens.core.files import write_atomic
 
 _SHA256 = re.compile(r"[0-9a-f]{64}(\.[a-z0-9]{1,8})?")  # a digest, optionally with a file suffix
 KINDS = ("originals", "thumbnails", "staging", "logos", "models", "reports")
@@ -37,18 +37,8 @@ class BlobStore:
         path = self.path(kind, name)
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        # content-addressed: the name is decided by the data, so the folder's fsync can wait for the OS
+        return write_atomic(path, data, durable=False)
 
     def get(self, kind: str, digest: str) -> bytes:
         return self.path(kind, digest).read_bytes()

@@ -81,13 +81,6 @@ def set_labels(
     )
 
 
-def clear_labels(session: Session, image_id: str, categories: Sequence[str] | None = None) -> int:
-    query = delete(CategoryLabel).where(CategoryLabel.image_id == image_id)
-    if categories is not None:
-        query = query.where(CategoryLabel.category.in_(categories))
-    return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
-
-
 def labels_of_image(session: Session, image_id: str) -> list[CategoryLabel]:
     return list(
         session.scalars(

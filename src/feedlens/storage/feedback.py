@@ -66,13 +66,6 @@ def review_item(session: Session, workspace: int, image_id: str, lock: bool = Fa
     return session.scalar(query.with_for_update() if lock else query)
 
 
-def review_items(session: Session, image_ids: Sequence[str]) -> dict[str, ReviewItem]:
-    if not image_ids:
-        return {}
-    rows = session.scalars(select(ReviewItem).where(ReviewItem.image_id.in_(list(image_ids))))
-    return {row.image_id: row for row in rows}
-
-
 def enqueue(session: Session, workspace: int, image_id: str, **fields: Any) -> None:
     """Put an image in the queue (`pending`), or refresh the scores of one still pending; an image a person
     already decided (or escalated) keeps its state."""

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from feedlens.core.files import write_atomic
 from feedlens.training.augment import AugmentConfig, Augmenter, eval_batch, view_seed
 from feedlens.training.inputs import ImageLike, LabelledImages, check_labels, load_image
 from feedlens.training.network import (
@@ -121,10 +122,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash mid-write leaves the previous epoch's checkpoint
+    # atomic: a crash mid-write leaves the previous epoch's checkpoint
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def _plain(value: Any) -> Any:

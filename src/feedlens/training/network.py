@@ -23,6 +23,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from feedlens.core.files import write_atomic
 from feedlens.training.augment import eval_batch
 from feedlens.training.inputs import ImageLike, load_image
 
@@ -228,10 +229,7 @@ class TrainedClassifier:
             "history": self.history,
             "state": self.net.state_dict(),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)  # atomic: a reader never sees half a model
+        write_atomic(path, lambda f: torch.save(payload, f))  # a reader never sees half a model
 
     @classmethod
     def load(cls, path: Path, threads: int | None = None) -> TrainedClassifier:

@@ -35,8 +35,6 @@ import base64
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from feedlens.core.errors import FeedlensError
+from feedlens.core.files import write_atomic
 
 SCHEMA_VERSION = 1
 CALIBRATION_BINS = 10
@@ -102,8 +101,8 @@ class EvaluationReport:
         directory.mkdir(parents=True, exist_ok=True)
         json_path, html_path = directory / "metrics.json", directory / "report.html"
         page = self.to_html()  # render before touching either file: a plotting error leaves both as they were
-        _write_atomic(json_path, self.to_json().encode())
-        _write_atomic(html_path, page.encode())
+        write_atomic(json_path, self.to_json().encode())
+        write_atomic(html_path, page.encode())
         return json_path, html_path
 
 
@@ -421,18 +420,3 @@ def _thumbnail(load: ThumbnailLoader, key: str) -> str | None:
     except Exception:  # a deleted or unreadable image must not cost the whole report; the page says so
         return None
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside `path`, fsync, rename: a reader sees the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; the report is meant to be read (served by the API)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
