@@ -77,6 +77,7 @@ bench: setup
 	$(BIN)/python benchmarks/training_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/al_simulation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/startup_bench.py --out docs/benchmarks.md --before df8b54a
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m feedlens ...` is `feedlens ...`."""
+
+from feedlens.cli.app import main
+
+main()
