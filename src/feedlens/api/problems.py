@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,6 +77,23 @@ def problem_response(
         **extra,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def item_problem(
+    error: Mapping[str, str] | None, default: str = "the image could not be analysed"
+) -> Problem:
+    """A per-image error (`{"code", "message"}` from a report or an ingest outcome) as a problem: image
+    and fetch codes keep their own statuses, anything else (analyzer_failed, feed errors) is 422."""
+    from feedlens.services.fetch import FetchErrorCode
+
+    error = error or {}
+    code = error.get("code", "analyzer_failed")
+    status = 422
+    if code in ImageErrorCode.__members__.values():
+        status = IMAGE_STATUS.get(ImageErrorCode(code), 422)
+    elif code in FetchErrorCode.__members__.values():
+        status = FetchErrorCode(code).http_status
+    return Problem(status, code, error.get("message", default))
 
 
 def status_of(exc: FeedlensError) -> int:

@@ -13,6 +13,7 @@ from rich.table import Table
 from feedlens.cli.context import Workspace, open_workspace
 from feedlens.cli.render import number
 from feedlens.core.errors import ConfigError
+from feedlens.core.results.safety import Verdict
 
 if TYPE_CHECKING:
     from feedlens.services.factory import Services
@@ -27,12 +28,6 @@ WHO = "cli"
 
 def _cell(value: Any) -> str:
     return number(None if value is None else float(value))
-
-
-class Verdict(StrEnum):
-    SAFE = "safe"
-    SUGGESTIVE = "suggestive"
-    EXPLICIT = "explicit"
 
 
 class Decision(StrEnum):

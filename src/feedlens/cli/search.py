@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from feedlens.cli.context import AsJson, Workspace, open_workspace
-from feedlens.core.errors import ConfigError, ImageError, ImageErrorCode
-from feedlens.core.results import LabelsResult
+from feedlens.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from feedlens.services.factory import Services
@@ -80,21 +79,8 @@ def similar(
     services, search_service, workspace_id = _open(ctx, workspace)
     path = Path(image)
     if path.exists():
-        from feedlens.services.search import visual_vector
-
-        report = services.upload_pipeline.analyze_one(path)  # the visual vector needs only the backbone
-        if not report.ok:
-            error = report.error or {}
-            code = error.get("code", "unreadable")
-            known = code in {c.value for c in ImageErrorCode}
-            raise ImageError(
-                ImageErrorCode(code) if known else ImageErrorCode.UNREADABLE, error.get("message", "")
-            )
-        labels = report.results["labels"]
-        assert isinstance(labels, LabelsResult)
-        hits = search_service.similar(
-            workspace_id, vector=visual_vector(labels), limit=limit, min_score=min_score
-        )
+        vector = services.visual_vector(path)  # the backbone alone, as stored images were embedded
+        hits = search_service.similar(workspace_id, vector=vector, limit=limit, min_score=min_score)
     else:
         hits = search_service.similar(workspace_id, image_id=image, limit=limit, min_score=min_score)
         if hits is None:

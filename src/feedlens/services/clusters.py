@@ -37,12 +37,9 @@ def find_clusters(
     database: Database, workspace: int, min_cluster_size: int = 3, exclude: Collection[str] = ()
 ) -> dict[str, Any]:
     with database.session() as session:
-        ids = sorted(
-            vectors.ids(session, workspace, "visual") - set(exclude)
-        )  # exclude: hidden until reviewed
-        found = vectors.get(session, ids, "visual")
+        found = vectors.of_workspace(session, workspace, "visual", exclude)  # exclude: hidden until reviewed
+        ids = list(found)
         analyses = repo.current_analyses(session, ids)
-    ids = [i for i in ids if i in found]
     if len(ids) < max(2, min_cluster_size):
         return {"clusters": [], "outliers": ids}
     matrix = np.stack([found[i] for i in ids]).astype(np.float64)

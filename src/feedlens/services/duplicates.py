@@ -105,15 +105,12 @@ def find_duplicates(
     database: Database, workspace: int, thresholds: SearchSettings, exclude: Collection[str] = ()
 ) -> dict[str, Any]:
     with database.session() as session:
-        ids = sorted(
-            vectors.ids(session, workspace, "visual") - set(exclude)
-        )  # exclude: hidden until reviewed
-        found = vectors.get(session, ids, "visual")
+        found = vectors.of_workspace(session, workspace, "visual", exclude)  # exclude: hidden until reviewed
+        ids = list(found)
         analyses = repo.current_analyses(session, ids)
         posts = repo.posts_of(session, ids)
     loaded = {i: a["properties"].loaded if "properties" in a else None for i, a in analyses.items()}
     hashes = {i: r.phash if isinstance(r, PropertiesResult) else None for i, r in loaded.items()}
-    ids = [i for i in ids if i in found]
     exact = [
         {
             "image_id": i,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS, analyzer_type, check_names, resolve
@@ -25,6 +26,8 @@ from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from feedlens.analyzers.base import Analyzer
     from feedlens.runtime.text_encoder import TextEncoder
     from feedlens.services.access import AccessService
@@ -124,6 +127,18 @@ class Services:
     def upload_pipeline(self) -> Pipeline:
         """`labels` alone, decoded as ingest decodes: the visual vector of an upload ("similar to this")."""
         return self.pipeline(["labels"], decode_like_ingest=True)
+
+    def visual_vector(self, source: bytes | Path, name: str = "") -> np.ndarray:
+        """The unit visual vector (1280,) of an image that is not stored, computed exactly as for stored
+        ones ("similar to this photo"); a bad image raises its ImageError."""
+        from feedlens.core.results import LabelsResult
+        from feedlens.services.search import visual_vector
+
+        report = self.upload_pipeline.analyze_one(source, name)
+        labels = report.results.get("labels")
+        if not report.ok or not isinstance(labels, LabelsResult):
+            raise report.failure()
+        return visual_vector(labels)
 
     @cached_property
     def current_versions(self) -> dict[str, str]:

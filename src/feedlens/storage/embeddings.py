@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -49,6 +49,16 @@ def ids(session: Session, workspace: int, kind: str) -> set[str]:
         .where(Image.workspace_id == workspace, Embedding.kind == kind)
     )
     return set(rows)
+
+
+def of_workspace(
+    session: Session, workspace: int, kind: str, exclude: Collection[str] = ()
+) -> dict[str, np.ndarray]:
+    """The workspace's vectors of `kind`, by image id in id order, leaving out `exclude` (e.g. images
+    hidden until reviewed)."""
+    wanted = sorted(ids(session, workspace, kind) - set(exclude))
+    found = get(session, wanted, kind)
+    return {i: found[i] for i in wanted if i in found}
 
 
 def changed_since(session: Session, workspace: int, kind: str, since: datetime | None) -> list[str]:

@@ -10,9 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api.deps import Reader, State
 from feedlens.api.inputs import read_image_input
-from feedlens.api.problems import IMAGE_STATUS, Problem
-from feedlens.core.errors import ImageErrorCode
-from feedlens.core.results import ImageReport
+from feedlens.api.problems import item_problem
 
 router = APIRouter(tags=["analyze"])
 
@@ -35,16 +33,6 @@ BODY_DOC: dict[str, Any] = {
 }
 
 
-def report_problem(report: ImageReport) -> Problem:
-    error = report.error or {}
-    code = error.get("code", "analyzer_failed")
-    try:
-        status = IMAGE_STATUS.get(ImageErrorCode(code), 422)
-    except ValueError:
-        status = 422
-    return Problem(status, code, error.get("message", "the image could not be analysed"))
-
-
 @router.post("/v1/analyze", openapi_extra=BODY_DOC)
 async def analyze(request: Request, state: State, _: Reader) -> dict[str, Any]:
     """Analyse one image (multipart `file`, or JSON `image.content` base64 / `image.url`) and return
@@ -58,7 +46,7 @@ async def analyze(request: Request, state: State, _: Reader) -> dict[str, Any]:
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
     state.metrics.images.inc()
     if not report.ok:
-        raise report_problem(report)
+        raise item_problem(report.error)
     out = report.to_dict()
     out.pop("path", None)
     out["versions"] = pipeline.versions()

@@ -10,21 +10,11 @@ from fastapi.responses import JSONResponse
 from feedlens.api.deps import Admin, Reader, State, Writer
 from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
-from feedlens.api.problems import IMAGE_STATUS, Problem
+from feedlens.api.problems import Problem, item_problem
 from feedlens.api.routers.analyze import BODY_DOC
-from feedlens.core.errors import ImageErrorCode
 from feedlens.services.ingest import IngestItem
 
 router = APIRouter(tags=["images"])
-
-
-def _error_problem(error: dict[str, str], fetch_status: int | None = None) -> Problem:
-    code = error.get("code", "failed")
-    try:
-        status = IMAGE_STATUS.get(ImageErrorCode(code), 422)
-    except ValueError:
-        status = fetch_status or 422
-    return Problem(status, code, error.get("message", "the image could not be stored"))
 
 
 @router.post("/v1/images", status_code=201, openapi_extra=BODY_DOC)
@@ -42,20 +32,11 @@ async def add_image(request: Request, state: State, who: Writer) -> JSONResponse
         )
     state.metrics.images.inc()
     if outcome.status == "failed" or outcome.image_id is None:
-        raise _error_problem(outcome.error or {}, _fetch_status(outcome.error))
+        raise item_problem(outcome.error, "the image could not be stored")
     view = _view(state, who.workspace_id, outcome.image_id)
     return JSONResponse(
         {"status": outcome.status, **view}, status_code=201 if outcome.status == "added" else 200
     )
-
-
-def _fetch_status(error: dict[str, str] | None) -> int | None:
-    from feedlens.services.fetch import FetchErrorCode
-
-    try:
-        return FetchErrorCode((error or {}).get("code", "")).http_status
-    except ValueError:
-        return None
 
 
 def _view(state: State, workspace: int, image_id: str) -> dict[str, Any]:

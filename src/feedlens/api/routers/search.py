@@ -11,9 +11,8 @@ from feedlens.api.deps import Admin, Reader, State
 from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import Problem
-from feedlens.api.routers.analyze import BODY_DOC, report_problem
-from feedlens.core.results import LabelsResult
-from feedlens.services.search import Hit, visual_vector
+from feedlens.api.routers.analyze import BODY_DOC
+from feedlens.services.search import Hit
 
 router = APIRouter(tags=["search"])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -94,13 +93,7 @@ async def similar(
     if given.url is not None:
         data = (await run_in_threadpool(state.services.fetcher.fetch, given.url)).data
     assert data is not None
-    pipeline = state.services.upload_pipeline  # the visual vector needs only the backbone
-    report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
-    if not report.ok:
-        raise report_problem(report)
-    labels = report.results["labels"]
-    assert isinstance(labels, LabelsResult)
-    vector = visual_vector(labels)
+    vector = await state.gate.run(lambda: state.services.visual_vector(data, given.name))
     hits = await run_in_threadpool(
         lambda: state.services.search.similar(
             who.workspace_id,

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from feedlens.core.errors import CodedError, FeedlensError, ImageError, ImageErrorCode
+
 T = TypeVar("T")
 
 
@@ -89,6 +91,15 @@ class ImageReport:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def failure(self) -> FeedlensError:
+        """The report's error as an exception: an ImageError for a bad image, else a coded error (e.g.
+        analyzer_failed), for callers that handle one image and must stop on it."""
+        error = self.error or {}
+        code, message = error.get("code", "analyzer_failed"), error.get("message", "the image failed")
+        if code in ImageErrorCode.__members__.values():
+            return ImageError(ImageErrorCode(code), message)
+        return CodedError(code, message)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
