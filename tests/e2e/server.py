@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from feedlens.services.access import AccessService, Scope
 from feedlens.storage.database import Database
+from tests.support.postgres import PostgresCluster, unique_database_name
 
 FEEDLENS = str(Path(sys.executable).parent / "feedlens")
 
@@ -96,13 +100,45 @@ class Server:
 
 # Limits high enough that a test module's requests are never rate-limited.
 RELAXED_LIMITS = {"FEEDLENS_API__BURST": "2000", "FEEDLENS_API__RATE_PER_MINUTE": "20000"}
+# The shared server's settings (tests/e2e/conftest.py): the defaults but for the rate limits, and URL
+# fetching off (the default, spelled out because modules check that it is refused).
+SHARED_SETTINGS = {**RELAXED_LIMITS, "FEEDLENS_FETCH__ENABLED": "false"}
 
 
-def team_keys(server: Server) -> dict[str, str]:
-    """A key of every scope for workspace team-a, and a write key of team-b (isolation checks)."""
+@dataclass(frozen=True)
+class Team:
+    """A module's workspaces, named after it so that modules sharing one server never see each other's
+    data: `a` holds its library, `b` is another tenant for isolation checks, `workspace(x)` any more."""
+
+    prefix: str
+
+    @property
+    def a(self) -> str:
+        return self.workspace("a")
+
+    @property
+    def b(self) -> str:
+        return self.workspace("b")
+
+    def workspace(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+
+def team_keys(server: Server, team: Team) -> dict[str, str]:
+    """A key of every scope for workspace `team.a`, and a write key of `team.b` (isolation checks)."""
     return {
-        "write": server.key("team-a", "write"),
-        "read": server.key("team-a", "read"),
-        "admin": server.key("team-a", "admin"),
-        "other": server.key("team-b", "write"),
+        "write": server.key(team.a, "write"),
+        "read": server.key(team.a, "read"),
+        "admin": server.key(team.a, "admin"),
+        "other": server.key(team.b, "write"),
     }
+
+
+# `launch(name, env)` (the e2e conftest's fixture): a server of the module's own, stopped with the module.
+Launch = Callable[..., Server]
+
+
+def on_postgres(request: pytest.FixtureRequest, name: str) -> dict[str, str]:
+    """The setting that puts a server on a new database of the session's PostgreSQL cluster."""
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return {"FEEDLENS_DATABASE_URL": cluster.create_database(unique_database_name(name))}

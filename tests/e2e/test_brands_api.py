@@ -1,37 +1,17 @@
-"""The brands API against a real server: register with a logo, see mentions in results, filters, search
-and counts; every bad input refused with its code and nothing half-stored."""
+"""The brands API against a real server (the e2e shared one, in this module's workspaces): register with a
+logo, see mentions in results, filters, search and counts; every bad input refused with its code and
+nothing half-stored."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import auth, is_problem
-from tests.e2e.test_search_api import store
+from tests.support.api import auth, is_problem, store
 from tests.support.logos import composite, logo, png, words
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    process = Server(tmp_path_factory.mktemp("brands-api"), dict(RELAXED_LIMITS)).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(server: Server) -> dict[str, str]:
-    return team_keys(server)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=300) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from feedlens.services.factory import Services
 from feedlens.storage import repositories as repo
-from tests.e2e.test_categories_cli import image_ids
-from tests.support.cli import Cli
+from tests.support.cli import Cli, image_ids
 from tests.support.logos import composite, logo, png, words
 
 

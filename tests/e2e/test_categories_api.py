@@ -1,15 +1,16 @@
-"""Categories as a client sees them: a real `feedlens serve` (SQLite) with real models. The taxonomy, the
-category filter of /v1/images and search, labels, training and every bad input a client can send.
+"""Categories as a client sees them: a real `feedlens serve` (SQLite, the e2e shared one) with real
+models. The taxonomy, the category filter of /v1/images and search, labels, training and every bad input a
+client can send.
 
-Team-a's library: chelsea (the cat, posted "lazy sunday #Caturday"), coffee, the cameraman and the
-motorcycle; team-b holds chelsea as well. Tests run in file order and build on each other: the default
-taxonomy (version 1), then a custom one (version 2), then labels and a trained model.
+Team-a's library (workspace `team.a`): chelsea (the cat, posted "lazy sunday #Caturday"), coffee, the
+cameraman and the motorcycle; team-b (`team.b`) holds chelsea as well. Tests run in file order and build
+on each other: the default taxonomy (version 1), then a custom one (version 2), then labels and a trained
+model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import auth, is_problem
-from tests.e2e.test_search_api import Library, store
+from tests.support.api import Library, auth, is_problem, store
 
 NAMES = ("chelsea.png", "coffee.png", "camera.png", "motorcycle.png")
 YAML = {"Content-Type": "application/yaml"}
@@ -47,25 +46,6 @@ categories:
     concepts: [n00021265]
     keywords: [food, coffee, latte]
 """
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = dict(RELAXED_LIMITS)
-    process = Server(tmp_path_factory.mktemp("categories-api"), env).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(server: Server) -> dict[str, str]:
-    return team_keys(server)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=300) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

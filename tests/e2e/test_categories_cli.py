@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from feedlens.core.taxonomy import parse_taxonomy
-from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
-from feedlens.storage.tables import Image as ImageRow
-from tests.support.cli import Cli, Run
+from tests.support.cli import Cli, Run, image_ids
 
 FOOD, PETS = "food & drink", "animals & pets"
 # ImageFolder-style: folder names spell categories loosely (slugs), as exported datasets do
@@ -45,16 +42,6 @@ categories:
     description: rockets, astronauts and the night sky
     phrases: [a rocket launch, an astronaut]
 """
-
-
-def image_ids(services: Services, workspace: str) -> dict[str, str]:
-    """File name -> image id of a workspace's images."""
-    workspace_id = AccessService(services.database).workspace_id(workspace)
-    with services.database.session() as session:
-        rows = session.execute(
-            select(ImageRow.id, ImageRow.source).where(ImageRow.workspace_id == workspace_id)
-        )
-        return {Path(source).name: image_id for image_id, source in rows}
 
 
 def categories_of(run: Run) -> dict[str, dict[str, Any]]:

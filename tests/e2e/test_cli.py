@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.headlines import SAMPLE_HEADLINES
+
 FEEDLENS = str(Path(sys.executable).parent / "feedlens")
 
 
@@ -44,19 +46,28 @@ def test_analyze_jsonl_reports_every_file(photo_dir: Path) -> None:
     cat = by_name["chelsea.png"]
     assert set(cat) == {"path", "sha256", "width", "height", "format", "results"}
     assert (cat["width"], cat["height"], cat["format"]) == (451, 300, "png")
-    assert any(c["name"] == "cat" for c in cat["results"]["labels"]["concepts"])
+    assert cat["results"]["labels"]["labels"][0]["name"] == "Cat"
     assert by_name["notes.txt"]["error"]["code"] == "unsupported_format"
     assert by_name["broken.jpg"]["error"]["code"] in {"corrupt", "truncated"}
     assert "3 analysed, 2 failed" in result.stderr
+
+
+def test_samples_are_named_in_everyday_words(sample_dir: Path) -> None:
+    names = sorted(SAMPLE_HEADLINES)
+    result = run("analyze", *(str(sample_dir / n) for n in names), "-f", "jsonl")
+    assert result.returncode == 0, result.stderr
+    for row in (json.loads(line) for line in result.stdout.splitlines()):
+        first = [label["name"] for label in row["results"]["labels"]["labels"][:3]]
+        assert SAMPLE_HEADLINES[Path(row["path"]).name] & set(first), (row["path"], first)
 
 
 def test_analyze_json_and_table(photo_dir: Path) -> None:
     as_json = run("analyze", str(photo_dir / "coffee.png"), "-f", "json")
     assert as_json.returncode == 0
     [report] = json.loads(as_json.stdout)
-    assert report["results"]["labels"]["labels"][0]["name"] in {"espresso", "cup", "coffee mug"}
+    assert report["results"]["labels"]["labels"][0]["name"] in {"Espresso", "Coffee", "Cup"}
     table = run("analyze", str(photo_dir))
-    assert table.returncode == 0 and "chelsea.png" in table.stdout and "cat" in table.stdout
+    assert table.returncode == 0 and "chelsea.png" in table.stdout and "Cat" in table.stdout
     assert "unsupported_format" in table.stdout
 
 
@@ -91,7 +102,7 @@ def test_missing_store_names_the_fix(tmp_path: Path, photo_dir: Path) -> None:
 
 def test_schema_command() -> None:
     result = run("schema", "labels")
-    assert result.returncode == 0 and json.loads(result.stdout)["$id"] == "feedlens.labels/1"
+    assert result.returncode == 0 and json.loads(result.stdout)["$id"] == "feedlens.labels/2"
 
 
 def test_redact_command(photo_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ one image's bytes runs the ingest hook on it, a scan assesses the rest. Tests ru
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +16,19 @@ import httpx
 import pytest
 
 from feedlens.storage.database import Database
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import auth, is_problem
-from tests.e2e.test_search_api import store
-from tests.services.test_categories import FOOD, PETS
-from tests.services.test_feedback import put_safety
+from tests.e2e.server import RELAXED_LIMITS, Launch, Server, Team
+from tests.support.api import auth, is_problem, store
+from tests.support.category_stack import FOOD, PETS
+from tests.support.safety import put_safety
 
 NAMES = ("chelsea.png", "coffee.png", "astronaut.png")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {**RELAXED_LIMITS, "FEEDLENS_REVIEW__HIDE_UNREVIEWED": "true"}
-    process = Server(tmp_path_factory.mktemp("feedback-api"), env).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(server: Server) -> dict[str, str]:
-    return team_keys(server)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=300) as c:
-        yield c
+def server(launch: Launch) -> Server:
+    """Its own server: hiding unreviewed images is a server-wide setting that would hide images of the
+    modules sharing the e2e server."""
+    return launch("feedback-api", {**RELAXED_LIMITS, "FEEDLENS_REVIEW__HIDE_UNREVIEWED": "true"})
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +112,14 @@ def test_queue_from_ingest_and_scan_hidden_until_reviewed(
 
 
 def test_cli_review_next_decide_and_calibration(
-    server: Server, client: httpx.Client, keys: dict[str, str], ids: dict[str, str]
+    server: Server, team: Team, client: httpx.Client, keys: dict[str, str], ids: dict[str, str]
 ) -> None:
-    shown = server.cli("review", "next", "-w", "team-a")
+    shown = server.cli("review", "next", "-w", team.a)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split("\t")[:2] == [ids["astronaut.png"], "safe"]
     assert ids["coffee.png"] not in shown.stdout
     decided = server.cli(
-        "review", "decide", ids["astronaut.png"], "reject", "--reason", "swimwear", "-w", "team-a"
+        "review", "decide", ids["astronaut.png"], "reject", "--reason", "swimwear", "-w", team.a
     )
     assert decided.returncode == 0, decided.stderr
     assert decided.stdout.split() == [ids["astronaut.png"], "reject", "rejected"]
@@ -146,7 +132,7 @@ def test_cli_review_next_decide_and_calibration(
     assert point[0.55]["precision"] == 0.5 and point[0.55]["recall"] == 1.0
     assert point[0.6]["recall"] == 0.0 and found["current"] == point[0.6]
     assert found["suggested"] is None  # no threshold separates them the right way round
-    table = server.cli("review", "calibration", "-w", "team-a")
+    table = server.cli("review", "calibration", "-w", team.a)
     assert table.returncode == 0, table.stderr
     assert "0.60 (current)" in table.stdout and "2 decisions (1 rejected, 1 approved)" in table.stderr
 
@@ -156,7 +142,7 @@ def post_problem(client: httpx.Client, key: str, path: str, decision: str) -> ht
 
 
 def test_corrections_api_and_cli(
-    server: Server, client: httpx.Client, keys: dict[str, str], ids: dict[str, str]
+    server: Server, team: Team, client: httpx.Client, keys: dict[str, str], ids: dict[str, str]
 ) -> None:
     write, cat = keys["write"], ids["chelsea.png"]
     done = post(client, write, f"/v1/images/{cat}/corrections", {"confirm": True}, status=201)
@@ -167,7 +153,7 @@ def test_corrections_api_and_cli(
     verdict = post(client, write, f"/v1/images/{cat}/corrections", {"safety": "safe"}, status=201)
     assert verdict["decision"]["decision"] == "approve" and verdict["corrections"][0]["value"]["confirmed"]
     # the CLI: a correction by `cli`
-    corrected = server.cli("correct", cat, "--category", FOOD, "--not", PETS, "-w", "team-a")
+    corrected = server.cli("correct", cat, "--category", FOOD, "--not", PETS, "-w", team.a)
     assert corrected.returncode == 0, corrected.stderr
     assert f"{FOOD}\tyes\tcli" in corrected.stdout and f"{PETS}\tno\tcli" in corrected.stdout
     history = get(client, keys["read"], f"/v1/images/{cat}/corrections")["corrections"]

@@ -1,7 +1,8 @@
 """Search as a client sees it: a real `feedlens serve` (SQLite) with real models, then the CLI against the
-same data. PostgreSQL storage is covered by tests/services/test_search.py.
+same data. PostgreSQL storage is covered by tests/services/test_search.py. The server is the e2e shared one
+(tests/e2e/conftest.py); the module works in workspaces of its own (`team`).
 
-Team-a's library: the sample photos, generated edits of chelsea (near duplicates), chelsea's left half
+Team.a's library: the sample photos, generated edits of chelsea (near duplicates), chelsea's left half
 (similar), chelsea posted twice (exact: one image, two posts) and coffee captioned "my morning #latte".
 """
 
@@ -11,9 +12,7 @@ import base64
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,50 +26,12 @@ from feedlens.services.access import AccessService
 from feedlens.storage.database import Database
 from feedlens.storage.tables import Image as ImageRow
 from tests.conftest import encode
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import _png_with_bad_crc, _truncated_jpeg, auth, is_problem
-from tests.services.test_search import CATS, HALF, NEAR, OTHERS, SAMPLES, UNRELATED, chelsea_copies
+from tests.e2e.server import Server, Team
+from tests.support.api import Library, auth, is_problem, store
+from tests.support.images import png_with_bad_crc, truncated_jpeg
+from tests.support.search_set import CATS, HALF, NEAR, OTHERS, SAMPLES, UNRELATED, chelsea_copies
 
 KINDS = ("visual", "content", "semantic")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = dict(RELAXED_LIMITS)
-    process = Server(tmp_path_factory.mktemp("search-api"), env).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(server: Server) -> dict[str, str]:
-    return team_keys(server)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
-        yield c
-
-
-def store(client: httpx.Client, key: str, data: bytes, name: str, post: dict[str, Any] | None = None) -> str:
-    form = {"post": json.dumps(post)} if post else None
-    response = client.post("/v1/images", headers=auth(key), files={"file": (name, data)}, data=form)
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["id"])
-
-
-@dataclass
-class Library:
-    ids: dict[str, str]  # team-a: name -> image id
-    b_ids: dict[str, str]  # team-b
-
-    def name(self, image_id: str) -> str:
-        found = {v: k for k, v in self.ids.items()} | {v: f"b:{k}" for k, v in self.b_ids.items()}
-        return found.get(image_id, image_id)
-
-    def names(self, body: dict[str, Any]) -> list[str]:
-        return [self.name(item["image_id"]) for item in body["items"]]
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +198,8 @@ def test_similar_refuses_bad_inputs(
         (b"", 422, "empty"),
         (b"just some text, not an image at all", 415, "unsupported_format"),
         (encode(Image.new("RGB", (8, 8)), "PNG"), 422, "too_small"),
-        (_png_with_bad_crc(chelsea), 422, "corrupt"),
-        (_truncated_jpeg(chelsea), 422, "truncated"),
+        (png_with_bad_crc(chelsea), 422, "corrupt"),
+        (truncated_jpeg(chelsea), 422, "truncated"),
     ]
     for data, status, code in images:
         is_problem(similar(client, key, data), status, code)
@@ -354,6 +315,7 @@ def workspace_id(server: Server, name: str) -> int:
 
 def test_erasure_removes_index_entries(
     server: Server,
+    team: Team,
     client: httpx.Client,
     keys: dict[str, str],
     library: Library,
@@ -387,7 +349,7 @@ def test_erasure_removes_index_entries(
     duplicates = client.get("/v1/duplicates", headers=auth(keys["read"])).json()
     assert not gone & {i for g in duplicates["near"] + duplicates["similar"] for i in g["images"]}
     # the saved index files no longer hold them (written at once, not at the next periodic save)
-    folder = server.data_dir / "index" / str(workspace_id(server, "team-a"))
+    folder = server.data_dir / "index" / str(workspace_id(server, team.a))
     for kind in ("visual", "semantic"):
         assert not gone & set(load_index(folder / f"{kind}.index").ids()), kind
     assert set(found(q="cat")) == set(library.ids.values())  # the rest untouched
@@ -395,10 +357,20 @@ def test_erasure_removes_index_entries(
 
 # -- the CLI, against the same data while the server runs -------------------------------------------------
 @pytest.fixture(scope="module")
+def cli_team(team: Team) -> str:
+    """The workspace the CLI ingests into."""
+    return team.workspace("cli")
+
+
+@pytest.fixture(scope="module")
 def cli_library(
-    server: Server, sample_dir: Path, chelsea: Image.Image, tmp_path_factory: pytest.TempPathFactory
+    server: Server,
+    cli_team: str,
+    sample_dir: Path,
+    chelsea: Image.Image,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """team-cli: a folder and a feed export, ingested by `feedlens ingest` in its own process."""
+    """cli_team: a folder and a feed export, ingested by `feedlens ingest` in its own process."""
     root = tmp_path_factory.mktemp("cli-search")
     photos = root / "photos"
     photos.mkdir()
@@ -412,7 +384,7 @@ def cli_library(
         {"id": "f3", "image": "photos/chelsea.png", "author": "frank"},
     ]
     feed.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = server.cli("ingest", str(photos), str(feed), "-w", "team-cli")
+    done = server.cli("ingest", str(photos), str(feed), "-w", cli_team)
     assert done.returncode == 0, done.stderr
     assert "4 added, 3 already stored, 0 failed" in done.stderr
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
@@ -426,11 +398,11 @@ def parsed(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
-def cli_ids(server: Server) -> dict[str, str]:
-    """team-cli's image ids by file name, read in-process from the database."""
+def cli_ids(server: Server, cli_team: str) -> dict[str, str]:
+    """cli_team's image ids by file name, read in-process from the database."""
     database = Database(server.database_url)
     try:
-        workspace = AccessService(database).workspace_id("team-cli")
+        workspace = AccessService(database).workspace_id(cli_team)
         with database.session() as session:
             found = session.execute(
                 select(ImageRow.id, ImageRow.source).where(ImageRow.workspace_id == workspace)
@@ -440,9 +412,11 @@ def cli_ids(server: Server) -> dict[str, str]:
         database.dispose()
 
 
-def test_cli_search_similar_duplicates_clusters_rebuild(server: Server, cli_library: Path) -> None:
-    ws = ("-w", "team-cli")
-    ids = cli_ids(server)
+def test_cli_search_similar_duplicates_clusters_rebuild(
+    server: Server, cli_team: str, cli_library: Path
+) -> None:
+    ws = ("-w", cli_team)
+    ids = cli_ids(server, cli_team)
     name = {v: k for k, v in ids.items()}
     cats = {"chelsea.png", "cat_mirror.png"}
     commands = {
@@ -482,9 +456,9 @@ def test_cli_search_similar_duplicates_clusters_rebuild(server: Server, cli_libr
 
 
 def test_the_server_finds_what_the_cli_ingested(
-    server: Server, client: httpx.Client, cli_library: Path
+    server: Server, client: httpx.Client, cli_team: str, cli_library: Path
 ) -> None:
-    key = server.key("team-cli", "read")
+    key = server.key(cli_team, "read")
     body = search(client, key, q="latte")
     assert Path(body["items"][0]["image"]["source"]).name == "coffee.png"
     assert {Path(i["image"]["source"]).name for i in search(client, key, q="cat")["items"]} == {
@@ -493,8 +467,8 @@ def test_the_server_finds_what_the_cli_ingested(
     }
 
 
-def test_cli_similar_to_a_bad_file_is_a_clean_error(server: Server, cli_library: Path) -> None:
-    result = server.cli("similar", str(cli_library / "broken.jpg"), "-w", "team-cli")
+def test_cli_similar_to_a_bad_file_is_a_clean_error(server: Server, cli_team: str, cli_library: Path) -> None:
+    result = server.cli("similar", str(cli_library / "broken.jpg"), "-w", cli_team)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "[corrupt]" in result.stderr or "[truncated]" in result.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,10 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import auth, is_problem
-from tests.e2e.test_search_api import store
-from tests.support.postgres import PostgresCluster, unique_database_name
+from tests.e2e.server import RELAXED_LIMITS, Launch, Server, on_postgres
+from tests.support.api import auth, is_problem, store
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,
@@ -34,27 +31,15 @@ PER_CLASS = 8
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+def server(request: pytest.FixtureRequest, launch: Launch) -> Server:
+    """Its own server: on PostgreSQL, and retraining automatically after the last test's labels (a
+    server-wide setting)."""
     env = {
         **RELAXED_LIMITS,
-        "FEEDLENS_DATABASE_URL": cluster.create_database(unique_database_name("models")),
+        **on_postgres(request, "models"),
         "FEEDLENS_LEARNING__RETRAIN_AFTER": str(len(CLASSES) * (PER_CLASS + 2)),  # the last test's labels
     }
-    process = Server(tmp_path_factory.mktemp("models-api"), env).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(server: Server) -> dict[str, str]:
-    return team_keys(server)
-
-
-@pytest.fixture(scope="module")
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=300) as c:
-        yield c
+    return launch("models-api", env)
 
 
 @pytest.fixture(scope="module")

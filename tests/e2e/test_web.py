@@ -1,6 +1,6 @@
 """The web app in a real browser (Debian's Chromium, headless, driven by Playwright) against a real
-`feedlens serve` holding the sample photos and their posts (tests/e2e/webdemo.py). Screenshots of each page
-go to test-artifacts/screenshots/."""
+`feedlens serve` (the e2e shared one) holding the sample photos and their posts in this module's
+workspaces (tests/e2e/webdemo.py). Screenshots of each page go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -10,66 +10,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL.Image import Image as PILImage
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from feedlens.api import session as sessions
-from tests.conftest import REPO
-from tests.e2e.test_api import auth
-from tests.e2e.webdemo import LOGO, MEME, MIRROR, Demo, start_demo
+from tests.e2e.webdemo import LOGO, MEME, MIRROR, Demo
+from tests.support.api import auth
+from tests.support.browser import CHROMIUM, accessible, shot
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = REPO / "test-artifacts" / "screenshots"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path, chelsea: PILImage) -> Iterator[Demo]:
-    yield from start_demo(tmp_path_factory.mktemp("web"), sample_dir, chelsea)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def context(browser: Browser, demo: Demo) -> Iterator[BrowserContext]:
-    """A browser logged in as team-a's read key (through the API: the login form has its own test)."""
+    """A browser logged in as the team's read key (through the API: the login form has its own test)."""
     ctx = browser.new_context(base_url=demo.server.url, viewport={"width": 1280, "height": 900})
     assert ctx.request.post("/v1/session", data={"key": demo.keys["read"]}).ok
     yield ctx
     ctx.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    yield tab
-    tab.close()
-    assert not errors, errors  # no uncaught script error, nothing the page's CSP had to block
-
-
-UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
-    .filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.outerHTML)"""
-NO_ALT = "() => [...document.querySelectorAll('img')].filter((i) => !i.alt).map((i) => i.outerHTML)"
-
-
-def accessible(page: Page) -> None:
-    """Every form control has a label and every picture alt text."""
-    assert page.evaluate(UNLABELLED) == []
-    assert page.evaluate(NO_ALT) == []
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 # -- journeys in the browser -------------------------------------------------------------------------------
@@ -87,7 +44,7 @@ def test_log_in_and_out(browser: Browser, demo: Demo) -> None:
     page.get_by_label("API key").fill(demo.keys["read"])
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
-    expect(page.locator("#who")).to_contain_text("team-a")
+    expect(page.locator("#who")).to_contain_text(demo.team.a)
     expect(page.locator("#gallery-grid > li")).to_have_count(len(demo.ids))
     shot(page, "gallery")
     # keyboard order: skip link, then the navigation, then the page's filters
@@ -252,7 +209,7 @@ def test_trend_charts_have_data(page: Page, demo: Demo) -> None:
     assert csv and "format=csv" in csv and page.request.get(csv).text().startswith("period,category,images")
     page.get_by_label("Time step").select_option("week")
     page.get_by_role("button", name="Apply").click()
-    expect(page).to_have_url(f"{demo.server.url}/#/trends?bucket=week&kind=concept")
+    expect(page).to_have_url(f"{demo.server.url}/#/trends?bucket=week&kind=headline")
     expect(page.locator("#chart-categories canvas")).to_be_visible()
     accessible(page)
     shot(page, "trends")

@@ -1,27 +1,20 @@
-"""The endpoints behind the web app over HTTP, on a real `feedlens serve` (tests/e2e/webdemo.py): the
-session (login, cookie checks, CSRF, revocation, logout) and the analytics numbers against SQL over the
-server's database. tests/services/test_analytics.py covers the numbers on SQLite and PostgreSQL."""
+"""The endpoints behind the web app over HTTP, on a real `feedlens serve` (the e2e shared one, in this
+module's workspaces; tests/e2e/webdemo.py): the session (login, cookie checks, CSRF, revocation, logout)
+and the analytics numbers against SQL over the server's database. tests/services/test_analytics.py covers
+the numbers on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from PIL.Image import Image as PILImage
 
 from feedlens.api import session as sessions
 from feedlens.services.access import AccessService, Scope
 from feedlens.storage.database import Database
-from tests.e2e.test_api import auth, is_problem
-from tests.e2e.webdemo import Demo, start_demo
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path, chelsea: PILImage) -> Iterator[Demo]:
-    yield from start_demo(tmp_path_factory.mktemp("web-api"), sample_dir, chelsea)
+from tests.e2e.webdemo import Demo
+from tests.support.api import auth, is_problem
 
 
 # -- the session behind the app ----------------------------------------------------------------------------
@@ -50,7 +43,7 @@ def test_session_bad_inputs(demo: Demo) -> None:
         assert sessions.COOKIE not in sent.cookies
         is_problem(client.get("/v1/images"), 401, "unauthorized")
         login = client.post("/v1/session", json={"key": demo.keys["write"]})
-        assert login.status_code == 200 and login.json()["workspace"] == "team-a"
+        assert login.status_code == 200 and login.json()["workspace"] == demo.team.a
         flags = login.headers["set-cookie"].lower()
         assert "httponly" in flags and "samesite=strict" in flags
         token = client.cookies[sessions.COOKIE]
@@ -74,7 +67,7 @@ def test_session_bad_inputs(demo: Demo) -> None:
         client.cookies.clear()
         assert client.post("/v1/session", json={"key": demo.keys["write"]}).status_code == 200
         # a header key wins over the cookie: team-b's key sees team-b
-        assert client.get("/v1/session", headers=auth(demo.keys["other"])).json()["workspace"] == "team-b"
+        assert client.get("/v1/session", headers=auth(demo.keys["other"])).json()["workspace"] == demo.team.b
         is_problem(client.delete("/v1/session"), 403, "csrf_missing")
         out = client.delete("/v1/session", headers=csrf)
         assert out.status_code == 204 and sessions.COOKIE not in client.cookies
@@ -85,11 +78,11 @@ def test_revoking_a_key_ends_its_sessions(demo: Demo) -> None:
     database = Database(demo.server.database_url)
     try:
         access = AccessService(database)
-        secret, view = access.create_key("team-a", Scope.READ, "short-lived")
+        secret, view = access.create_key(demo.team.a, Scope.READ, "short-lived")
         with httpx.Client(base_url=demo.server.url, timeout=60) as client:
             assert client.post("/v1/session", json={"key": secret}).status_code == 200
             assert client.get("/v1/session").status_code == 200
-            access.revoke_key("team-a", view["id"])
+            access.revoke_key(demo.team.a, view["id"])
             is_problem(client.get("/v1/images"), 401, "unauthorized")
     finally:
         database.dispose()
@@ -106,17 +99,17 @@ DATED = """
 
 VERDICTS = """
     SELECT f.value, COUNT(*) FROM facets f JOIN images i ON i.id = f.image_id
-    JOIN workspaces w ON w.id = i.workspace_id WHERE w.name = 'team-a' AND f.kind = 'safety' GROUP BY f.value
+    JOIN workspaces w ON w.id = i.workspace_id WHERE w.name = ? AND f.kind = 'safety' GROUP BY f.value
 """
 TAGS = """
     SELECT h.tag, COUNT(DISTINCT h.post_pk) FROM hashtags h JOIN posts p ON p.id = h.post_pk
-    JOIN workspaces w ON w.id = p.workspace_id WHERE w.name = 'team-a' GROUP BY h.tag
+    JOIN workspaces w ON w.id = p.workspace_id WHERE w.name = ? GROUP BY h.tag
 """
 LIKES = """
     SELECT c.value, SUM(p.likes) FROM posts p
     JOIN (SELECT DISTINCT pi.post_pk, f.value FROM post_images pi
           JOIN facets f ON f.image_id = pi.image_id WHERE f.kind = 'category') c ON c.post_pk = p.id
-    JOIN workspaces w ON w.id = p.workspace_id WHERE w.name = 'team-a' GROUP BY c.value
+    JOIN workspaces w ON w.id = p.workspace_id WHERE w.name = ? GROUP BY c.value
 """
 
 
@@ -142,17 +135,17 @@ def test_analytics_match_the_database(demo: Demo) -> None:
             return {(r["period"], r[key], r["images"]) for r in rows}
 
         categories = get("categories", top=100)
-        assert triples(categories, "category") == per_day(demo, "team-a", "categories", "category")
+        assert triples(categories, "category") == per_day(demo, demo.team.a, "categories", "category")
         assert {r["period"] for r in categories} >= {"2026-11-02", "2026-11-03", "2026-11-10"}
         sentiment = get("sentiment")
-        assert triples(sentiment, "sentiment") == per_day(demo, "team-a", "faces", "sentiment")
+        assert triples(sentiment, "sentiment") == per_day(demo, demo.team.a, "faces", "sentiment")
         brands = get("brands")
-        expected = {(d, "Brewly", n) for d, _, n in per_day(demo, "team-a", "brands", "brand")}
+        expected = {(d, "Brewly", n) for d, _, n in per_day(demo, demo.team.a, "brands", "brand")}
         assert triples(brands, "brand") == expected and ("2026-11-02", "Brewly", 1) in expected  # #latte
         with demo.db() as db:
-            verdicts = dict(db.execute(VERDICTS).fetchall())
-            tags = dict(db.execute(TAGS).fetchall())
-            likes = dict(db.execute(LIKES).fetchall())
+            verdicts = dict(db.execute(VERDICTS, (demo.team.a,)).fetchall())
+            tags = dict(db.execute(TAGS, (demo.team.a,)).fetchall())
+            likes = dict(db.execute(LIKES, (demo.team.a,)).fetchall())
         safety = get("safety", bucket="week")
         assert sum(r["images"] for r in safety) == sum(verdicts.values()) == len(demo.ids)
         for verdict in ("safe", "suggestive", "explicit"):
@@ -169,7 +162,7 @@ def test_analytics_match_the_database(demo: Demo) -> None:
         assert {r["period"] for r in week} == {"2026-11-02"}  # a Monday: the week's name
         assert sum(r["images"] for r in week) == sum(
             n
-            for d, _, n in per_day(demo, "team-a", "categories", "category")
+            for d, _, n in per_day(demo, demo.team.a, "categories", "category")
             if "2026-11-02" <= d < "2026-11-09"
         )
         csv = client.get("/v1/analytics/categories", params={"format": "csv", "top": 100})
@@ -179,7 +172,7 @@ def test_analytics_match_the_database(demo: Demo) -> None:
         assert lines[0] == "period,category,images" and len(lines) == len(categories) + 1
         # team-b sees its own image only
         other = client.get("/v1/analytics/categories", headers=auth(demo.keys["other"])).json()["rows"]
-        assert triples(other, "category") == per_day(demo, "team-b", "categories", "category")
+        assert triples(other, "category") == per_day(demo, demo.team.b, "categories", "category")
         assert sum(r["images"] for r in other) >= 1
         hashtags = client.get("/v1/analytics/hashtags", headers=auth(demo.keys["other"])).json()["rows"]
         assert [r["hashtag"] for r in hashtags] == ["secret"]

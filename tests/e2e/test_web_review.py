@@ -9,19 +9,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from PIL.Image import Image as PILImage
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.test_api import auth
-
-# fixtures: `page` opens its tab in this module's `context`
-from tests.e2e.test_web import CHROMIUM, accessible, browser, page, shot  # noqa: F401 - fixtures
-from tests.e2e.webdemo import Demo, start_demo
+from tests.e2e.server import RELAXED_LIMITS, Launch, Server
+from tests.e2e.webdemo import Demo
+from tests.support.api import auth
+from tests.support.browser import CHROMIUM, accessible, shot
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
@@ -43,14 +40,10 @@ LABELS = {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path, chelsea: PILImage) -> Iterator[Demo]:
-    yield from start_demo(tmp_path_factory.mktemp("web-review"), sample_dir, chelsea, REVIEW_ENV)
-
-
-@pytest.fixture(scope="module")
-def client(demo: Demo) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=demo.server.url, timeout=300) as c:
-        yield c
+def server(launch: Launch) -> Server:
+    """Its own server (the `demo` library is loaded onto it): REVIEW_ENV's threshold and margin are
+    server-wide and would send other modules' images to review."""
+    return launch("web-review", {**RELAXED_LIMITS, **REVIEW_ENV})
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +55,14 @@ def labelled(client: httpx.Client, demo: Demo) -> dict[str, str]:
     return {demo.ids[n]: c for n, c in LABELS.items()}
 
 
-def logged_in(browser: Browser, demo: Demo, key: str) -> BrowserContext:  # noqa: F811
+def logged_in(browser: Browser, demo: Demo, key: str) -> BrowserContext:
     ctx = browser.new_context(base_url=demo.server.url, viewport={"width": 1280, "height": 900})
     assert ctx.request.post("/v1/session", data={"key": demo.keys[key]}).ok
     return ctx
 
 
 @pytest.fixture(scope="module")
-def context(browser: Browser, demo: Demo) -> Iterator[BrowserContext]:  # noqa: F811
+def context(browser: Browser, demo: Demo) -> Iterator[BrowserContext]:
     """Logged in with team-a's admin key (decisions and labels need write, promotion admin)."""
     ctx = logged_in(browser, demo, "admin")
     yield ctx
@@ -91,7 +84,7 @@ def finish(client: httpx.Client, key: str, response: httpx.Response, timeout: fl
 BLUR = "() => getComputedStyle(document.querySelector('#review-image')).filter"
 
 
-def test_approve_in_the_review_queue(page: Page, demo: Demo, client: httpx.Client) -> None:  # noqa: F811
+def test_approve_in_the_review_queue(page: Page, demo: Demo, client: httpx.Client) -> None:
     read = auth(demo.keys["read"])
     queue = client.get("/v1/review/moderation", headers=read).json()["items"]
     assert len(queue) == len(demo.ids), "every image is flagged or uncertain under REVIEW_ENV"
@@ -147,7 +140,7 @@ def test_approve_in_the_review_queue(page: Page, demo: Demo, client: httpx.Clien
     expect(page.get_by_role("button", name="Escalate")).to_have_count(0)  # approve or reject only
 
 
-def test_label_an_item(page: Page, demo: Demo, client: httpx.Client, labelled: dict[str, str]) -> None:  # noqa: F811
+def test_label_an_item(page: Page, demo: Demo, client: httpx.Client, labelled: dict[str, str]) -> None:
     taxonomy = client.get("/v1/taxonomy", headers=auth(demo.keys["read"])).json()["taxonomy"]
     names = [c["name"] for c in taxonomy["categories"]]
     page.goto("/#/labelling")
@@ -194,8 +187,8 @@ def test_label_an_item(page: Page, demo: Demo, client: httpx.Client, labelled: d
 
 
 def test_promote_a_model(
-    page: Page,  # noqa: F811
-    browser: Browser,  # noqa: F811
+    page: Page,
+    browser: Browser,
     demo: Demo,
     client: httpx.Client,
     labelled: dict[str, str],

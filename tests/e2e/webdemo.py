@@ -1,5 +1,6 @@
-"""The library the web app's tests run against: a real `feedlens serve` with the sample photos, some with
-posts, a near duplicate, a meme with text and a photo showing a registered brand's logo."""
+"""The library the web app's tests run against, stored in a module's workspaces on a real `feedlens serve`
+(tests/e2e/conftest.py `demo`): the sample photos, some with posts, a near duplicate, a meme with text and
+a photo showing a registered brand's logo."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from typing import Any
 import httpx
 from PIL.Image import Image as PILImage
 
-from tests.e2e.server import RELAXED_LIMITS, Server, team_keys
-from tests.e2e.test_api import auth
-from tests.services.test_categories import meme
-from tests.services.test_search import chelsea_copies
+from tests.e2e.server import Server, Team
+from tests.support.api import auth
+from tests.support.images import meme
 from tests.support.logos import composite, logo, png
+from tests.support.search_set import chelsea_copies
 
 MIRROR = "cat_mirror.png"
 MEME = "meme.png"  # black words on white: OCR text lines
@@ -43,9 +44,10 @@ POSTS: dict[str, dict[str, Any]] = {
 @dataclass
 class Demo:
     server: Server
+    team: Team  # team.a holds the library, team.b one image and post
     keys: dict[str, str]
-    ids: dict[str, str]  # team-a: sample name -> image id
-    foreign: str  # team-b's image id
+    ids: dict[str, str]  # team.a: sample name -> image id
+    foreign: str  # team.b's image id
 
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
@@ -56,45 +58,36 @@ class Demo:
             connection.close()
 
 
-def start_demo(
-    data_dir: Path, sample_dir: Path, chelsea: PILImage, env: dict[str, str] | None = None
-) -> Iterator[Demo]:
-    """Team-a: a brand with a logo; the sample photos (some with posts), a mirrored chelsea (a near
-    duplicate), a meme (text) and a photo showing the logo. Team-b: one image and post. `env`: more
-    FEEDLENS_* settings for the server."""
-    server = Server(data_dir, {**RELAXED_LIMITS, **(env or {})}).start()
-    try:
-        keys = team_keys(server)
-        with httpx.Client(base_url=server.url, timeout=300) as client:
-            r = client.post(
-                "/v1/brands",
-                headers=auth(keys["write"]),
-                data={"name": "Brewly", "hashtags": ["latte"]},
-                files=[("logos", ("brewly.png", png(logo()), "image/png"))],
-                params={"rescan": "false"},
+def load_demo(server: Server, keys: dict[str, str], team: Team, sample_dir: Path, chelsea: PILImage) -> Demo:
+    """Team.a: a brand with a logo; the sample photos (some with posts), a mirrored chelsea (a near
+    duplicate), a meme (text) and a photo showing the logo. Team.b: one image and post. `keys`: the
+    team's (tests/e2e/server.py team_keys)."""
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+        r = client.post(
+            "/v1/brands",
+            headers=auth(keys["write"]),
+            data={"name": "Brewly", "hashtags": ["latte"]},
+            files=[("logos", ("brewly.png", png(logo()), "image/png"))],
+            params={"rescan": "false"},
+        )
+        assert r.status_code == 200, r.text
+
+        uploads = {p.name: p.read_bytes() for p in sample_dir.iterdir() if p.is_file()}
+        uploads[MIRROR] = chelsea_copies(chelsea)[MIRROR]
+        uploads[MEME] = meme()
+        uploads[LOGO] = composite(sample_dir / "chelsea.png", logo())
+
+        def store(name: str, key: str, post: dict[str, Any] | None) -> str:
+            form = {"post": json.dumps(post)} if post else None
+            files = {"file": (name, uploads[name])}
+            response = client.post("/v1/images", headers=auth(key), files=files, data=form)
+            assert response.status_code in (200, 201), response.text
+            return str(response.json()["id"])
+
+        names = sorted(uploads)
+        with ThreadPoolExecutor(4) as pool:  # concurrent uploads share forward passes
+            ids = dict(
+                zip(names, pool.map(lambda n: store(n, keys["write"], POSTS.get(n)), names), strict=True)
             )
-            assert r.status_code == 200, r.text
-
-            uploads = {p.name: p.read_bytes() for p in sample_dir.iterdir() if p.is_file()}
-            uploads[MIRROR] = chelsea_copies(chelsea)[MIRROR]
-            uploads[MEME] = meme()
-            uploads[LOGO] = composite(sample_dir / "chelsea.png", logo())
-
-            def store(name: str, key: str, post: dict[str, Any] | None) -> str:
-                form = {"post": json.dumps(post)} if post else None
-                files = {"file": (name, uploads[name])}
-                response = client.post("/v1/images", headers=auth(key), files=files, data=form)
-                assert response.status_code in (200, 201), response.text
-                return str(response.json()["id"])
-
-            names = sorted(uploads)
-            with ThreadPoolExecutor(4) as pool:  # concurrent uploads share forward passes
-                ids = dict(
-                    zip(names, pool.map(lambda n: store(n, keys["write"], POSTS.get(n)), names), strict=True)
-                )
-            foreign = store(
-                "coffee.png", keys["other"], {"id": "b1", "author": "mallory", "caption": "#secret"}
-            )
-        yield Demo(server, keys, ids, foreign)
-    finally:
-        server.stop()
+        foreign = store("coffee.png", keys["other"], {"id": "b1", "author": "mallory", "caption": "#secret"})
+    return Demo(server, team, keys, ids, foreign)

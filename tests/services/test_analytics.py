@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from feedlens.core.vocabulary import Vocabulary
 from feedlens.services.access import AccessService
 from feedlens.services.analytics import AnalyticsService, Bucket, GroupBy, Window
 from feedlens.storage.database import Database
@@ -68,7 +69,11 @@ def library(database_url: str) -> Iterator[Library]:
             session.flush()
             ids[name] = image.id
             facets = [("categories", "category", c) for c in categories]
-            facets += [("safety", "safety", verdict), ("labels", "concept", "animal")]
+            facets += [
+                ("safety", "safety", verdict),
+                ("labels", "headline", "cat"),
+                ("labels", "label", "cat"),
+            ]
             facets += [("faces", "sentiment", sentiment)] if sentiment else []
             facets += [("brands", "brand", brand)] if brand else []
             session.add_all(
@@ -97,7 +102,7 @@ def library(database_url: str) -> Iterator[Library]:
         session.add_all(
             [PostImage(post_pk=post.id, image_id=foreign.id), Hashtag(post_pk=post.id, tag="latte")]
         )
-    yield Library(database, AnalyticsService(database), workspace, other, ids)
+    yield Library(database, AnalyticsService(database, vocabulary=Vocabulary.load()), workspace, other, ids)
     database.dispose()
 
 
@@ -208,9 +213,10 @@ def test_hashtags_sentiment_safety_labels_brands(library: Library) -> None:
         ("2026-03-02", 3, 2, 1, 0, 0.3333),
         ("2026-03-09", 2, 1, 0, 1, 0.5),
     ]
-    concepts = library.service.labels(library.workspace, Window(bucket=Bucket.WEEK), "concept")
-    assert sum(r["images"] for r in concepts.rows) == 6
-    assert rows(library.service.labels(library.workspace, Window(), "concept", min_score=0.95)) == []
+    headlines = library.service.labels(library.workspace, Window(bucket=Bucket.WEEK), "headline")
+    assert sum(r["images"] for r in headlines.rows) == 6
+    assert {r["label"] for r in headlines.rows} == {"Cat"}  # the vocabulary's name, not the id
+    assert rows(library.service.labels(library.workspace, Window(), "label", min_score=0.95)) == []
     assert rows(library.service.brands(library.workspace, Window())) == [
         ("2026-03-02", "Brewly", 1),
         ("2026-03-09", "Brewly", 1),

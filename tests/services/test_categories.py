@@ -8,36 +8,27 @@ Semantics are asserted, not scores: the fusion weights and thresholds are fitted
 
 from __future__ import annotations
 
-import dataclasses
-import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
-from feedlens.core.filters import ImageFilter
-from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.taxonomy import TaxonomyError, parse_taxonomy
 from feedlens.services.access import AccessService
-from feedlens.services.categories import CategoryError, CategoryService
+from feedlens.services.categories import CategoryError
 from feedlens.services.categories.imports import import_csv, import_folder
 from feedlens.services.factory import Services
 from feedlens.services.feeds import PostRecord
-from feedlens.services.fetch import SafeFetcher
-from feedlens.services.ingest import IngestItem, Ingestor, chain_hooks
-from feedlens.services.library import Library
+from feedlens.services.ingest import IngestItem
 from feedlens.storage import categories as cats
-from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Facet
-from tests.support.fonts import DEJAVU_BOLD
+from tests.support.category_stack import FOOD, PEOPLE, PETS, TEXT, Stack, build_stack
+from tests.support.images import meme
 from tests.support.tuxpaint import load_stamps, render, split, stamps_or_skip, to_jpeg_bytes
 
-PETS, FOOD, TEXT, PEOPLE = "animals & pets", "food & drink", "text & memes & screenshots", "people & selfies"
 SAMPLES = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle.png", "china.jpg")
 CUSTOM = """
 name: camera maker
@@ -54,62 +45,6 @@ categories:
     phrases: [a cat, a kitten]
     keywords: [caturday]
 """
-
-
-def meme(text: tuple[str, str] = ("WHEN THE CODE", "FINALLY WORKS")) -> bytes:
-    """Black words on white, as memes and quote images are made."""
-    image = Image.new("RGB", (800, 600), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.truetype(DEJAVU_BOLD, 48)
-    draw.text((40, 200), text[0], fill="black", font=font)
-    draw.text((40, 280), text[1], fill="black", font=font)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
-@dataclasses.dataclass
-class Stack:
-    services: Services
-    categories: CategoryService
-    ingestor: Ingestor
-    fetcher: SafeFetcher
-    workspace: int
-
-    def ingest(self, items: Sequence[IngestItem], workspace: int | None = None) -> dict[str, str]:
-        outcomes = list(self.ingestor.ingest(workspace or self.workspace, items))
-        assert all(o.status != "failed" for o in outcomes), [o.error for o in outcomes]
-        return {o.item.source: str(o.image_id) for o in outcomes}
-
-    def result(self, image_id: str) -> CategoriesResult | dict:  # type: ignore[type-arg]
-        with self.services.database.session() as session:
-            return repo.current_analyses(session, [image_id])[image_id]["categories"].result
-
-    def filtered(self, category: str, workspace: int | None = None) -> set[str]:
-        with self.services.database.session() as session:
-            images, _ = repo.list_images(
-                session, workspace or self.workspace, ImageFilter(category=category), 100, None
-            )
-            return {i.id for i in images}
-
-
-def build_stack(services: Services, data_dir: Path, database_url: str) -> Stack:
-    settings = services.settings.model_copy(update={"data_dir": data_dir, "database_url": database_url})
-    wired = services.with_settings(settings)
-    database = wired.database
-    database.migrate()
-    library = Library(database, wired.blobs, wired.decoder, settings)
-    search, categories = wired.search, wired.categories
-    fetcher = SafeFetcher(settings.fetch)
-    ingestor = Ingestor(
-        library,
-        wired.pipeline(DEFAULT_ANALYZERS),
-        fetcher,
-        8,
-        after_commit=chain_hooks(search.after_ingest, categories.after_ingest),
-    )
-    workspace = AccessService(database).create_workspace("team")
-    return Stack(wired, categories, ingestor, fetcher, workspace)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -32,7 +31,8 @@ from feedlens.storage import categories as cats
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database
 from feedlens.storage.tables import Image
-from tests.services.test_categories import FOOD, PEOPLE, PETS, Stack, build_stack
+from tests.support.category_stack import FOOD, PEOPLE, PETS, Stack, build_stack
+from tests.support.safety import put_safety, safety_result
 
 SAMPLES = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle.png")
 # name -> (explicit_nudity, suggestive, verdict) with the default thresholds (explicit 0.5, suggestive 0.6)
@@ -43,21 +43,6 @@ CHOSEN = {
     "barely": (0.52, 0.00, "explicit"),  # flagged, 0.02 over the explicit threshold
     "safe": (0.05, 0.10, "safe"),  # nothing to review
 }
-
-
-def safety_result(explicit: float, suggestive: float, verdict: str) -> dict[str, Any]:
-    scores = {"explicit_nudity": explicit, "suggestive": suggestive}
-    return {"schema": "feedlens.safety/1", "verdict": verdict, "scores": scores, "regions": []}
-
-
-def put_safety(database: Database, image_id: str, explicit: float, suggestive: float, verdict: str) -> None:
-    with database.session() as session:
-        repo.add_analyses(
-            session,
-            image_id,
-            {"safety": safety_result(explicit, suggestive, verdict)},
-            {"safety": "safety-test"},
-        )
 
 
 def add_images(database: Database, workspace_name: str, names: list[str]) -> tuple[int, dict[str, str]]:

@@ -14,7 +14,7 @@ from feedlens.services.factory import Services
 from feedlens.services.feedback.learning import ActiveLearning, LearningError, decide
 from feedlens.services.ingest import IngestItem
 from feedlens.services.training import ActiveLearningError, TrainingService, TrainOptions
-from tests.services.test_categories import Stack, build_stack
+from tests.support.category_stack import Stack, build_stack
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,

@@ -25,7 +25,7 @@ from feedlens.services.training import (
     TrainOptions,
     routes_to_candidate,
 )
-from tests.services.test_categories import Stack, build_stack
+from tests.support.category_stack import Stack, build_stack
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from feedlens.cli.app import main
+from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
+from feedlens.storage.tables import Image as ImageRow
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,13 @@ def in_process_cli(services: Services) -> Cli:
             return Run(code, out.getvalue().decode(), err.getvalue().decode())
 
     return run
+
+
+def image_ids(services: Services, workspace: str) -> dict[str, str]:
+    """File name -> image id of a workspace's images (what the CLI ingested, read in-process)."""
+    workspace_id = AccessService(services.database).workspace_id(workspace)
+    with services.database.session() as session:
+        rows = session.execute(
+            select(ImageRow.id, ImageRow.source).where(ImageRow.workspace_id == workspace_id)
+        )
+        return {Path(source).name: image_id for image_id, source in rows}

@@ -1,0 +1,36 @@
+"""Generated and damaged pictures several test modules send: a text meme, a JPEG cut in half, a PNG with
+a broken checksum."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+from tests.conftest import encode
+from tests.support.fonts import DEJAVU_BOLD
+
+
+def meme(text: tuple[str, str] = ("WHEN THE CODE", "FINALLY WORKS")) -> bytes:
+    """Black words on white, as memes and quote images are made (PNG, 800x600)."""
+    image = Image.new("RGB", (800, 600), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(DEJAVU_BOLD, 48)
+    draw.text((40, 200), text[0], fill="black", font=font)
+    draw.text((40, 280), text[1], fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def truncated_jpeg(image: Image.Image) -> bytes:
+    """The first half of the image's JPEG file: decoders stop early."""
+    data = encode(image, "JPEG", quality=90)
+    return data[: len(data) // 2]
+
+
+def png_with_bad_crc(image: Image.Image) -> bytes:
+    """The image as PNG with one byte of the header chunk's checksum flipped."""
+    data = bytearray(encode(image, "PNG"))
+    data[29] ^= 0xFF  # inside IHDR's CRC
+    return bytes(data)
