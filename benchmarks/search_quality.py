@@ -45,7 +45,7 @@ from run import machine, write_section
 from feedlens.analyzers.embedding import WEIGHTS, EmbeddingAnalyzer
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.config import SearchSettings, Settings, load_settings
-from feedlens.runtime.text_encoder import TextEncoder
+from feedlens.runtime.text_encoder import MiniLMEncoder
 from feedlens.services.duplicates import Pair, candidate_pairs, classify, components
 from feedlens.services.factory import Services, build_services
 from feedlens.services.feeds.records import caption_hashtags
@@ -780,7 +780,7 @@ def words_part(services: Services, bases: dict[str, Image.Image], d: Duplicates)
     if not np.allclose(default, contents[FULL], atol=1e-6):
         sys.exit("the ablation's default configuration does not reproduce the analyzer's content vector")
 
-    encoder = TextEncoder(services.store, threads=services.settings.threads_per_worker)
+    encoder = MiniLMEncoder(services.store, threads=services.settings.threads_per_worker)
     queries = [*QUERIES, *UNRELATED]
     encoded_queries = encoder.encode(queries)
     texts = {

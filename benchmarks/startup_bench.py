@@ -108,9 +108,10 @@ def section(now: dict[tuple[str, ...], Timing], ready: float, before: tuple[str,
         START,
         "## Start-up (issue 22: one wiring, lazy heavy imports)",
         "",
-        f"Measured {date.today().isoformat()} by `benchmarks/startup_bench.py` on {platform.processor() or 'x86_64'}"
-        f" ({os.cpu_count()} cores); median of {ROUNDS} runs after a warm-up, peak RSS from GNU time. "
-        "Commands that need no model never import torch, kornia, faiss or scikit-learn "
+        f"Measured {date.today().isoformat()} by `benchmarks/startup_bench.py` on "
+        f"{platform.processor() or 'x86_64'} ({os.cpu_count()} cores); median of {ROUNDS} runs after a "
+        "warm-up, peak RSS from GNU time. Commands that need no model never import torch, kornia, faiss or "
+        "scikit-learn "
         "(`tests/test_startup.py` blocks them and runs the commands).",
         "",
     ]

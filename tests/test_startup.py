@@ -47,8 +47,9 @@ def test_cli_commands_run_without_heavy_packages(env: dict[str, str]) -> None:
     code = """
 from feedlens.cli.app import main
 import sys
-for args in (["workspaces", "create", "team"], ["keys", "create", "-w", "team"], ["keys", "list", "-w", "team"],
-             ["taxonomy", "default"], ["store", "verify"]):
+commands = (["workspaces", "create", "team"], ["keys", "create", "-w", "team"],
+            ["keys", "list", "-w", "team"], ["taxonomy", "default"], ["store", "verify"])
+for args in commands:
     try:
         main(args)
     except SystemExit as exc:
@@ -78,7 +79,8 @@ key, _ = services.access.create_key("team", "admin")
 with TestClient(create_app(settings, services)) as client:
     headers = {"Authorization": f"Bearer {key}"}
     assert client.get("/readyz").status_code == 200
-    for path in ("/v1/images", "/v1/models", "/v1/duplicates", "/v1/review/moderation", "/v1/analytics/safety"):
+    paths = ("/v1/images", "/v1/models", "/v1/duplicates", "/v1/review/moderation", "/v1/analytics/safety")
+    for path in paths:
         response = client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.text)
 print("served")

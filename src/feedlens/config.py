@@ -167,6 +167,62 @@ class SearchSettings(BaseModel):
     save_interval_s: float = Field(30.0, ge=0.0, description="persist changed indexes at most this often")
 
 
+# OpenAI CLIP's image normalisation (its preprocess and Hugging Face's CLIPImageProcessor).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipSettings(BaseModel):
+    """A user-supplied CLIP or SigLIP export replacing the sentence-space stand-in (docs/search.md).
+    FEEDLENS_CLIP__IMAGE_MODEL, __TEXT_MODEL (.onnx) and __TOKENIZER (tokenizer.json): all three or none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image_model: Path | None = Field(None, description="image tower .onnx: pixels (N, 3, S, S) -> (N, D)")
+    text_model: Path | None = Field(None, description="text tower .onnx: token ids (N, L) -> (N, D)")
+    tokenizer: Path | None = Field(None, description="the text tower's Hugging Face tokenizer.json")
+    name: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        description="shown in result versions; default the image model's file name",
+    )
+    image_size: int = Field(224, ge=16, le=1024, description="S: the side the image tower takes, px")
+    resize: Literal["crop", "stretch"] = Field(
+        "crop", description="crop: shorter side to S, centre S x S (CLIP); stretch: to S x S (SigLIP)"
+    )
+    mean: tuple[float, float, float] = Field(CLIP_MEAN, description="per-channel mean of pixels in [0, 1]")
+    std: tuple[float, float, float] = Field(CLIP_STD, description="per-channel std of pixels in [0, 1]")
+    context_length: int = Field(77, ge=2, le=4096, description="L: token ids per text, padded or truncated")
+    pad_id: int | None = Field(
+        None, ge=0, description="token id that pads texts to L; default the tokenizer's own, else 0 (CLIP)"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.image_model is not None
+
+    @field_validator("image_model", "text_model", "tokenizer")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        files = {"IMAGE_MODEL": self.image_model, "TEXT_MODEL": self.text_model, "TOKENIZER": self.tokenizer}
+        unset = [f"FEEDLENS_CLIP__{k}" for k, v in files.items() if v is None]
+        if unset and len(unset) < len(files):
+            raise ValueError(
+                f"{', '.join(unset)} must be set too: a CLIP model needs both towers and its tokenizer"
+            )
+        for key, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"FEEDLENS_CLIP__{key}: no such file {path}")
+        if min(self.std) <= 0:
+            raise ValueError("FEEDLENS_CLIP__STD: every value must be above 0")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLENS_", frozen=True, env_nested_delimiter="__")
 
@@ -176,11 +232,24 @@ class Settings(BaseSettings):
     # API admits `api.inference_workers` requests at once (services/inference.py).
     threads_per_worker: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(16, ge=1, le=256, description="images per forward pass")
-    labels_top_k: int = Field(5, ge=1, le=1000)
+    labels_backbone: Literal["efficientnet-lite0", "efficientnet-lite2"] = Field(
+        "efficientnet-lite0",
+        description="the ImageNet classifier: Lite0 (default) or Lite2 (2x slower, no more accurate on our "
+        "labelled photos: docs/benchmarks.md); a change needs `feedlens reanalyze` of labels and embedding",
+    )
+    labels_top_k: int = Field(5, ge=1, le=1000, description="raw ImageNet classes kept as a detail")
+    labels_max: int = Field(20, ge=1, le=200, description="everyday labels kept per image")
+    labels_min_score: float = Field(
+        0.1, ge=0.0, le=1.0, description="calibrated score a label needs to be kept"
+    )
+    labels_lead_score: float = Field(
+        0.5, ge=0.0, le=1.0, description="labels from here lead, most specific first, parents after them"
+    )
+    # The WordNet roll-up taxonomies match on (ids only, never shown as words).
     labels_concept_min_score: float = Field(0.15, ge=0.0, le=1.0)
     labels_max_concepts: int = Field(25, ge=0, le=1000)
     labels_concept_min_depth: int = Field(
-        4, ge=0, description="hide WordNet concepts nearer the root than this (entity, object, whole...)"
+        4, ge=0, description="WordNet concepts nearer the root than this (entity, object, whole) are not kept"
     )
 
     safety_explicit_threshold: float = Field(0.5, ge=0.0, le=1.0, description="explicit verdict at or above")
@@ -230,6 +299,7 @@ class Settings(BaseSettings):
     categories: CategorySettings = CategorySettings()
     review: ReviewSettings = ReviewSettings()
     learning: LearningSettings = LearningSettings()
+    clip: ClipSettings = ClipSettings()  # unset: the sentence-space stand-in (docs/search.md)
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; with several servers on one database keep it on "

@@ -19,7 +19,7 @@ from feedlens.api.compat import gcv, gcv_annotate, gcv_layout
 from feedlens.api.compat.gcv import Code, FeatureType, GcvError, ImageRequest, Likelihood
 from feedlens.api.compat.gcv_annotate import SafetyLevels
 from feedlens.api.compat.gcv_layout import Frame
-from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, LabelsResult
+from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, Label, LabelsResult
 from feedlens.core.results.brands import BrandEvidence, BrandsResult
 from feedlens.core.results.faces import EMOTIONS
 from feedlens.core.results.loading import RESULT_TYPES
@@ -276,20 +276,18 @@ def test_emotion_likelihood_bands() -> None:
     assert gcv_annotate.emotion_likelihood(None) is Likelihood.UNKNOWN
 
 
-def test_labels_merge_classes_and_concepts_by_score() -> None:
-    labels = LabelsResult.from_dict(
-        {
-            "labels": [{"name": "tabby", "wnid": "n02123045", "score": 0.5}],
-            "concepts": [  # by descending score, as a LabelsResult holds them
-                {"name": "animal", "wnid": "n00015388", "score": 0.95, "depth": 6},
-                {"name": "cat", "wnid": "n02121620", "score": 0.9, "depth": 13},
-                {"name": "feline", "wnid": "n02120997", "score": 0.9, "depth": 12},
-            ],
-        }
+def test_labels_keep_the_analyzers_order_with_stable_mids() -> None:
+    labels = LabelsResult(
+        labels=(
+            Label("cat", "Cat", 0.9, ("pet", "mammal", "animal"), "Animals and Pets", ("classifier",)),
+            Label("mammal", "Mammal", 0.93, ("animal",), "Animals and Pets", ("classifier",)),
+            Label("pet", "Pet", 0.92, ("animal",), "Animals and Pets", ("classifier",)),
+            Label("animal", "Animal", 0.95, (), "Animals and Pets", ("classifier",)),
+        )
     )
     out = gcv_annotate.label_annotations(labels, 3)
-    assert [x["description"] for x in out] == ["Animal", "Cat", "Feline"]  # equal scores: specific first
-    assert out[1]["mid"] == "/wordnet/n02121620" and out[1]["score"] == out[1]["topicality"] == 0.9
+    assert [x["description"] for x in out] == ["Cat", "Mammal", "Pet"]  # the specific label first
+    assert out[0] == {"mid": "/feedlens/cat", "description": "Cat", "score": 0.9, "topicality": 0.9}
     assert len(gcv_annotate.label_annotations(labels, 10)) == 4
 
 

@@ -2,24 +2,45 @@ from __future__ import annotations
 
 import pytest
 
-from feedlens.core.results import Concept, ImageReport, Label, LabelsResult
+from feedlens.core.results import ImageNetClass, ImageReport, Label, LabelsResult
 
 
-def test_labels_must_be_sorted() -> None:
+def test_classes_must_be_sorted_and_labels_unique() -> None:
     with pytest.raises(ValueError, match="descending"):
-        LabelsResult(labels=(Label("a", "n1", 0.1), Label("b", "n2", 0.5)), concepts=())
+        LabelsResult(labels=(), classes=(ImageNetClass("a", "n1", 0.1), ImageNetClass("b", "n2", 0.5)))
+    with pytest.raises(ValueError, match="once"):
+        LabelsResult(labels=(Label("cat", "Cat", 0.9), Label("cat", "Cat", 0.8)))
+    with pytest.raises(ValueError, match="score"):
+        Label("cat", "Cat", 1.5)
 
 
 def test_empty_and_serialisation() -> None:
-    assert LabelsResult.empty().to_dict() == {"schema": "feedlens.labels/1", "labels": [], "concepts": []}
-    with_features = LabelsResult(labels=(), concepts=(), features=[0.5] * 1280)
+    assert LabelsResult.empty().to_dict() == {
+        "schema": "feedlens.labels/2",
+        "vocabulary": "",
+        "labels": [],
+        "classes": [],
+        "wordnet": {},
+    }
+    with_features = LabelsResult(labels=(), features=[0.5] * 1280)
     assert "features" not in with_features.to_dict()  # vectors live in the embeddings table, not JSON
     result = LabelsResult(
-        labels=(Label("tabby", "n02123045", 0.6),), concepts=(Concept("cat", "n1", 0.9, 13),)
+        labels=(Label("cat", "Cat", 0.9, ("pet", "mammal", "animal"), "Animals and Pets", ("classifier",)),),
+        classes=(ImageNetClass("tabby", "n02123045", 0.6),),
+        wordnet={"n02121620": 0.9},
     )
-    assert result.to_dict()["concepts"][0] == {"name": "cat", "wnid": "n1", "score": 0.9, "depth": 13}
-    assert result.has_concept("cat", 0.5) and not result.has_concept("cat", 0.95)
-    assert result.has_concept("n02123045")
+    assert result.to_dict()["labels"][0] == {
+        "id": "cat",
+        "name": "Cat",
+        "score": 0.9,
+        "parents": ["pet", "mammal", "animal"],
+        "category": "Animals and Pets",
+        "sources": ["classifier"],
+        "count": None,
+    }
+    assert result.headline == result.label("cat") and result.names() == ["Cat"]
+    assert result.names(min_score=0.95) == [] and result.label("dog") is None
+    assert LabelsResult.from_dict(result.to_dict()) == result  # stored results load back typed
 
 
 def test_report_carries_either_results_or_error() -> None:
@@ -33,4 +54,4 @@ def test_report_carries_either_results_or_error() -> None:
         format="png",
         results={"labels": LabelsResult.empty()},
     )
-    assert good.ok and good.to_dict()["results"]["labels"]["schema"] == "feedlens.labels/1"
+    assert good.ok and good.to_dict()["results"]["labels"]["schema"] == "feedlens.labels/2"

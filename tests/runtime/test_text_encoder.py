@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feedlens.runtime.text_encoder import DIM, ConceptTable, TextEncoder, concept_table
+from feedlens.runtime.text_encoder import DIM, ConceptTable, MiniLMEncoder, concept_table
 from feedlens.services.factory import Services
 
 TEXTS = [
@@ -23,8 +23,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def encoder(services: Services) -> TextEncoder:
-    enc = TextEncoder(services.store, threads=services.settings.threads_per_worker)
+def encoder(services: Services) -> MiniLMEncoder:
+    enc = MiniLMEncoder(services.store, threads=services.settings.threads_per_worker)
     enc.load()
     return enc
 
@@ -38,7 +38,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b)
 
 
-def test_matches_transformers_reference(services: Services, encoder: TextEncoder, tmp_path: Path) -> None:
+def test_matches_transformers_reference(services: Services, encoder: MiniLMEncoder, tmp_path: Path) -> None:
     """What sentence-transformers computes: HF tokenizer (truncate to 256, pad to longest), the torch
     model (its default SDPA attention, not the exported eager graph), mean pooling, normalisation."""
     torch = pytest.importorskip("torch")
@@ -64,27 +64,27 @@ def test_matches_transformers_reference(services: Services, encoder: TextEncoder
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_output_shape_dtype_and_norm(encoder: TextEncoder) -> None:
+def test_output_shape_dtype_and_norm(encoder: MiniLMEncoder) -> None:
     vectors = encoder.encode(TEXTS)
-    assert vectors.shape == (len(TEXTS), DIM) == (len(TEXTS), TextEncoder.dim)
+    assert vectors.shape == (len(TEXTS), DIM) == (len(TEXTS), MiniLMEncoder.dim)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert encoder.encode([]).shape == (0, DIM)
 
 
-def test_semantic_sanity(encoder: TextEncoder) -> None:
+def test_semantic_sanity(encoder: MiniLMEncoder) -> None:
     sofa_cat, kitten, stocks = encoder.encode(["a cat sleeping on a sofa", "kitten", "stock market report"])
     assert _cos(sofa_cat, kitten) > _cos(sofa_cat, stocks)
 
 
-def test_batched_equals_one_by_one(encoder: TextEncoder) -> None:
+def test_batched_equals_one_by_one(encoder: MiniLMEncoder) -> None:
     together = encoder.encode(TEXTS, batch_size=3)  # mixed lengths: padded batches
     alone = np.concatenate([encoder.encode([t]) for t in TEXTS])
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_array_equal(encoder.encode(TEXTS, batch_size=3), together)  # deterministic
 
 
-def test_long_text_is_truncated(encoder: TextEncoder) -> None:
+def test_long_text_is_truncated(encoder: MiniLMEncoder) -> None:
     words = " ".join(f"topic{i % 50} sentence" for i in range(2500))  # 5000 words
     (long_vec,) = encoder.encode([words])
     assert np.isfinite(long_vec).all()
@@ -93,7 +93,7 @@ def test_long_text_is_truncated(encoder: TextEncoder) -> None:
     np.testing.assert_allclose(long_vec, longer, atol=1e-6)
 
 
-def test_unicode_and_empty_texts(encoder: TextEncoder) -> None:
+def test_unicode_and_empty_texts(encoder: MiniLMEncoder) -> None:
     emoji, cafe, empty, blank = encoder.encode(["🐱🐶🎉", "naïve café in Zürich", "", "   "])
     for v in (emoji, cafe, empty):
         assert np.isfinite(v).all()
@@ -101,14 +101,14 @@ def test_unicode_and_empty_texts(encoder: TextEncoder) -> None:
     np.testing.assert_allclose(empty, blank, atol=1e-6)  # whitespace-only is the empty text
 
 
-def test_rejects_a_bare_string(encoder: TextEncoder) -> None:
+def test_rejects_a_bare_string(encoder: MiniLMEncoder) -> None:
     with pytest.raises(TypeError):
         encoder.encode("a cat")
     with pytest.raises(ValueError, match="batch_size"):
         encoder.encode(["a cat"], batch_size=0)
 
 
-def test_version_names_the_artifacts(encoder: TextEncoder) -> None:
+def test_version_names_the_artifacts(encoder: MiniLMEncoder) -> None:
     assert encoder.version.startswith("minilm-l6-v2-onnx@")
     assert "minilm-l6-v2-tokenizer@" in encoder.version
 
@@ -130,7 +130,7 @@ def test_concept_table_shape_and_order(services: Services, table: ConceptTable) 
         table.row("n99999999")
 
 
-def test_concept_table_is_semantic(encoder: TextEncoder, table: ConceptTable) -> None:
+def test_concept_table_is_semantic(encoder: MiniLMEncoder, table: ConceptTable) -> None:
     tabby = table.vectors[table.row("n02123045")]
     cat, truck = encoder.encode(["cat", "truck"])
     assert _cos(tabby, cat) > _cos(tabby, truck)

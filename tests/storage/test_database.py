@@ -92,10 +92,12 @@ def _image(session: Session, workspace: int, name: str, created_at: datetime | N
     return image.id
 
 
-def _labels(*named: tuple[str, float], concepts: tuple[tuple[str, float], ...] = ()) -> dict[str, Any]:
+def _labels(*named: tuple[str, float], classes: tuple[tuple[str, float], ...] = ()) -> dict[str, Any]:
+    """A stored labels/2 result: everyday labels by id (in display order), raw classifier classes."""
     return {
-        "labels": [{"name": n, "score": s} for n, s in named],
-        "concepts": [{"name": n, "score": s} for n, s in concepts],
+        "schema": "feedlens.labels/2",
+        "labels": [{"id": i, "name": i.title(), "score": s} for i, s in named],
+        "classes": [{"name": n, "wnid": "n00000000", "score": s} for n, s in classes],
     }
 
 
@@ -200,16 +202,18 @@ def test_deleting_a_workspace_cascades(db: Database) -> None:
             session.add(job)
             session.flush()
             session.add(JobItem(job_id=job.id, position=0, source="upload", image_id=image))
+    dependent: tuple[type[Base], ...] = (Analysis, Facet, PostImage, Hashtag, JobItem)
     with db.session() as session:
+        each = {table: _count(session, table) // 2 for table in dependent}  # both workspaces alike
+        assert all(each.values())
         session.delete(session.get(Workspace, ws))  # ORM delete; the database does the cascading
     with db.session() as session:
         owned: tuple[type[Base], ...] = (Image, Post, ApiKey, Job)
         for table in owned:
             assert _count(session, table, workspace_id=ws) == 0, table.__tablename__
             assert _count(session, table, workspace_id=other) == 1, table.__tablename__
-        dependent: tuple[type[Base], ...] = (Analysis, Facet, PostImage, Hashtag, JobItem)
         for table in dependent:
-            assert _count(session, table) == 1, table.__tablename__  # only the other workspace's rows
+            assert _count(session, table) == each[table], table.__tablename__  # the other workspace's rows
 
 
 def test_deleting_an_image_cascades_and_unlinks_job_items(db: Database) -> None:
@@ -278,14 +282,21 @@ def test_add_analyses_replaces_facets_and_keeps_older_versions(db: Database) -> 
         repo.add_analyses(
             session,
             image,
-            {"labels": _labels(("tabby", 0.8), concepts=(("cat", 0.8),)), "safety": safety},
+            {"labels": _labels(("cat", 0.8), classes=(("tabby", 0.8),)), "safety": safety},
             {"labels": "v1", "safety": "s1"},
         )
     with db.session() as session:
-        repo.add_analyses(session, image, {"labels": _labels(("tiger cat", 0.7))}, {"labels": "v2"})
+        repo.add_analyses(
+            session, image, {"labels": _labels(("cat", 0.7), classes=(("tiger cat", 0.7),))}, {"labels": "v2"}
+        )
     with db.session() as session:
         facets = {(f.analyzer, f.kind, f.value) for f in session.scalars(select(Facet))}
-        assert facets == {("labels", "label", "tiger cat"), ("safety", "safety", "safe")}
+        assert facets == {
+            ("labels", "label", "cat"),
+            ("labels", "headline", "cat"),  # what the image is mostly about, for trends
+            ("labels", "class", "tiger cat"),
+            ("safety", "safety", "safe"),
+        }
         versions = sorted(
             (a.analyzer, a.version)
             for a in session.scalars(select(Analysis).where(Analysis.image_id == image))
@@ -293,7 +304,7 @@ def test_add_analyses_replaces_facets_and_keeps_older_versions(db: Database) -> 
         assert versions == [("labels", "v1"), ("labels", "v2"), ("safety", "s1")]
         current = repo.current_analyses(session, [image])[image]
         assert current["labels"].version == "v2" and current["safety"].version == "s1"
-        assert current["labels"].result["labels"][0]["name"] == "tiger cat"
+        assert current["labels"].result["classes"][0]["name"] == "tiger cat"
     with db.session() as session:  # the same version again replaces that row, not adds one
         repo.add_analyses(session, image, {"labels": _labels(("lynx", 0.6))}, {"labels": "v2"})
     with db.session() as session:
@@ -314,9 +325,9 @@ def gallery(db: Database) -> dict[str, Any]:
             ids[name] = _image(session, ws, name, T0 + timedelta(minutes=n))
         ids["other_cat"] = _image(session, other, "cat", T0)
         results = {
-            "cat": _labels(("tabby", 0.9), concepts=(("cat", 0.9),)),
-            "weak_cat": _labels(("tabby", 0.05), concepts=(("cat", 0.05),)),
-            "dog": _labels(("beagle", 0.8), concepts=(("dog", 0.8),)),
+            "cat": _labels(("cat", 0.9), ("animal", 0.95), classes=(("tabby", 0.9),)),
+            "weak_cat": _labels(("cat", 0.05), classes=(("tabby", 0.05),)),
+            "dog": _labels(("dog", 0.8), ("animal", 0.85), classes=(("beagle", 0.8),)),
         }
         for name, result in results.items():
             repo.add_analyses(session, ids[name], {"labels": result}, {"labels": "v1"})
@@ -353,9 +364,11 @@ def _listed(db: Database, ws: int, **filters: Any) -> set[str]:
 def test_list_images_filters(db: Database, gallery: dict[str, Any]) -> None:
     ws, g = gallery["ws"], gallery
     assert _listed(db, ws) == {g["cat"], g["weak_cat"], g["dog"], g["explicit"], g["plain"]}
-    assert _listed(db, ws, label="Tabby") == {g["cat"]}  # case-insensitive, default min score 0.1
+    assert _listed(db, ws, label="Tabby") == {g["cat"]}  # a raw class name, case-insensitive, min score 0.1
     assert _listed(db, ws, label="tabby", label_min_score=0.01) == {g["cat"], g["weak_cat"]}
-    assert _listed(db, ws, label="cat") == {g["cat"]}  # a WordNet concept
+    assert _listed(db, ws, label="cat") == {g["cat"]}  # an everyday label by id
+    assert _listed(db, ws, label="animal") == {g["cat"], g["dog"]}  # a parent stored with its child
+    assert _listed(db, ws, label="x", label_terms=("cat", "dog")) == {g["cat"], g["dog"]}  # resolved words
     assert _listed(db, ws, label="dog", label_min_score=0.85) == set()
     assert _listed(db, ws, safety="explicit") == {g["explicit"]}
     assert _listed(db, ws, safety="safe", label="dog") == {g["dog"]}  # filters combine

@@ -43,6 +43,9 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     input_size: ClassVar[int]
     result_type: ClassVar[type[Any]]
     depends_on: ClassVar[tuple[str, ...]] = ()
+    # False: called directly without some upstream results, the analyzer works with what it has (each
+    # missing one counts as None per image); the pipeline still runs every dependency first.
+    requires_upstream: ClassVar[bool] = True
     internal: ClassVar[bool] = False
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
@@ -97,8 +100,9 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         `upstream` must hold, for every name in `depends_on`, one result per image.
         """
         missing = [d for d in self.depends_on if len(upstream.get(d, ())) != len(images)]
-        if missing:
+        if missing and self.requires_upstream:
             raise ValueError(f"{self.name} needs results of {missing} for each image")
+        upstream = {**upstream, **{d: [None] * len(images) for d in missing}}
         self.load()
         results: list[ResultT] = []
         step = self.settings.batch_size

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feedlens.api import problems, web
 from feedlens.api.compat import gcv_router, rekognition_router
-from feedlens.api.middleware import MetricsMiddleware, RequestGuard
+from feedlens.api.middleware import JsonDepthGuard, MetricsMiddleware, RequestGuard
 from feedlens.api.routers import (
     analytics,
     analyze,
@@ -100,6 +100,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(rekognition_router.router)
     app.include_router(gcv_router.router)  # Google Cloud Vision REST (docs/compat.md)
     web.install(app)  # the web app at / (docs/ui.md)
+    app.add_middleware(JsonDepthGuard)  # inside the size cap: it buffers a body already known to fit
     app.add_middleware(RequestGuard, max_bytes=settings.api.max_request_bytes)
     app.add_middleware(rekognition_router.RekognitionErrors)  # outside RequestGuard: rewrites its answers
     app.add_middleware(gcv_router.GoogleErrors)  # the same for the Google Cloud Vision paths

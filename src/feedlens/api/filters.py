@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
 from feedlens.api.problems import Problem
 from feedlens.core.filters import ImageFilter
 
 
 def image_filter(
-    label: Annotated[str | None, Query(max_length=256, description="label or WordNet concept")] = None,
+    request: Request,
+    label: Annotated[
+        str | None, Query(max_length=256, description='an everyday label or a word for one ("cat", "kitten")')
+    ] = None,
     label_min_score: Annotated[float, Query(ge=0, le=1)] = 0.1,
     category: Annotated[
         str | None,
@@ -33,7 +36,7 @@ def image_filter(
     posted_since: datetime | None = None,
     posted_until: datetime | None = None,
 ) -> ImageFilter:
-    return ImageFilter(
+    plain = ImageFilter(
         label=label,
         label_min_score=label_min_score,
         category=category,
@@ -52,6 +55,9 @@ def image_filter(
         posted_since=posted_since,
         posted_until=posted_until,
     )
+    # what the label word means (its everyday labels and aliases) is the services' to say
+    resolved: ImageFilter = request.app.state.feedlens.services.resolve_filters(plain)
+    return resolved
 
 
 Filters = Annotated[ImageFilter, Depends(image_filter)]

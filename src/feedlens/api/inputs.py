@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 
 from feedlens.analyzers.registry import analyzer_type
 from feedlens.api.problems import Problem
+from feedlens.core.nesting import NestingError, check_json
 from feedlens.services.feeds import PostRecord
 
 
@@ -75,11 +76,15 @@ def parse_post(value: dict[str, Any] | str | None, image_ref: str) -> PostRecord
     if value is None or value == "":
         return None
     try:
+        if isinstance(value, str):
+            check_json(value.encode(), "post")  # a form field is not covered by the body's JSON guard
         raw = json.loads(value) if isinstance(value, str) else dict(value)
         if not isinstance(raw, dict):
             raise ValueError("post must be a JSON object")
         raw.setdefault("image", image_ref)  # the uploaded image is the post's image
         return PostRecord.model_validate(raw)
+    except NestingError as exc:
+        raise Problem(400, exc.code, exc.message) from None
     except (ValueError, ValidationError) as exc:
         raise Problem(422, "invalid_post", f"post metadata is invalid: {exc}") from None
 

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedlens.api.problems import problem_response
 from feedlens.api.state import Metrics
+from feedlens.core.nesting import MAX_DEPTH, json_depth
 
 
 class _TooLargeError(Exception):
@@ -60,6 +61,50 @@ class RequestGuard:
         except _TooLargeError:
             if not started:
                 await problem_response(413, "request_too_large", detail)(scope, receive, send)
+
+
+class JsonDepthGuard:
+    """Refuse JSON bodies that nest deeper than `core.nesting.MAX_DEPTH` with 400 `too_deeply_nested`,
+    before any parser sees them (Python's recurse: 1,000 brackets would be a RecursionError). Sits inside
+    RequestGuard, so the body it buffers is already within the size limit; the cloud APIs' rewriters
+    outside turn the problem into their own error shapes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        if scope["type"] != "http" or b"json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(b"".join(chunks), message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth(body) > MAX_DEPTH:
+            detail = f"the JSON body nests more than {MAX_DEPTH} levels deep"
+            await problem_response(400, "too_deeply_nested", detail)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, None, receive), send)
+
+
+def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
+    """A receive() that hands the buffered body over once, then `then` (a disconnect seen while
+    buffering), then whatever the client sends next."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    if then is not None:
+        pending.append(then)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 class MetricsMiddleware:

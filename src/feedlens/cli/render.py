@@ -58,16 +58,12 @@ def _other(report: ImageReport) -> str:
     return " · ".join(parts)
 
 
-def _summarise(report: ImageReport) -> tuple[str, str]:
-    """(labels, concepts) cells for the table."""
+def _summarise(report: ImageReport) -> str:
+    """The labels cell: the first few labels in display order, with their scores."""
     labels = report.results.get("labels")
     if not isinstance(labels, LabelsResult):
-        return "", ""
-    top = ", ".join(f"{lab.name} {lab.score:.2f}" for lab in labels.labels[:3])
-    # The most specific confident concepts read best (cat, feline ... rather than organism, living thing).
-    confident = sorted((c for c in labels.concepts if c.score >= 0.5), key=lambda c: -c.depth)
-    concepts = " › ".join(f"{c.name} {c.score:.2f}" for c in confident[:4])
-    return top, concepts
+        return ""
+    return ", ".join(f"{lab.name} {lab.score:.2f}" for lab in labels.labels[:4])
 
 
 def _categories(report: ImageReport) -> str:
@@ -115,7 +111,7 @@ class ReportWriter:
         table = Table(show_lines=False)
         table.add_column("image", overflow="fold")
         with_categories = any(isinstance(r.results.get("categories"), CategoriesResult) for r in self.reports)
-        columns = ["size", "labels", "concepts", "safety · faces · text · colours"]
+        columns = ["size", "labels", "safety · faces · text · colours"]
         if with_categories:
             columns.insert(1, "categories")
         for column in columns:
@@ -126,8 +122,7 @@ class ReportWriter:
                 error = [f"[red]{report.error['code']}[/]", escape(report.error["message"][:60])]
                 table.add_row(escape(report.path), *gap, *error)
                 continue
-            labels, concepts = _summarise(report)
-            row = [f"{report.width}x{report.height}", labels, concepts, escape(_other(report))]
+            row = [f"{report.width}x{report.height}", escape(_summarise(report)), escape(_other(report))]
             if with_categories:
                 row.insert(1, escape(_categories(report)))
             table.add_row(escape(report.path), *row)

@@ -117,6 +117,8 @@ def serve(
     settings = services.settings
     host = host or settings.host
     port = port or settings.port
+    if settings.clip.enabled:  # a CLIP model that does not fit: one line, exit 2, before listening
+        services.text_encoder.load()
     if demo is not None:
         _demo(ctx, demo, host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

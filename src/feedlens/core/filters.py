@@ -10,7 +10,9 @@ from datetime import datetime
 class ImageFilter:
     """Filters of GET /v1/images; all given ones must hold."""
 
-    label: str | None = None  # an ImageNet label or a WordNet concept ("dog" finds every breed)
+    label: str | None = None  # an everyday label, or a word for one ("kitten" finds cats, "animal" too)
+    # what `label` means, resolved by the services (Services.resolve_filters): label ids and class names
+    label_terms: tuple[str, ...] = ()
     label_min_score: float = 0.1
     category: str | None = None  # an assigned category of the workspace's taxonomy, or "other"
     brand: str | None = None  # a registered brand mentioned (logo, text or caption)

@@ -20,6 +20,7 @@ from typing import Any, Self
 import yaml
 
 from feedlens.core.errors import FeedlensError
+from feedlens.core.nesting import MAX_DEPTH, json_depth, yaml_depth
 
 OTHER = "other"
 MAX_BYTES = 256 * 1024  # a taxonomy is a page of text; anything larger is a mistake or an attack
@@ -266,6 +267,9 @@ def parse_taxonomy(text: str | bytes, media_type: str | None = None) -> Taxonomy
     if not text.strip():
         raise TaxonomyError(["the document is empty"])
     as_json = (media_type or "").endswith("json") or text.lstrip().startswith(("{", "["))
+    depth = json_depth(text.encode()) if as_json else yaml_depth(text)
+    if depth > MAX_DEPTH:  # the parsers recurse: a few KB of nesting would cost seconds or the stack
+        raise TaxonomyError([f"the document nests more than {MAX_DEPTH} levels deep"])
     try:
         data = json.loads(text) if as_json else yaml.safe_load(text)
     except json.JSONDecodeError as exc:

@@ -17,11 +17,17 @@ from feedlens.runtime import text_encoder, wordnet
 from feedlens.runtime.sessions import open_session
 from feedlens.runtime.store import Converter
 
-EFFICIENTNET_INPUT_SIZE = 224
+# EfficientNet-Lite variants -> the square input side they were trained at. The package builds its
+# same-padding convolutions for exactly this size, so the ONNX graph is only valid there.
+EFFICIENTNET_LITE_INPUT_SIZES = {"efficientnet-lite0": 224, "efficientnet-lite2": 260}
+EFFICIENTNET_INPUT_SIZE = EFFICIENTNET_LITE_INPUT_SIZES["efficientnet-lite0"]
 
 
-def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
-    """EfficientNet-Lite0 .pth -> ONNX (opset 17, dynamic batch), checked against torch on a fixed input."""
+def export_efficientnet_lite_onnx(variant: str, input_size: int, weights: Path, out: Path) -> None:
+    """EfficientNet-Lite .pth -> ONNX (opset 17, dynamic batch), checked against torch on a fixed input.
+
+    Input `input` (N, 3, input_size, input_size); outputs `logits` (N, 1000) and `features` (N, 1280).
+    """
     try:
         import onnxruntime as ort
         import torch
@@ -32,9 +38,11 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
             fix="pip install 'feedlens[convert]'",
         ) from exc
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
-        net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=str(inputs["efficientnet-lite0-pth"])
-        ).eval()
+        net = EfficientNet.from_pretrained(variant, weights_path=str(weights)).eval()
+    if net._global_params.image_size != input_size:
+        raise ModelStoreError(
+            f"{variant} is built for {net._global_params.image_size}-pixel inputs, not {input_size}"
+        )
 
     class LogitsAndFeatures(torch.nn.Module):
         """The classifier plus its pooled 1280-d features (the visual embedding), from one pass."""
@@ -49,7 +57,7 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
 
     model = LogitsAndFeatures().eval()
     sample = torch.from_numpy(
-        np.random.default_rng(0).standard_normal((2, 3, EFFICIENTNET_INPUT_SIZE, 224), dtype=np.float32)
+        np.random.default_rng(0).standard_normal((2, 3, input_size, input_size), dtype=np.float32)
     )
     # The TorchScript-based exporter: the model's static same-padding convs export cleanly with it and
     # the graph is byte-stable for a pinned torch, which keeps the recorded hash meaningful.
@@ -77,6 +85,20 @@ def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
         and np.allclose(features, expected_features, atol=1e-3)
     ):
         raise ModelStoreError("the ONNX export disagrees with the torch model; refusing the export")
+
+
+def export_efficientnet_lite0_onnx(inputs: dict[str, Path], out: Path) -> None:
+    """EfficientNet-Lite0 (224 px) -> ONNX; see `export_efficientnet_lite_onnx`."""
+    variant = "efficientnet-lite0"
+    size = EFFICIENTNET_LITE_INPUT_SIZES[variant]
+    export_efficientnet_lite_onnx(variant, size, inputs[f"{variant}-pth"], out)
+
+
+def export_efficientnet_lite2_onnx(inputs: dict[str, Path], out: Path) -> None:
+    """EfficientNet-Lite2 (260 px) -> ONNX; see `export_efficientnet_lite_onnx`."""
+    variant = "efficientnet-lite2"
+    size = EFFICIENTNET_LITE_INPUT_SIZES[variant]
+    export_efficientnet_lite_onnx(variant, size, inputs[f"{variant}-pth"], out)
 
 
 def build_imagenet_hierarchy(inputs: dict[str, Path], out: Path) -> None:
@@ -232,6 +254,7 @@ def build_concept_phrase_embeddings(inputs: dict[str, Path], out: Path) -> None:
 def default_converters() -> dict[str, Converter]:
     return {
         "efficientnet_lite0_onnx": export_efficientnet_lite0_onnx,
+        "efficientnet_lite2_onnx": export_efficientnet_lite2_onnx,
         "imagenet_hierarchy": build_imagenet_hierarchy,
         "minilm_l6_v2_onnx": export_minilm_onnx,
         "concept_phrase_embeddings": build_concept_phrase_embeddings,

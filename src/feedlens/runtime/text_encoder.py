@@ -1,6 +1,10 @@
-"""Offline sentence embeddings (all-MiniLM-L6-v2, 384-d) on ONNX Runtime, and the concept phrase table.
+"""The text-encoder contract; offline sentence embeddings (all-MiniLM-L6-v2, 384-d) on ONNX Runtime, the
+default text encoder; and the concept phrase table.
 
-`TextEncoder.encode` reproduces what sentence-transformers does for all-MiniLM-L6-v2 (modules.json:
+`TextEncoder` is what search, categories and the embedding analyzer need of a text model. MiniLM (here)
+implements it, and so does a user-supplied CLIP text tower (runtime/clip.py, FEEDLENS_CLIP__*).
+
+`MiniLMEncoder.encode` reproduces what sentence-transformers does for all-MiniLM-L6-v2 (modules.json:
 Transformer -> mean Pooling -> Normalize) without importing it or torch: WordPiece tokenisation with the
 model's own tokenizer.json, truncation to 256 word pieces, padding to the longest text of each batch,
 the BERT encoder exported to ONNX, mean pooling over the attention mask, L2 normalisation.
@@ -12,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
@@ -89,7 +93,30 @@ def embed_texts(
     return out
 
 
-class TextEncoder:
+class TextEncoder(Protocol):
+    """A text model whose vectors share a space with the images' `content` vectors: MiniLM with the
+    sentence-space stand-in (the default), or a CLIP text tower with CLIP image embeddings."""
+
+    @property
+    def dim(self) -> int:
+        """D, the length of every vector `encode` returns."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """Model identity: vectors stored under another version are not comparable with these."""
+        ...
+
+    def load(self) -> None:
+        """Load the model now (thread-safe, once); a model that does not fit raises ConfigError."""
+        ...
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """(len(texts), D) float32 unit vectors, in input order."""
+        ...
+
+
+class MiniLMEncoder:
     """all-MiniLM-L6-v2 sentence embeddings: `encode(texts) -> (n, 384)` float32 unit vectors.
 
     Models load on first use (thread-safe, once per instance); `threads` is ONNX Runtime's intra-op

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from feedlens.core.vocabulary import Vocabulary
 from feedlens.storage import analytics as rows_repo
 from feedlens.storage.database import Database
 
@@ -21,8 +22,9 @@ SENTIMENTS = ("positive", "neutral", "negative")
 # facets written by the analyzers (storage/facets.py): (analyzer, kind)
 FACETS = {
     "category": ("categories", "category"),
-    "concept": ("labels", "concept"),
-    "label": ("labels", "label"),
+    "headline": ("labels", "headline"),  # each image's leading label
+    "label": ("labels", "label"),  # every label, parents included
+    "class": ("labels", "class"),  # the classifier's raw ImageNet classes (a detail)
     "brand": ("brands", "brand"),
     "sentiment": ("faces", "sentiment"),
     "safety": ("safety", "safety"),
@@ -109,9 +111,12 @@ def _series(rows: Iterable[tuple[str, str, datetime]], window: Window, column: s
 
 
 class AnalyticsService:
-    def __init__(self, database: Database, hide_unreviewed: bool = False) -> None:
+    def __init__(
+        self, database: Database, hide_unreviewed: bool = False, vocabulary: Vocabulary | None = None
+    ) -> None:
         self.database = database
         self.hide_unreviewed = hide_unreviewed  # FEEDLENS_REVIEW__HIDE_UNREVIEWED: flagged images stay out
+        self.vocabulary = vocabulary  # label ids -> display names
 
     def _facets(
         self, workspace: int, facet: str, window: Window, min_score: float | None = None
@@ -134,10 +139,15 @@ class AnalyticsService:
         return _series(self._facets(workspace, "category", window), window, "category", top)
 
     def labels(
-        self, workspace: int, window: Window, kind: str = "concept", min_score: float = 0.1, top: int = 10
+        self, workspace: int, window: Window, kind: str = "headline", min_score: float = 0.1, top: int = 10
     ) -> Table:
-        """`kind` concept (WordNet, `dog`) or label (ImageNet class, `golden retriever`)."""
-        return _series(self._facets(workspace, kind, window, min_score), window, kind, top)
+        """Images per label and period: `headline` counts each image's leading label, `label` every label
+        it has (so Animal counts every cat and dog), `class` the classifier's raw ImageNet classes."""
+        rows = self._facets(workspace, kind, window, min_score)
+        if kind != "class" and self.vocabulary is not None:
+            vocabulary = self.vocabulary
+            rows = [(i, vocabulary.label(v).name if v in vocabulary else v, w) for i, v, w in rows]
+        return _series(rows, window, "label", top)
 
     def brands(self, workspace: int, window: Window, top: int = 10) -> Table:
         with self.database.session() as session:

@@ -20,15 +20,13 @@ from feedlens.storage.database import Database
 
 
 def name_cluster(results: list[LabelsResult]) -> tuple[str, list[str]]:
-    """The concept (or label) with the highest summed score over the members, and the runners-up."""
+    """The everyday label with the highest summed score over the members, and the runners-up. Each
+    member's labels count in display order, so the specific ones it leads with weigh more ("Cat" over
+    "Animal", which every animal cluster shares)."""
     scores: dict[str, float] = {}
     for labels in results:
-        for label in labels.labels[:3]:
-            scores[label.name] = scores.get(label.name, 0.0) + label.score
-        for concept in labels.concepts:
-            # deeper concepts are more telling ("cat" over "organism")
-            weight = concept.score * min(concept.depth, 12) / 12
-            scores[concept.name] = scores.get(concept.name, 0.0) + weight
+        for rank, label in enumerate(labels.labels[:6]):
+            scores[label.name] = scores.get(label.name, 0.0) + label.score / (1 + rank)
     top = sorted(scores, key=lambda name: -scores[name])[:4]
     return (top[0] if top else "unnamed"), top[1:]
 

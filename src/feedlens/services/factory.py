@@ -10,6 +10,7 @@ Heavy modules are imported inside the builders below, never at the top of this f
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from feedlens.analyzers.base import Analyzer
+    from feedlens.core.filters import ImageFilter
+    from feedlens.core.vocabulary import Vocabulary
     from feedlens.runtime.text_encoder import TextEncoder
     from feedlens.services.access import AccessService
     from feedlens.services.analytics import AnalyticsService
@@ -153,11 +156,32 @@ class Services:
         return AccessService(self.database)
 
     @cached_property
-    def text_encoder(self) -> TextEncoder:
-        """The one sentence encoder (MiniLM), shared by search, categories and `analyze`."""
-        from feedlens.runtime.text_encoder import TextEncoder
+    def vocabulary(self) -> Vocabulary:
+        """The everyday label vocabulary (package data), for filters, trends and the cloud APIs."""
+        from feedlens.core.vocabulary import Vocabulary
 
-        return TextEncoder(self.store, threads=self.settings.threads_per_worker)
+        return Vocabulary.load()
+
+    def resolve_filters(self, filters: ImageFilter) -> ImageFilter:
+        """What a `label=` filter means: the everyday labels its word names (with their aliases and
+        plurals: "kittens" is Cat) and the word itself as a raw class name ("tabby")."""
+        if not filters.label:
+            return filters
+        ids = self.vocabulary.find(filters.label)
+        return dataclasses.replace(filters, label_terms=(*ids, filters.label.strip().lower()))
+
+    @cached_property
+    def text_encoder(self) -> TextEncoder:
+        """The one text encoder, shared by search, categories and `analyze`: the CLIP text tower when
+        FEEDLENS_CLIP__* names a CLIP model (its image tower makes the content vectors), else MiniLM."""
+        threads = self.settings.threads_per_worker
+        if self.settings.clip.enabled:
+            from feedlens.runtime.clip import ClipTextEncoder, clip_models
+
+            return ClipTextEncoder(clip_models(self.settings.clip, threads))
+        from feedlens.runtime.text_encoder import MiniLMEncoder
+
+        return MiniLMEncoder(self.store, threads=threads)
 
     @cached_property
     def library(self) -> Library:
@@ -230,7 +254,7 @@ class Services:
     def analytics(self) -> AnalyticsService:
         from feedlens.services.analytics import AnalyticsService
 
-        return AnalyticsService(self.database, self.settings.review.hide_unreviewed)
+        return AnalyticsService(self.database, self.settings.review.hide_unreviewed, self.vocabulary)
 
     @cached_property
     def fetcher(self) -> SafeFetcher:

@@ -37,7 +37,7 @@ from feedlens.storage.tables import Image, Post
 log = logging.getLogger(__name__)
 
 VISUAL, CONTENT, SEMANTIC = "visual", "content", "semantic"
-DIMS = {VISUAL: 1280, CONTENT: 384, SEMANTIC: 384}
+DIMS = {VISUAL: 1280, CONTENT: 384, SEMANTIC: 384}  # with MiniLM; `SearchService.dims` follows its encoder
 SYNC_MARGIN = timedelta(
     seconds=120
 )  # re-reads a little more than needed; covers clock steps and commits in flight
@@ -98,6 +98,8 @@ class SearchService:
         self.semantic_model = semantic_model  # the text encoder's version, recorded with fused vectors
         self.indexes = indexes
         self.encoder = encoder
+        # content and semantic vectors live in the text encoder's space: 384-d MiniLM, or a CLIP model's D
+        self.dims = {**DIMS, CONTENT: encoder.dim, SEMANTIC: encoder.dim}
         self.settings = settings
         self.text_calibration = Calibration(settings.search.text_center, settings.search.text_scale)
         self.image_calibration = Calibration(settings.search.image_center, settings.search.image_scale)
@@ -146,7 +148,7 @@ class SearchService:
                         self.refresh_semantic(session, pending)
                         mark = self._watermark(session, workspace, kind)
                 started = datetime.now(UTC)
-                index = self.indexes.get(workspace, kind, DIMS[kind])
+                index = self.indexes.get(workspace, kind, self.dims[kind])
                 stale = set(index.ids()) - vectors.ids(session, workspace, kind)
                 if stale:
                     index.remove(sorted(stale))
@@ -190,7 +192,7 @@ class SearchService:
     def forget(self, workspace: int, image_ids: Sequence[str]) -> None:
         """Erasure hook: drop the images from every index now (the rows are already gone)."""
         with self._lock:
-            for kind, dim in DIMS.items():
+            for kind, dim in self.dims.items():
                 index = self.indexes.get(workspace, kind, dim)
                 index.remove(list(image_ids))
                 self._marks.pop((workspace, kind), None)
@@ -237,7 +239,7 @@ class SearchService:
         if allowed is None:
             exclude = (*exclude, *self._hidden(workspace, filters))
         k = offset + limit + len(exclude)
-        raw = self.indexes.get(workspace, kind, DIMS[kind]).search(query, k, allowed)
+        raw = self.indexes.get(workspace, kind, self.dims[kind]).search(query, k, allowed)
         hits = raw[0] if raw else []
         cut = self.settings.search.min_score if min_score is None else min_score
         out = [Hit(i, calibration(s), s) for i, s in hits if i not in exclude]
@@ -304,7 +306,7 @@ class SearchService:
         """Rebuild every index of the workspace from the table (`feedlens index rebuild`)."""
         out: dict[str, Any] = {}
         with self._lock:
-            for kind, dim in DIMS.items():
+            for kind, dim in self.dims.items():
                 with self.database.session() as session:
                     wanted = sorted(vectors.ids(session, workspace, kind))
                     found = vectors.get(session, wanted, kind)

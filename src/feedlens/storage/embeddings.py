@@ -31,14 +31,19 @@ def drop(session: Session, image_id: str, kind: str) -> None:
     session.execute(delete(Embedding).where(Embedding.image_id == image_id, Embedding.kind == kind))
 
 
-def get(session: Session, image_ids: Sequence[str], kind: str) -> dict[str, np.ndarray]:
+def get(
+    session: Session, image_ids: Sequence[str], kind: str, model: str | None = None
+) -> dict[str, np.ndarray]:
+    """Vectors of `kind` by image id; with `model`, only those that model made (others count as missing,
+    so a caller re-embeds them after a model change)."""
     if not image_ids:
         return {}
-    rows = session.execute(
-        select(Embedding.image_id, Embedding.vector).where(
-            Embedding.kind == kind, Embedding.image_id.in_(list(image_ids))
-        )
+    query = select(Embedding.image_id, Embedding.vector).where(
+        Embedding.kind == kind, Embedding.image_id.in_(list(image_ids))
     )
+    if model is not None:
+        query = query.where(Embedding.model == model)
+    rows = session.execute(query)
     return {image_id: np.frombuffer(blob, dtype="<f4") for image_id, blob in rows}
 
 

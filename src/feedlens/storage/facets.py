@@ -9,10 +9,15 @@ FacetRow = tuple[str, str, float | None]
 
 
 def _labels(result: dict[str, Any]) -> Iterator[FacetRow]:
-    for label in result.get("labels", []):
-        yield "label", str(label["name"]).lower(), float(label["score"])
-    for concept in result.get("concepts", []):
-        yield "concept", str(concept["name"]).lower(), float(concept["score"])
+    """Everyday labels by vocabulary id (parents included: `label=animal` finds cats), the leading one as
+    `headline` (what an image is mostly about, for trends), and the classifier's raw classes by name."""
+    labels = result.get("labels", [])
+    for label in labels:
+        yield "label", str(label["id"]), float(label["score"])
+    if labels:
+        yield "headline", str(labels[0]["id"]), float(labels[0]["score"])
+    for item in result.get("classes", []):
+        yield "class", str(item["name"]).lower(), float(item["score"])
 
 
 def _safety(result: dict[str, Any]) -> Iterator[FacetRow]:

@@ -228,9 +228,12 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _facet(kind: str | Sequence[str], value: str, min_score: float | None = None) -> ColumnElement[bool]:
+def _facet(
+    kind: str | Sequence[str], value: str | Sequence[str], min_score: float | None = None
+) -> ColumnElement[bool]:
     kinds = [kind] if isinstance(kind, str) else list(kind)
-    condition = and_(Facet.image_id == Image.id, Facet.kind.in_(kinds), Facet.value == value)
+    values = [value] if isinstance(value, str) else list(value)
+    condition = and_(Facet.image_id == Image.id, Facet.kind.in_(kinds), Facet.value.in_(values))
     if min_score is not None:
         condition = and_(condition, Facet.score >= min_score)
     return exists().where(condition)
@@ -239,7 +242,8 @@ def _facet(kind: str | Sequence[str], value: str, min_score: float | None = None
 def filter_conditions(workspace: int, f: ImageFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Image.workspace_id == workspace]
     if f.label:
-        where.append(_facet(("label", "concept"), f.label.lower(), f.label_min_score))
+        terms = f.label_terms or (f.label.lower(),)
+        where.append(_facet(("label", "class"), terms, f.label_min_score))
     for kind, value in (
         ("category", f.category),
         ("brand", f.brand),

@@ -4,7 +4,6 @@ typed result. Enums are IntEnums (`gcv.encode_enums`)."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
 
-MID_PREFIX = "/wordnet/"  # label mids are WordNet ids (ImageNet's), not Knowledge Graph ids
+MID_PREFIX = "/feedlens/"  # label mids are the vocabulary's stable ids, not Knowledge Graph ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +87,17 @@ def annotate(
 
 
 def label_annotations(labels: LabelsResult, max_results: int) -> list[dict[str, Any]]:
-    """ImageNet classes and their WordNet roll-ups in one ranking by score (each a probability; a roll-up
-    scores at least as high as anything below it). Equal scores: the more specific first."""
-    best: dict[str, tuple[float, float, str]] = {}  # wnid -> (score, depth, name); a class is a leaf
-    entries = [(lab.wnid, (float(lab.score), math.inf, lab.name)) for lab in labels.labels]
-    entries += [(c.wnid, (float(c.score), float(c.depth), c.name)) for c in labels.concepts]
-    for wnid, entry in entries:
-        if wnid not in best or entry[0] > best[wnid][0]:
-            best[wnid] = entry
-    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2]))[:max_results]
+    """The everyday labels in their display order (the most specific confident label first, its parents
+    after it), each with a stable mid (`/feedlens/<label id>`) and its calibrated score as both `score` and
+    `topicality`."""
     return [
         {
-            "mid": MID_PREFIX + wnid,
-            "description": name[:1].upper() + name[1:],  # Google writes labels in sentence case
-            "score": score,
-            "topicality": score,
+            "mid": MID_PREFIX + label.id,
+            "description": label.name,
+            "score": label.score,
+            "topicality": label.score,
         }
-        for wnid, (score, _, name) in ranked
+        for label in labels.labels[:max_results]
     ]
 
 

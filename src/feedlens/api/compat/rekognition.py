@@ -7,7 +7,7 @@ Field-by-field choices (what is filled, approximated, left out) are in docs/comp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,10 +17,11 @@ from feedlens.analyzers.properties import to_lab
 from feedlens.api.compat.rekognition_requests import LabelsRequest, TextRequest
 from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.geometry import Box
-from feedlens.core.results.labels import Concept, Label, LabelsResult
+from feedlens.core.results.labels import Label, LabelsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextLine, TextResult
+from feedlens.core.vocabulary import Vocabulary
 
 MAX_TEXT_WORDS = 100  # DetectText returns at most 100 words
 MAX_FACES = 100  # DetectFaces returns the 100 largest faces
@@ -75,136 +76,56 @@ def percent(score: float) -> float:
     return round(100.0 * float(score), 4)
 
 
-def title(name: str) -> str:
-    """WordNet's lower-case names in Rekognition's style ("domestic cat" -> "Domestic Cat"); capitals
-    already there (CD player) stay."""
-    return " ".join(w[:1].upper() + w[1:] for w in name.split(" "))
-
-
 # -- DetectLabels ---------------------------------------------------------------------------------------
-class LabelHierarchy:
-    """The ImageNet classes and the WordNet concepts above them (the `imagenet-hierarchy` artifact).
-
-    A class's parents are its WordNet ancestors (from the artifact). A concept's are its WordNet hypernyms
-    (`hypernyms`: concept wnid -> every synset above it, from WordNet's noun database) among the concepts;
-    without them, the concepts whose roll-up covers every class below it (so a parent always scores at
-    least as high as its child, but ImageNet's coverage can add a non-hypernym: every domestic animal in
-    ImageNet is a carnivore). Parents are listed nearest first (fewest classes below)."""
-
-    def __init__(
-        self,
-        hierarchy: Mapping[str, Any],
-        min_depth: int,
-        hypernyms: Mapping[str, frozenset[str]] | None = None,
-    ) -> None:
-        concepts, classes = hierarchy["concepts"], hierarchy["classes"]
-        self._names = {c["wnid"]: c["name"] for c in concepts}
-        self._depth = {c["wnid"]: int(c["depth"]) for c in concepts}
-        self._shown = {c["wnid"] for c in concepts if c["depth"] >= min_depth}  # as the labels analyzer
-        below: dict[str, set[str]] = {}  # concept -> classes under it
-        self._above: dict[str, frozenset[str]] = {}
-        for cls, indices in zip(classes, hierarchy["ancestors"], strict=True):
-            wnids = frozenset(concepts[j]["wnid"] for j in indices) - {cls["wnid"]}
-            self._above[cls["wnid"]] = wnids
-            self._depth[cls["wnid"]] = 1 + max((self._depth[w] for w in wnids), default=0)
-            for wnid in wnids:
-                below.setdefault(wnid, set()).add(cls["wnid"])
-        self._size = {wnid: len(members) for wnid, members in below.items()}
-        known = frozenset(below)
-        for wnid, members in below.items():
-            if wnid in self._above:
-                continue
-            if hypernyms is not None and wnid in hypernyms:
-                self._above[wnid] = hypernyms[wnid] & known
-                continue
-            # concepts covering the same classes (living thing, organism) are ordered by depth
-            common = frozenset.intersection(*(self._above[m] for m in members))
-            self._above[wnid] = frozenset(
-                d
-                for d in common
-                if self._size[d] > self._size[wnid]
-                or (self._size[d] == self._size[wnid] and self._depth[d] < self._depth[wnid])
-            )
-
-    def lineage(self, wnid: str) -> frozenset[str]:
-        """`wnid` and every concept above it."""
-        return self._above.get(wnid, frozenset()) | {wnid}
-
-    def parents(self, wnid: str) -> list[str]:
-        shown = [w for w in self._above.get(wnid, ()) if w in self._shown]
-        order = sorted(shown, key=lambda w: (self._size.get(w, 1), -self._depth[w], self._names[w]))
-        return [self._names[w] for w in order]
-
-    def specificity(self, wnid: str) -> tuple[int, int]:
-        """Sorts the more specific first: fewer classes below, then deeper."""
-        return self._size.get(wnid, 1), -self._depth.get(wnid, 0)
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    name: str
-    wnid: str
-    score: float
-    specificity: tuple[int, int]  # LabelHierarchy.specificity: smaller is more specific
-
-
-def label_categories(lineage: frozenset[str], categories: Sequence[tuple[str, frozenset[str]]]) -> list[str]:
-    """The workspace categories whose WordNet concepts cover a label (it or a concept above it);
-    `categories` as (name, WordNet ids), most specific first."""
-    return [name for name, wnids in categories if wnids & lineage]
+MAX_ALIASES = 3  # Rekognition lists a label's few best-known other names ("Human" for Person)
 
 
 def detect_labels(
     labels: LabelsResult | None,
     properties: PropertiesResult | None,
     request: LabelsRequest,
-    hierarchy: LabelHierarchy,
-    categories: Sequence[tuple[str, frozenset[str]]],
+    vocabulary: Vocabulary,
     colour_names: Callable[[Sequence[float]], str],
     blur_threshold: float,
     version: str,
 ) -> dict[str, Any]:
-    """DetectLabels response from `labels` (classes + rolled-up concepts) and `properties` results (None:
-    not analysed, so not reported)."""
+    """DetectLabels from the everyday labels (in their display order: the most specific confident label
+    first, its parents after it) and `properties` (None: not analysed, so not reported). Parents, aliases
+    and categories come from the label vocabulary; MinConfidence (default 55) applies to calibrated
+    scores, as Rekognition's does to its confidences."""
     out: dict[str, Any] = {"Labels": [], "LabelModelVersion": version}
     if request.general and labels is not None:
-        best: dict[str, _Candidate] = {}
-        items: list[Label | Concept] = [*labels.labels, *labels.concepts]
-        for item in items:
-            wnid = item.wnid
-            found = _Candidate(title(item.name), wnid, float(item.score), hierarchy.specificity(wnid))
-            kept = best.get(found.name.casefold())
-            if kept is None or (-found.score, found.specificity) < (-kept.score, kept.specificity):
-                best[found.name.casefold()] = found
-        entries = []
-        for c in sorted(best.values(), key=lambda c: (-c.score, c.specificity, c.name)):
-            names = label_categories(hierarchy.lineage(c.wnid), categories)
-            folded = {n.casefold() for n in names}
-            if (
-                100.0 * c.score < request.min_confidence
-                or (request.include and c.name.casefold() not in request.include)
-                or c.name.casefold() in request.exclude
-                or (request.include_categories and not folded & request.include_categories)
-                or folded & request.exclude_categories
-            ):
-                continue
-            parents = [title(p) for p in hierarchy.parents(c.wnid)]
-            entries.append(
-                {
-                    "Name": c.name,
-                    "Confidence": percent(c.score),
-                    "Instances": [],
-                    "Parents": [{"Name": p} for p in dict.fromkeys(parents) if p != c.name],
-                    "Aliases": [],
-                    "Categories": [{"Name": n} for n in names],
-                }
-            )
+        entries = [_label(label, vocabulary) for label in labels.labels if _wanted(label, request)]
         out["Labels"] = entries[: request.max_labels] if request.max_labels is not None else entries
     if request.properties and properties is not None:
         out["ImageProperties"] = image_properties(
             properties, request.max_colors, colour_names, blur_threshold
         )
     return out
+
+
+def _wanted(label: Label, request: LabelsRequest) -> bool:
+    category = label.category.casefold()
+    return not (
+        100.0 * label.score < request.min_confidence
+        or (request.include and label.name.casefold() not in request.include)
+        or label.name.casefold() in request.exclude
+        or (request.include_categories and category not in request.include_categories)
+        or category in request.exclude_categories
+    )
+
+
+def _label(label: Label, vocabulary: Vocabulary) -> dict[str, Any]:
+    known = label.id in vocabulary
+    aliases = [a for a in vocabulary.label(label.id).aliases if a[:1].isalpha()] if known else []
+    return {
+        "Name": label.name,
+        "Confidence": percent(label.score),
+        "Instances": [],
+        "Parents": [{"Name": vocabulary.label(p).name} for p in label.parents if p in vocabulary],
+        "Aliases": [{"Name": a.title() if a.islower() else a} for a in aliases[:MAX_ALIASES]],
+        "Categories": [{"Name": label.category}] if label.category else [],
+    }
 
 
 def image_properties(

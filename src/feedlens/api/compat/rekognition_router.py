@@ -37,7 +37,7 @@ from feedlens.core.results.labels import LabelsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
-from feedlens.runtime import wordnet
+from feedlens.core.vocabulary import Vocabulary
 from feedlens.services.access import AuthError, AuthFailure, authorise
 from feedlens.services.inference import ServerBusyError
 
@@ -167,17 +167,11 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
         names = ("labels", "properties") if labels_request.properties else ("labels",)
         results, versions = await analyze(state, names, image)
         tables = await lookup_tables(request, state)
-        categories = (
-            await run_in_threadpool(workspace_categories, state, principal.workspace_id)
-            if labels_request.general
-            else []
-        )
         return rk.detect_labels(
             optional_result(results, "labels", LabelsResult),
             optional_result(results, "properties", PropertiesResult),
             labels_request,
-            tables.hierarchy,
-            categories,
+            tables.vocabulary,
             tables.colours,
             state.settings.properties_blur_threshold,
             versions["labels"],
@@ -216,22 +210,9 @@ async def analyze(
     return report.results, pipeline.versions()
 
 
-def workspace_categories(state: AppState, workspace_id: int) -> list[tuple[str, frozenset[str]]]:
-    """The workspace taxonomy's categories that name WordNet concepts, most specific first. Categories
-    must not cost DetectLabels its labels: a failure here leaves them out."""
-    try:
-        compiled = state.services.categories.categoriser(workspace_id).compiled
-    except FeedlensError as exc:
-        log.warning("rekognition: no label categories for workspace %s: %s", workspace_id, exc.message)
-        return []
-    taxonomy = compiled.taxonomy
-    pairs = [(name, wnids) for name, wnids in zip(compiled.names, compiled.concepts, strict=True) if wnids]
-    return sorted(pairs, key=lambda pair: -len(taxonomy.ancestors(pair[0])))
-
-
 @dataclass(frozen=True)
 class Tables:
-    hierarchy: rk.LabelHierarchy
+    vocabulary: Vocabulary  # parents, aliases and categories of labels
     colours: rk.CssColours
 
 
@@ -245,19 +226,7 @@ async def lookup_tables(request: Request, state: AppState) -> Tables:
 
 
 def build_tables(state: AppState) -> Tables:
-    store = state.services.store
-    hierarchy = json.loads(store.path("imagenet-hierarchy").read_text())
-    hypernyms: dict[str, frozenset[str]] | None = None
-    try:
-        synsets = wordnet.parse_data_noun(store.path("wordnet-noun"))
-        hypernyms = {
-            c["wnid"]: frozenset(f"n{o}" for o in wordnet.ancestors(synsets, c["wnid"][1:]))
-            for c in hierarchy["concepts"]
-        }
-    except (FeedlensError, OSError, KeyError, ValueError) as exc:
-        log.warning("rekognition: WordNet unavailable (%s); concept parents inferred from the roll-up", exc)
-    min_depth = state.settings.labels_concept_min_depth
-    return Tables(rk.LabelHierarchy(hierarchy, min_depth, hypernyms), rk.CssColours())
+    return Tables(Vocabulary.load(), rk.CssColours())
 
 
 class RekognitionErrors(ProblemRewriter):

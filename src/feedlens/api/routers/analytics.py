@@ -62,14 +62,18 @@ async def labels(
     state: State,
     who: Reader,
     span: Span,
-    kind: Annotated[str, Query(pattern="^(concept|label)$", description="WordNet concept or label")] = (
-        "concept"
-    ),
+    kind: Annotated[
+        str,
+        Query(
+            pattern="^(headline|label|class)$",
+            description="headline: each image's leading label; label: all its labels; class: raw ImageNet",
+        ),
+    ] = "headline",
     min_score: Annotated[float, Query(ge=0, le=1)] = 0.1,
     top: Top = 10,
     fmt: Format = "json",
 ) -> Response:
-    """Images per label (or WordNet concept) with score >= `min_score`, and period."""
+    """Images per everyday label with score >= `min_score`, and period."""
     return await _answer(
         "labels",
         span,

@@ -8,16 +8,16 @@ from feedlens.core.results.base import AnalyzerResult, ImageReport, check_score
 from feedlens.core.results.embedding import EmbeddingResult
 from feedlens.core.results.faces import EmotionSummary, Face, FacesResult
 from feedlens.core.results.geometry import Box
-from feedlens.core.results.labels import Concept, Label, LabelsResult
+from feedlens.core.results.labels import ImageNetClass, Label, LabelsResult
 
 __all__ = [
     "AnalyzerResult",
     "Box",
-    "Concept",
     "EmbeddingResult",
     "EmotionSummary",
     "Face",
     "FacesResult",
+    "ImageNetClass",
     "ImageReport",
     "Label",
     "LabelsResult",

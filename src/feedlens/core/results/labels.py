@@ -1,4 +1,5 @@
-"""Results of the `labels` analyzer."""
+"""Results of the `labels` analyzer: everyday labels (what users see), the classifier's raw classes (detail)
+and WordNet roll-up scores by id (what taxonomies' `concepts` match; never shown as words)."""
 
 from __future__ import annotations
 
@@ -11,55 +12,83 @@ from feedlens.core.results.base import check_score, from_dict
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """One ImageNet-1k class: readable name, WordNet id (e.g. `n02123045`), softmax probability."""
+    """One everyday label (core/vocabulary.py): stable `id`, display `name`, calibrated `score` (a label at
+    0.8 is right about 80% of the time on the labelled sets, docs/analyzers.md), its everyday `parents`
+    (vocabulary ids, nearest first), a Rekognition-style `category`, which analyzers found it (`sources`:
+    classifier, faces, objects, pose) and, for countable things found one by one, `count`."""
 
+    id: str
     name: str
-    wnid: str
     score: float
+    parents: tuple[str, ...] = ()
+    category: str = ""
+    sources: tuple[str, ...] = ()
+    count: int | None = None
 
     def __post_init__(self) -> None:
-        check_score(self.score, f"label {self.name!r}")
+        check_score(self.score, f"label {self.id!r}")
 
 
 @dataclass(frozen=True, slots=True)
-class Concept:
-    """A broader WordNet concept above the predicted classes (tabby -> cat -> ... -> animal).
-
-    `score` is the roll-up: the summed probability of every ImageNet class below this concept,
-    so it is itself a probability. `depth` is the shortest distance from WordNet's root `entity`.
-    """
+class ImageNetClass:
+    """One of the classifier's 1000 ImageNet classes: its ImageNet name, WordNet id and probability.
+    A detail for the curious and for debugging; users see `labels`."""
 
     name: str
     wnid: str
     score: float
-    depth: int
 
     def __post_init__(self) -> None:
-        check_score(self.score, f"concept {self.name!r}")
+        check_score(self.score, f"class {self.name!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class LabelsResult:
-    """Output of the `labels` analyzer: top-k classes and rolled-up concepts, both by score, descending."""
+    """Output of the `labels` analyzer.
 
-    SCHEMA: ClassVar[str] = "feedlens.labels/1"
+    `labels` are in display order: the most specific confident label first and its parents after it (never
+    ahead of it), then other confident labels the same way, then labels under the confidence line by score.
+    `classes` are the classifier's top ImageNet classes by probability; `wordnet` maps WordNet ids (classes
+    and the concepts above them) to rolled-up probabilities, the machinery taxonomies match on.
+    """
+
+    SCHEMA: ClassVar[str] = "feedlens.labels/2"
 
     labels: tuple[Label, ...]
-    concepts: tuple[Concept, ...]
-    # The backbone's pooled features (1280,) and the full class distribution (1000,), for analyzers that
+    classes: tuple[ImageNetClass, ...] = ()
+    wordnet: dict[str, float] = field(default_factory=dict)
+    vocabulary: str = ""  # version of the label vocabulary that named `labels`
+    # The backbone's pooled features (D,) and the full class distribution (1000,), for analyzers that
     # build on labels (embeddings); never serialised.
     features: Any = field(default=None, compare=False, repr=False)
     probabilities: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for seq in (self.labels, self.concepts):
-            scores = [item.score for item in seq]
-            if scores != sorted(scores, reverse=True):
-                raise ValueError("labels and concepts must be sorted by descending score")
+        ids = [label.id for label in self.labels]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each label appears once")
+        scores = [c.score for c in self.classes]
+        if scores != sorted(scores, reverse=True):
+            raise ValueError("classes must be sorted by descending score")
+        for wnid, score in self.wordnet.items():
+            check_score(score, f"WordNet {wnid}")
 
     @classmethod
     def empty(cls) -> Self:
-        return cls(labels=(), concepts=())
+        return cls(labels=())
+
+    @property
+    def headline(self) -> Label | None:
+        """The label that leads (the most specific confident one), if any."""
+        return self.labels[0] if self.labels else None
+
+    def label(self, label_id: str) -> Label | None:
+        return next((label for label in self.labels if label.id == label_id), None)
+
+    def names(self, n: int | None = None, min_score: float = 0.0) -> list[str]:
+        """Display names in display order: the first `n`, at least `min_score`."""
+        shown = [label.name for label in self.labels if label.score >= min_score]
+        return shown[:n] if n is not None else shown
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -69,11 +98,8 @@ class LabelsResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": self.SCHEMA,
+            "vocabulary": self.vocabulary,
             "labels": [asdict(label) for label in self.labels],
-            "concepts": [asdict(concept) for concept in self.concepts],
+            "classes": [asdict(c) for c in self.classes],
+            "wordnet": dict(self.wordnet),
         }
-
-    def has_concept(self, name_or_wnid: str, min_score: float = 0.0) -> bool:
-        return any(name_or_wnid in (c.name, c.wnid) and c.score >= min_score for c in self.concepts) or any(
-            name_or_wnid in (lab.name, lab.wnid) and lab.score >= min_score for lab in self.labels
-        )

@@ -33,15 +33,17 @@ class TrainingDataError(ValueError):
 
 
 def head_features(evidence: Sequence[Evidence]) -> np.ndarray:
-    """(N, DIM) float32: visual | content | caption, zeros for a missing part."""
-    out = np.zeros((len(evidence), DIM), dtype=np.float32)
+    """(N, 1280 + 2T) float32: visual | content | caption, zeros for a missing part. T is the text
+    encoder's dimension (384 for MiniLM; a configured CLIP model's otherwise), read off the vectors."""
+    text = next((len(e.content) for e in evidence if e.content is not None), CONTENT_DIM)
+    out = np.zeros((len(evidence), VISUAL_DIM + 2 * text), dtype=np.float32)
     for i, item in enumerate(evidence):
         if item.visual is not None:
             out[i, :VISUAL_DIM] = item.visual
         if item.content is not None:
-            out[i, VISUAL_DIM : VISUAL_DIM + CONTENT_DIM] = item.content
+            out[i, VISUAL_DIM : VISUAL_DIM + text] = item.content
         if item.caption_vector is not None:
-            out[i, VISUAL_DIM + CONTENT_DIM :] = item.caption_vector
+            out[i, VISUAL_DIM + text :] = item.caption_vector
     return out
 
 

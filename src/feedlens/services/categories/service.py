@@ -159,8 +159,9 @@ class CategoryService:
         posts = repo.posts_of(session, image_ids)
         captions = {i: caption_text(posts.get(i, [])) for i in image_ids}
         texts = {i: _full_text(analyses[i].get("text")) for i in image_ids}
-        text_vectors = vectors.get(session, image_ids, OCR)
-        caption_vectors = {} if refresh_text else vectors.get(session, image_ids, CAPTION)
+        model = self.compiler.encoder.version  # vectors another text model made are made again
+        text_vectors = vectors.get(session, image_ids, OCR, model)
+        caption_vectors = {} if refresh_text else vectors.get(session, image_ids, CAPTION, model)
         need_text = [i for i in image_ids if texts[i].strip() and i not in text_vectors]
         need_caption = [i for i in image_ids if captions[i].strip() and i not in caption_vectors]
         for kind, ids, source, found in (

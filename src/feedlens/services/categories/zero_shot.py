@@ -143,9 +143,7 @@ class Evidence:
         concepts: dict[str, float] = {}
         labels = results.get("labels")
         if isinstance(labels, LabelsResult):
-            for wnid, score in [(x.wnid, x.score) for x in labels.labels] + [
-                (x.wnid, x.score) for x in labels.concepts
-            ]:
+            for wnid, score in [(c.wnid, c.score) for c in labels.classes] + list(labels.wordnet.items()):
                 concepts[wnid] = max(concepts.get(wnid, 0.0), score)
         faces = results.get("faces")
         text_result = results.get("text")

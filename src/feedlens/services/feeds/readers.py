@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from feedlens.core.nesting import MAX_DEPTH, json_depth
 from feedlens.services.feeds.records import (
     _SCHEME,
     _SKIP_CHUNK,
@@ -171,6 +172,10 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[FeedRow]:
                 yield _failed(
                     line.number, FeedErrorCode.INVALID_ENCODING, f"not UTF-8 (byte {exc.start + 1})"
                 )
+                continue
+            if json_depth(line.data) > MAX_DEPTH:
+                message = f"nests more than {MAX_DEPTH} levels deep"
+                yield _failed(line.number, FeedErrorCode.INVALID_JSON, message)
                 continue
             try:
                 value = json.loads(text)

@@ -8,7 +8,7 @@ const EMOTIONS = ["happy", "neutral", "sad", "surprise", "angry", "fear", "disgu
 const PAGE = 24;
 // filter name -> how it is edited
 const TEXT_FILTERS = [
-  ["label", "Label or concept", "e.g. dog, coffee"],
+  ["label", "Label", "e.g. dog, coffee, person"],
   ["author", "Author", "e.g. alice"],
   ["hashtag", "Hashtag", "e.g. latte"],
   ["platform", "Platform", "e.g. instagram"],

@@ -98,7 +98,8 @@ function results(image) {
   const out = [];
   if (r.labels) {
     out.push(section("Labels", scoreList(r.labels.labels || []),
-      h("h3", {}, "Concepts"), h("p", {}, (r.labels.concepts || []).slice(0, 10).map((c) => `${c.name} ${fmtScore(c.score)}`).join(" · ") || "none")));
+      h("details", {}, h("summary", {}, "What the classifier saw (ImageNet classes)"),
+        h("p", {}, (r.labels.classes || []).map((c) => `${c.name} ${fmtScore(c.score)}`).join(" · ") || "none"))));
   }
   if (r.categories) {
     out.push(section("Categories", h("p", {}, "Assigned: ", (r.categories.assigned || []).join(", ") || "none (other)"),

@@ -63,7 +63,7 @@ function controls(params, navigate) {
     field("t-from", "From (UTC day)", h("input", { id: "t-from", name: "from", type: "date", value: params.get("from") || "" })),
     field("t-to", "To (UTC day, inclusive)", h("input", { id: "t-to", name: "to", type: "date", value: params.get("to") || "" })),
     field("t-kind", "Labels as", h("select", { id: "t-kind", name: "kind" },
-      h("option", { value: "concept" }, "WordNet concepts"), h("option", { value: "label", selected: params.get("kind") === "label" }, "ImageNet labels"))),
+      h("option", { value: "headline" }, "Main label of each image"), h("option", { value: "label", selected: params.get("kind") === "label" }, "Every label (Animal counts every cat and dog)"))),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Apply")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -89,10 +89,10 @@ export async function renderTrends(main, { params, navigate }) {
   main.append(h("h1", {}, "Trends"), controls(params, navigate), board);
   if (!window.Chart) board.before(status("Chart.js is not installed (run `make setup`); the data is shown as tables.", "error"));
   const span = windowParams(params);
-  const kind = params.get("kind") || "concept";
+  const kind = params.get("kind") || "headline";
   const specs = [
     ["categories", "Images per category", "/v1/analytics/categories", span],
-    ["labels", kind === "label" ? "Images per ImageNet label" : "Images per WordNet concept", "/v1/analytics/labels", { ...span, kind }],
+    ["labels", kind === "label" ? "Images per label" : "Images per main label", "/v1/analytics/labels", { ...span, kind }],
     ["brands", "Images per brand", "/v1/analytics/brands", span],
     ["sentiment", "Face emotion sentiment", "/v1/analytics/sentiment", span],
     ["safety", "Share of unsafe content", "/v1/analytics/safety", span],
@@ -111,7 +111,7 @@ export async function renderTrends(main, { params, navigate }) {
   const counts = { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } };
   const configs = {
     categories: (d) => ({ type: "bar", data: pivot(d.rows, "category"), options: stacked }),
-    labels: (d) => ({ type: "line", data: pivot(d.rows, kind), options: counts }),
+    labels: (d) => ({ type: "line", data: pivot(d.rows, "label"), options: counts }),
     brands: (d) => ({ type: "line", data: pivot(d.rows, "brand"), options: counts }),
     sentiment: (d) => ({ type: "bar", data: pivot(d.rows, "sentiment"), options: stacked }),
     safety: (d) => ({
