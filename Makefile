@@ -78,6 +78,8 @@ bench: setup
 	$(BIN)/python benchmarks/al_simulation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/startup_bench.py --out docs/benchmarks.md --before df8b54a
+	$(BIN)/python benchmarks/labels_calibration.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/backbones.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

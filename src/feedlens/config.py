@@ -29,6 +29,9 @@ class DecodeLimits(BaseModel):
     max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted file, bytes")
     max_pixels: int = Field(75_000_000, gt=0, description="largest width*height, read from the header")
     min_side: int = Field(16, ge=1, description="smallest accepted width or height, px")
+    max_aspect_ratio: float = Field(
+        25.0, ge=1.0, description="longest side / shortest side at most this (a 25:1 panorama or banner)"
+    )
 
 
 class FetchLimits(BaseModel):

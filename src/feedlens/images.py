@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -112,8 +113,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# Python object reprs ("<_io.BytesIO object at 0x7f...>") that library messages carry: never shown
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
 def _classify_decode_failure(exc: BaseException) -> ImageError:
-    text = str(exc)
+    text = _OBJECT_REPR.sub("the image", str(exc))
     lowered = text.lower()
     if "truncated" in lowered or "end of file" in lowered or "eof" in lowered.split():
         return ImageError(ImageErrorCode.TRUNCATED, f"image data ends early: {text}")
@@ -174,8 +179,10 @@ class ImageDecoder:
                 image, (width, height) = self._load(data, fmt, min_side)
         except ImageError:
             raise
-        except Image.DecompressionBombError as exc:
-            raise ImageError(ImageErrorCode.TOO_MANY_PIXELS, str(exc)) from exc
+        except Image.DecompressionBombError as exc:  # a size Pillow found past our header check (frames)
+            limit = self.limits.max_pixels
+            message = f"the image holds more pixels than the limit of {limit} allows"
+            raise ImageError(ImageErrorCode.TOO_MANY_PIXELS, message) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
             raise _classify_decode_failure(exc) from exc
         except (MemoryError, RecursionError) as exc:
@@ -195,6 +202,11 @@ class ImageDecoder:
             raise ImageError(
                 ImageErrorCode.TOO_SMALL,
                 f"{width}x{height} is below the minimum side of {self.limits.min_side} px",
+            )
+        if max(width, height) > self.limits.max_aspect_ratio * min(width, height):
+            raise ImageError(
+                ImageErrorCode.EXTREME_ASPECT_RATIO,
+                f"{width}x{height} is longer than {self.limits.max_aspect_ratio:g} times its width or height",
             )
         if fmt == "jpeg" and min_side is not None:
             scale = min_side / min(width, height)

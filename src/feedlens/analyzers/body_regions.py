@@ -22,15 +22,20 @@ NMS_IOU = 0.45
 
 
 def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
-    """Pad right/bottom with black to a square, resize to size x size (NudeNet's training layout).
+    """Shrink so the longer side is `size`, then pad right/bottom with black to size x size (NudeNet's
+    training layout). Resizing before padding keeps memory at the model input's, whatever the shape: a
+    16x50000 picture never becomes a 50000x50000 canvas.
 
     Returns (HWC float32 in 0..1, side of the padded square in the image's pixels).
     """
     side = max(image.size)
-    square = Image.new("RGB", (side, side))
-    square.paste(image, (0, 0))
-    resized = square.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.float32) / 255.0, float(side)
+    scale = size / side
+    fitted = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+    )
+    square = Image.new("RGB", (size, size))
+    square.paste(fitted, (0, 0))
+    return np.asarray(square, dtype=np.float32) / 255.0, float(side)
 
 
 def decode_yolo(

@@ -15,7 +15,7 @@ from PIL import Image
 from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.analyzers.everyday import Calibration, LabelScorer, fingerprint
 from feedlens.config import Settings
-from feedlens.core.imageops import center_crop, resize_shorter_side, softmax, to_nchw
+from feedlens.core.imageops import resize_and_center_crop, softmax, to_nchw
 from feedlens.core.results import FacesResult, LabelsResult
 from feedlens.core.results.labels import ImageNetClass
 from feedlens.core.vocabulary import Vocabulary
@@ -104,7 +104,7 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         """RGB images -> float32 (N, 3, C, C): shorter side to the backbone's resize (256 for Lite0), centre
         crop C (224), (x - 127) / 128."""
         size, crop = self.backbone.resize, self.backbone.crop
-        crops = [center_crop(resize_shorter_side(im, size, Image.Resampling.BILINEAR), crop) for im in images]
+        crops = [resize_and_center_crop(im, size, crop, Image.Resampling.BILINEAR) for im in images]
         return to_nchw(crops, INPUT_MEAN, INPUT_STD)
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ class ImageErrorCode(StrEnum):
     CORRUPT = "corrupt"
     TRUNCATED = "truncated"
     UNREADABLE = "unreadable"
+    EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
 
 
 class FeedlensError(Exception):

@@ -20,6 +20,19 @@ def resize_shorter_side(image: Image.Image, size: int, resample: Image.Resamplin
     return image.resize(new, resample, reducing_gap=3.0)
 
 
+def resize_and_center_crop(
+    image: Image.Image, resize: int, crop: int, resample: Image.Resampling
+) -> Image.Image:
+    """The classifiers' evaluation crop: shorter side to `resize`, then the central `crop` square. The
+    central square of the original is cut first, so a 16x75000 strip is never scaled up to 256x1.2M
+    pixels: memory stays at the model input's whatever the shape (the region kept is the same)."""
+    w, h = image.size
+    short = min(w, h)
+    left, top = (w - short) // 2, (h - short) // 2
+    square = image.crop((left, top, left + short, top + short)) if w != h else image
+    return center_crop(square.resize((resize, resize), resample, reducing_gap=3.0), crop)
+
+
 def center_crop(image: Image.Image, size: int) -> Image.Image:
     """Crop the central `size` x `size` square (the image must be at least that big on both sides)."""
     w, h = image.size

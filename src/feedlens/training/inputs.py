@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from feedlens.analyzers.labels import CROP, INPUT_MEAN, INPUT_STD, RESIZE
-from feedlens.core.imageops import center_crop, resize_shorter_side, to_nchw
+from feedlens.core.imageops import resize_and_center_crop, to_nchw
 
 # An image in memory, or a callable that loads it when needed (so a large set is never all decoded at once).
 ImageLike = Image.Image | Callable[[], Image.Image]
@@ -32,7 +32,7 @@ def eval_array(images: Sequence[Image.Image], size: int = CROP) -> np.ndarray:
     With size 224 this is the `labels` analyzer's preprocessing, pixel for pixel.
     """
     resize = round(size * RESIZE / CROP)
-    crops = [center_crop(resize_shorter_side(im, resize, Image.Resampling.BILINEAR), size) for im in images]
+    crops = [resize_and_center_crop(im, resize, size, Image.Resampling.BILINEAR) for im in images]
     return to_nchw(crops, INPUT_MEAN, INPUT_STD)
 
 
