@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +14,13 @@ from feedlens.config import DecodeLimits
 from feedlens.core.errors import ImageError, ImageErrorCode
 from feedlens.images import ImageDecoder, sniff_format
 from tests.conftest import encode, gradient
+from tests.support.images import png_claiming
 
 
 def _code(decoder: ImageDecoder, data: bytes | Path, **kw: int) -> ImageErrorCode:
     with pytest.raises(ImageError) as info:
         decoder.decode(data, **kw)
     return info.value.image_code
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small, well-formed PNG whose header claims width x height (the pixel data is tiny)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize(

@@ -316,16 +316,21 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def data_root(self) -> Path:
+        """Where data lives: FEEDLENS_DATA_DIR, else the home folder."""
+        return self.data_dir or self.home
+
+    @property
     def blobs_dir(self) -> Path:
-        return (self.data_dir or self.home) / "blobs"
+        return self.data_root / "blobs"
 
     @property
     def index_dir(self) -> Path:
-        return (self.data_dir or self.home) / "index"
+        return self.data_root / "index"
 
     @property
     def database(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir or self.home) / 'feedlens.db'}"
+        return self.database_url or f"sqlite:///{self.data_root / 'feedlens.db'}"
 
     @model_validator(mode="after")
     def _cores_not_oversubscribed(self) -> Self:

@@ -189,10 +189,29 @@ class ImageDecoder:
             raise ImageError(ImageErrorCode.CORRUPT, f"image cannot be decoded safely: {exc!r}") from exc
         return DecodedImage(image=image, width=width, height=height, format=fmt, sha256=digest)
 
-    def _load(self, data: bytes, fmt: str, min_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
-        """Decoded upright RGB image and the original's upright (width, height)."""
-        image = Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS[fmt]))
-        width, height = image.size  # from the header; nothing decoded yet
+    def check_header(self, head: bytes) -> None:
+        """Refuse what the first bytes of an image already show (format, pixel count, smallest side, aspect
+        ratio) before the rest is even read or base64-decoded. A head too short to tell passes: `decode`
+        checks everything again."""
+        if not head:
+            raise ImageError(ImageErrorCode.EMPTY, "the image is empty (0 bytes)")
+        fmt = sniff_format(head[:64])
+        if fmt is None:
+            raise ImageError(ImageErrorCode.UNSUPPORTED_FORMAT, _describe_refused(head[:512]))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                size = Image.open(io.BytesIO(head), formats=list(_PIL_FORMATS[fmt])).size
+        except Image.DecompressionBombError as exc:
+            limit = self.limits.max_pixels
+            message = f"the image holds more pixels than the limit of {limit} allows"
+            raise ImageError(ImageErrorCode.TOO_MANY_PIXELS, message) from exc
+        except Exception:  # a partial file says nothing yet; decode() has the last word
+            return
+        self._check_size(*size)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """The header's size against the configured limits (quoted as configured, never Pillow's own)."""
         if width * height > self.limits.max_pixels:
             raise ImageError(
                 ImageErrorCode.TOO_MANY_PIXELS,
@@ -208,6 +227,12 @@ class ImageDecoder:
                 ImageErrorCode.EXTREME_ASPECT_RATIO,
                 f"{width}x{height} is longer than {self.limits.max_aspect_ratio:g} times its width or height",
             )
+
+    def _load(self, data: bytes, fmt: str, min_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+        """Decoded upright RGB image and the original's upright (width, height)."""
+        image = Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS[fmt]))
+        width, height = image.size  # from the header; nothing decoded yet
+        self._check_size(width, height)
         if fmt == "jpeg" and min_side is not None:
             scale = min_side / min(width, height)
             if scale < 1:

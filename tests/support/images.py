@@ -4,6 +4,8 @@ a broken checksum."""
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -34,3 +36,19 @@ def png_with_bad_crc(image: Image.Image) -> bytes:
     data = bytearray(encode(image, "PNG"))
     data[29] ^= 0xFF  # inside IHDR's CRC
     return bytes(data)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, well-formed PNG whose header claims width x height (the pixel data is tiny)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )

@@ -72,6 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         finally:
             state.runs.close()
             state.gate.shutdown()
+            state.probes.shutdown(wait=False)
             wired.close()
 
     app = FastAPI(

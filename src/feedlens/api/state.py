@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -60,6 +61,10 @@ class AppState:
     # Signs web-app session cookies (api/session.py). Per process: a restart logs browsers out, and no
     # secret has to be configured or kept; a FEEDLENS_ setting would let several servers share sessions.
     session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    # /readyz's blocking checks run here, never queued behind inference on the shared thread pool
+    probes: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz"), repr=False
+    )
 
     @property
     def settings(self) -> Settings:

@@ -117,6 +117,7 @@ def serve(
     settings = services.settings
     host = host or settings.host
     port = port or settings.port
+    services.check_storage()  # a full or read-only data folder: one line, exit 2, before listening
     if settings.clip.enabled:  # a CLIP model that does not fit: one line, exit 2, before listening
         services.text_encoder.load()
     if demo is not None:

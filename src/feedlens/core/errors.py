@@ -85,3 +85,32 @@ class ConfigError(FeedlensError):
 class UnknownAnalyzerError(ConfigError):
     code = "unknown_analyzer"
     http_status = 422
+
+
+class StorageError(FeedlensError):
+    """The data folder or database cannot take a write: disk full, read-only, or no permission.
+
+    Answered 507 Insufficient Storage (the request was fine; retry once there is room), and a one-line CLI
+    error with exit 2. Whatever was being written is left out whole: no half-written file or record.
+    """
+
+    http_status = 507
+
+    FULL = "storage_full"
+    NOT_WRITABLE = "storage_not_writable"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, where: object) -> StorageError | None:
+        """The typed error for a disk condition (ENOSPC, EDQUOT, EROFS, EACCES, EPERM), else None."""
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cls(cls.FULL, f"no space left to write {where}: free some disk space and retry")
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            reason = "is read-only" if exc.errno == errno.EROFS else "is not writable by this user"
+            return cls(cls.NOT_WRITABLE, f"{where} {reason}: point FEEDLENS_DATA_DIR at a writable folder")
+        return None

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from feedlens.core.errors import StorageError
+
 
 def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], durable: bool = True) -> Path:
     """Write `content` (bytes, or a function writing to a binary file) to a temporary file beside `path`,
@@ -15,7 +17,18 @@ def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], durabl
 
     A crash leaves at most a `.partial-*` file. `durable` also fsyncs the folder, so the rename itself
     survives a power cut. Files are created 0644 (readable, like any file the process would make).
+    A full or read-only disk raises StorageError (typed, nothing left behind); other OSErrors pass through.
     """
+    try:
+        return _write_atomic(path, content, durable)
+    except OSError as exc:
+        typed = StorageError.from_os_error(exc, path.parent)
+        if typed is None:
+            raise
+        raise typed from exc
+
+
+def _write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], durable: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".partial-{path.name}-")
     try:
@@ -38,3 +51,11 @@ def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], durabl
         finally:
             os.close(dir_fd)
     return path
+
+
+def check_writable(folder: Path) -> None:
+    """Raise StorageError unless a file can be created in `folder` (made if missing) right now: a full,
+    read-only or foreign-owned data folder is found before a request or an ingest needs it."""
+    probe = folder / ".feedlens-write-check"
+    write_atomic(probe, b"ok", durable=False)
+    probe.unlink(missing_ok=True)

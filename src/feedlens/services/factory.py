@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS, analyzer_type, check_names, resolve
 from feedlens.config import Settings
 from feedlens.core.errors import UnknownAnalyzerError
+from feedlens.core.files import check_writable
 from feedlens.images import ImageDecoder
 from feedlens.runtime.manifest import Manifest
 from feedlens.runtime.store import ModelStore
@@ -304,6 +305,13 @@ class Services:
             return JobService(self.library, self.default_ingestor)
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    def check_storage(self) -> None:
+        """Raise StorageError when the data folder cannot be written or the database cannot be migrated
+        (a full or read-only disk): `serve` checks before it listens, `/readyz` on every probe."""
+        for folder in (self.settings.data_root, self.settings.blobs_dir, self.settings.index_dir):
+            check_writable(folder)
+        self.database.migrate()
+
     def close(self) -> None:
         """Release what was built: index files saved, HTTP client and database connections closed."""
         built = self.__dict__

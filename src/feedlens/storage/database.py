@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedlens.core.errors import ConfigError
+from feedlens.core.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,6 +31,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xff) and PostgreSQL SQLSTATEs that mean
+# "the disk cannot take this write", as opposed to a bug or a bad query.
+_SQLITE_FULL, _SQLITE_READONLY, _SQLITE_CANTOPEN = 13, 8, 14
+_PG_FULL, _PG_READ_ONLY = {"53100"}, {"25006"}
+
+
+def storage_error(exc: DBAPIError, where: str) -> StorageError | None:
+    """The typed error for a database that is full or cannot be written, else None."""
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlite_code is not None:
+        primary = sqlite_code & 0xFF
+        if primary == _SQLITE_FULL:
+            return StorageError(StorageError.FULL, f"no space left to write {where}: free some disk space")
+        if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+            return StorageError(
+                StorageError.NOT_WRITABLE,
+                f"{where} cannot be written: point FEEDLENS_DATA_DIR at a writable folder",
+            )
+    if sqlstate in _PG_FULL:
+        return StorageError(StorageError.FULL, "the PostgreSQL server is out of disk space")
+    if sqlstate in _PG_READ_ONLY:
+        return StorageError(StorageError.NOT_WRITABLE, "the PostgreSQL server is read-only (a standby?)")
+    return None
+
+
+@contextmanager
+def typed_storage_errors(where: str) -> Iterator[None]:
+    """Re-raise a full or unwritable disk as StorageError; anything else passes through unchanged."""
+    try:
+        yield
+    except DBAPIError as exc:
+        typed = storage_error(exc, where)
+        if typed is None:
+            raise
+        raise typed from exc
+    except OSError as exc:  # SQLite's folder cannot be created
+        typed_os = StorageError.from_os_error(exc, where)
+        if typed_os is None:
+            raise
+        raise typed_os from exc
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and foreign keys, and its folder is created."""
     try:
@@ -40,7 +84,8 @@ def create_db_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            with typed_storage_errors(f"the database folder {Path(parsed.database).parent}"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -105,12 +150,21 @@ class Database:
     def migrate(self) -> None:
         """Migrate once per process: CLI commands and services call this freely."""
         if not self._migrated:
-            migrate(self.engine)
+            with typed_storage_errors(self._where):
+                migrate(self.engine)
             self._migrated = True
+
+    @property
+    def _where(self) -> str:
+        """How messages name the database: its file for SQLite, never a PostgreSQL URL (it may hold a
+        password)."""
+        database = self.engine.url.database
+        return f"the database {database}" if self.backend == "sqlite" and database else "the database"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        """A unit of work. A full or read-only disk raises StorageError and the whole unit rolls back."""
+        with typed_storage_errors(self._where), self._sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -8,15 +8,18 @@ as integers (what the official client asks for with `$alt=json;enum-encoding=int
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
+
+from feedlens.api.compat.base64_head import HEAD_BYTES, decode_base64
+from feedlens.core.errors import ImageError
+
+HeaderCheck = Callable[[bytes], None]  # ImageDecoder.check_header: raises ImageError or returns
 
 MAX_IMAGES = 16  # Google's limit of images per request
 MAX_ASPECT_RATIOS = 16  # Google ignores aspect ratios after the 16th
@@ -174,7 +177,7 @@ def wants_int_enums(alt: str | None) -> bool:
     return alt is not None and "enum-encoding=int" in alt.replace(" ", "").lower()
 
 
-def parse_body(raw: bytes) -> list[ImageRequest]:
+def parse_body(raw: bytes, check: HeaderCheck | None = None) -> list[ImageRequest]:
     """A BatchAnnotateImagesRequest body. Raises GcvError (400) when the request as a whole is unusable."""
     try:
         body = json.loads(raw)
@@ -189,7 +192,7 @@ def parse_body(raw: bytes) -> list[ImageRequest]:
         raise GcvError(
             400, Code.INVALID_ARGUMENT, f"Too many images per request: {len(items)}, at most {MAX_IMAGES}."
         )
-    return [parse_request(item, i) for i, item in enumerate(items)]
+    return [parse_request(item, i, check) for i, item in enumerate(items)]
 
 
 def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
@@ -201,8 +204,9 @@ def _invalid(where: str, message: str) -> ImageRequest:
     return ImageRequest(failure=Failure(Code.INVALID_ARGUMENT, f"Invalid value at '{where}': {message}"))
 
 
-def parse_request(item: Any, index: int) -> ImageRequest:
-    """One AnnotateImageRequest; anything wrong with it becomes its INVALID_ARGUMENT failure."""
+def parse_request(item: Any, index: int, check: HeaderCheck | None = None) -> ImageRequest:
+    """One AnnotateImageRequest; anything wrong with it becomes its INVALID_ARGUMENT failure. `check`
+    (the decoder's header check) sees the content's first bytes and may refuse it at once."""
     where = f"requests[{index}]"
     if not isinstance(item, dict):
         return _invalid(where, "expected an object")
@@ -216,9 +220,13 @@ def parse_request(item: Any, index: int) -> ImageRequest:
         if not isinstance(text, str):
             return _invalid(f"{where}.image.content", "expected a base64 string")
         try:
-            content = _b64decode(text)
+            if check is not None:  # refuse a bomb by its header before decoding megabytes of base64
+                check(decode_base64(text, head=HEAD_BYTES))
+            content = decode_base64(text)
         except ValueError as exc:
             return _invalid(f"{where}.image.content", f"Base64 decoding failed ({exc})")
+        except ImageError as exc:
+            return ImageRequest(failure=image_failure(exc.code, exc.message))
     else:
         source = image.get("source")
         if not isinstance(source, dict):
@@ -243,15 +251,6 @@ def parse_request(item: Any, index: int) -> ImageRequest:
     if isinstance(ratios, str):
         return _invalid(f"{where}.imageContext.cropHintsParams.aspectRatios", ratios)
     return ImageRequest(content=content, uri=uri, features=tuple(parsed), aspect_ratios=ratios)
-
-
-def _b64decode(text: str) -> bytes:
-    # bytes in proto3 JSON: standard or URL-safe base64, padding optional
-    cleaned = "".join(text.split()).replace("-", "+").replace("_", "/")
-    try:
-        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
-    except binascii.Error as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _feature(raw: Any) -> Feature | str:

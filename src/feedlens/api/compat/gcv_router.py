@@ -24,7 +24,7 @@ from feedlens.api.deps import bearer_secret
 from feedlens.api.state import AppState
 from feedlens.core.access import Principal
 from feedlens.core.access import Scope as KeyScope
-from feedlens.core.errors import ModelStoreError
+from feedlens.core.errors import ModelStoreError, StorageError
 from feedlens.core.results import ImageReport
 from feedlens.core.results.text import TextResult
 from feedlens.services.access import AuthError, AuthFailure, authorise
@@ -184,7 +184,7 @@ async def annotate(request: Request) -> JSONResponse:
     try:
         state: AppState = request.app.state.feedlens
         principal = await _authorise(request, state)
-        items = gcv.parse_body(body)
+        items = gcv.parse_body(body, state.services.decoder.check_header)
         responses = await annotate_all(state, items, principal.workspace_id)
     except GcvError as exc:
         return google_error(exc)
@@ -195,6 +195,9 @@ async def annotate(request: Request) -> JSONResponse:
     except ModelStoreError as exc:
         log.error("model unavailable on images:annotate: %s", exc.message)
         return google_error(GcvError(503, Code.UNAVAILABLE, exc.message, "MODEL_UNAVAILABLE"))
+    except StorageError as exc:  # 507 as in feedlens's own API; Google's code for "out of a resource"
+        log.error("storage on images:annotate: %s", exc.message)
+        return google_error(GcvError(507, Code.RESOURCE_EXHAUSTED, exc.message, exc.code.upper()))
     except Exception:
         log.exception("unhandled error on %s", request.url.path)
         return google_error(GcvError(500, Code.INTERNAL, "Internal error encountered; it has been logged."))
@@ -224,6 +227,8 @@ def from_problem(status: int, body: bytes) -> GcvError:
         return GcvError(400, Code.INVALID_ARGUMENT, message, "PAYLOAD_TOO_LARGE")
     if status in (404, 405):
         return GcvError(404, Code.NOT_FOUND, "Not found: feedlens serves POST /v1/images:annotate only.")
+    if status == 507:
+        return GcvError(507, Code.RESOURCE_EXHAUSTED, detail or "Insufficient storage.")
     if status >= 500:
         return GcvError(
             status, Code.UNAVAILABLE if status == 503 else Code.INTERNAL, detail or "Internal error."

@@ -7,9 +7,12 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from feedlens.api.compat.base64_head import HEAD_BYTES, decode_base64
+from feedlens.core.errors import ImageError
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "RekognitionService."
@@ -47,6 +50,7 @@ IMAGE_ERRORS = {
     "too_many_pixels": "ImageTooLargeException",
     "empty": "InvalidParameterException",
     "too_small": "InvalidParameterException",
+    "extreme_aspect_ratio": "InvalidParameterException",
 }
 
 
@@ -67,8 +71,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return params
 
 
-def read_image(params: Mapping[str, Any]) -> bytes:
-    """The image of `Image.Bytes` (base64). S3 objects cannot be reached from here."""
+def read_image(params: Mapping[str, Any], check: Callable[[bytes], None] | None = None) -> bytes:
+    """The image of `Image.Bytes` (base64). S3 objects cannot be reached from here. `check` (the
+    decoder's header check) sees the first bytes first: a bomb is refused before the rest is decoded."""
     image = params.get("Image")
     if not isinstance(image, dict):
         raise invalid("Image is required, as {'Bytes': <base64 image>}")
@@ -82,9 +87,13 @@ def read_image(params: Mapping[str, Any]) -> bytes:
     if len(data) > 4 * math.ceil(MAX_IMAGE_BYTES / 3) + 4:
         raise RekognitionError("ImageTooLargeException", f"Image.Bytes is over {MAX_IMAGE_BYTES} bytes")
     try:
+        if check is not None:
+            check(decode_base64(data, head=HEAD_BYTES))
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise invalid("Image.Bytes is not valid base64") from None
+    except ImageError as exc:
+        raise image_error(exc.code, exc.message) from None
     if not raw:
         raise invalid("Image.Bytes must not be empty")
     if len(raw) > MAX_IMAGE_BYTES:

@@ -30,7 +30,7 @@ from feedlens.api.deps import State
 from feedlens.api.state import AppState
 from feedlens.core.access import Principal
 from feedlens.core.access import Scope as KeyScope
-from feedlens.core.errors import FeedlensError
+from feedlens.core.errors import FeedlensError, StorageError
 from feedlens.core.results.base import AnalyzerResult, optional_result, required_result
 from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.labels import LabelsResult
@@ -90,6 +90,9 @@ async def rekognition(request: Request, state: State) -> Response:
         return error_response(
             rq.RekognitionError("ThrottlingException", exc.message, status=503, retry_after=exc.retry_after)
         )
+    except StorageError as exc:  # the status feedlens's own API answers; the type names the condition
+        log.error("rekognition: %s", exc.message)
+        return error_response(rq.RekognitionError("InsufficientStorageException", exc.message, status=507))
     except FeedlensError as exc:
         log.warning("rekognition: %s", exc.message)
         return error_response(rq.RekognitionError(INTERNAL, exc.message, status=500))
@@ -163,7 +166,7 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
     params = rq.parse_body(body)
     if operation == "DetectLabels":
         labels_request = rq.LabelsRequest.parse(params)
-        image = rq.read_image(params)
+        image = rq.read_image(params, state.services.decoder.check_header)
         names = ("labels", "properties") if labels_request.properties else ("labels",)
         results, versions = await analyze(state, names, image)
         tables = await lookup_tables(request, state)
@@ -182,17 +185,17 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
             raise rq.RekognitionError(
                 "ResourceNotFoundException", "custom moderation adapters (ProjectVersion) do not exist here"
             )
-        image = rq.read_image(params)
+        image = rq.read_image(params, state.services.decoder.check_header)
         results, versions = await analyze(state, ANALYZERS[operation], image)
         safety = required_result(results, "safety", SafetyResult)
         return rk.detect_moderation_labels(safety, min_confidence, versions["safety"])
     if operation == "DetectText":
         text_request = rq.TextRequest.parse(params)
-        image = rq.read_image(params)
+        image = rq.read_image(params, state.services.decoder.check_header)
         results, versions = await analyze(state, ANALYZERS[operation], image)
         return rk.detect_text(required_result(results, "text", TextResult), text_request, versions["text"])
     emotions = rq.face_attributes(params)
-    image = rq.read_image(params)
+    image = rq.read_image(params, state.services.decoder.check_header)
     results, _ = await analyze(state, ANALYZERS[operation], image)
     return rk.detect_faces(required_result(results, "faces", FacesResult), emotions)
 
