@@ -1,7 +1,22 @@
-"""False-positive rate of the `safety` defaults on safe real photos (and crops/flips of them).
+"""Moderation false positives on safe images, with and without person evidence (analyzers/safety_evidence.py).
 
-Prints a markdown section; `make bench` writes it into docs/benchmarks.md. Nothing is downloaded: the
-photos are the ones scikit-image, scikit-learn and matplotlib ship.
+Prints a markdown section; `--out docs/benchmarks.md` rewrites its marked section. Nothing is downloaded.
+
+Safe sets:
+- the labelled corpus (tests/support/corpus.py): 645 images from 16 packages, every one labelled safe, of
+  eight kinds (photos, clip art, screenshots, renders, art, charts, documents, microscopy);
+- the photos scikit-image, scikit-learn and matplotlib ship (incl. the colour wheel and the CT-like scans
+  an outside probe saw flagged), each as is, mirrored and as four 60% corner crops.
+
+One pipeline run per image (body_regions, faces, objects, pose, safety); the "detector alone" verdict is
+`SafetyAnalyzer.judge` on the same regions with no evidence, so both columns see identical detections.
+
+Recall: there are no unsafe images here, and none are fetched. What can be measured honestly is what the
+evidence rule costs on real people: of the moderation-taxonomy regions NudeNet reports (above the region
+floor, any score) on corpus images that show people, the share a source confirms. A region the rule drops
+there would be a missed flag if it were unsafe.
+
+Run: `benchmarks/safety_fp.py [--out docs/benchmarks.md]` (about 10 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -9,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,15 +33,20 @@ import sklearn.datasets
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from run import write_section
+from tests.support.corpus import load_corpus
 
+from feedlens.analyzers.safety import SafetyAnalyzer
 from feedlens.config import load_settings
+from feedlens.core.results.safety import SafetyResult
 from feedlens.services.factory import build_services
 
 START, END = "<!-- bench:safety-fp:start -->", "<!-- bench:safety-fp:end -->"
+BATCH = 8
 
 
-def safe_photos() -> dict[str, Image.Image]:
+def package_photos() -> dict[str, Image.Image]:
     """Every photo-like image the three packages ship (all safe for work), as RGB."""
     folders = [
         Path(skimage.__file__).parent / "data",
@@ -53,45 +74,105 @@ def variants(image: Image.Image) -> list[Image.Image]:
     return [image, ImageOps.mirror(image), *crops]
 
 
+class Tally:
+    """Verdicts of one safe set, detector alone and with evidence, by kind."""
+
+    def __init__(self) -> None:
+        self.images: Counter[str] = Counter()
+        self.alone: Counter[str] = Counter()
+        self.checked: Counter[str] = Counter()
+        self.flagged_alone: list[str] = []
+        self.flagged_checked: list[str] = []
+
+    def add(self, name: str, kind: str, alone: SafetyResult, checked: SafetyResult) -> None:
+        self.images[kind] += 1
+        if alone.verdict.value != "safe":
+            self.alone[kind] += 1
+            self.flagged_alone.append(f"{name} ({alone.verdict.value})")
+        if checked.verdict.value != "safe":
+            self.checked[kind] += 1
+            sources = sorted({s for r in checked.regions for s in r.person})
+            self.flagged_checked.append(f"{name} ({checked.verdict.value}, person from {', '.join(sources)})")
+
+    def rows(self, title: str) -> list[str]:
+        total = sum(self.images.values())
+        alone, checked = sum(self.alone.values()), sum(self.checked.values())
+        out = [f"| **{title}** | **{total}** | **{alone} ({100 * alone / total:.1f}%)** | "
+               f"**{checked} ({100 * checked / total:.1f}%)** |"]  # fmt: skip
+        for kind, n in self.images.most_common():
+            out.append(f"| {kind} | {n} | {self.alone[kind]} | {self.checked[kind]} |")
+        return out
+
+
+def run(
+    pipeline_images: Sequence[tuple[str, str, Image.Image, int]], analyze: object, judge: SafetyAnalyzer
+) -> tuple[Tally, Counter[str], int, int]:
+    """(name, kind, image, people) per image -> tally, confirmed sources on people images, regions there."""
+    tally = Tally()
+    sources: Counter[str] = Counter()
+    on_people = confirmed = 0
+    for start in range(0, len(pipeline_images), BATCH):
+        chunk = pipeline_images[start : start + BATCH]
+        outcomes = analyze([im for _, _, im, _ in chunk])  # type: ignore[operator]
+        for (name, kind, _, people), outcome in zip(chunk, outcomes, strict=True):
+            if not isinstance(outcome, dict):
+                continue
+            checked: SafetyResult = outcome["safety"]
+            tally.add(name, kind, judge.judge(outcome["body_regions"]), checked)
+            if people:
+                regions = [*checked.regions, *checked.set_aside]
+                on_people += len(regions)
+                confirmed += sum(1 for r in regions if r.person)
+                sources.update(s for r in regions for s in r.person)
+    return tally, sources, on_people, confirmed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    services = build_services(load_settings())
-    pipeline = services.pipeline(["safety"])
-    photos = safe_photos()
-    named = [(name, v) for name, im in photos.items() for v in variants(im)]
-    images = [v for _, v in named]
-    outcomes = pipeline.analyze_images(images)
-    verdicts: Counter[str] = Counter()
-    regions: Counter[str] = Counter()
-    flagged_by: Counter[str] = Counter()
-    for (name, _), outcome in zip(named, outcomes, strict=True):
-        assert isinstance(outcome, dict)
-        result = outcome["safety"]
-        verdicts[result.verdict.value] += 1
-        if result.verdict.value != "safe":
-            flagged_by[name] += 1
-        regions.update(r.type for r in result.regions)
-    s = services.settings
-    flagged = len(images) - verdicts["safe"]
-    rate = 100 * flagged / len(images)
+    settings = load_settings()
+    services = build_services(settings)
+    pipeline = services.pipeline(["safety"])  # pulls in body_regions, faces, objects and pose
+    pipeline.load()
+    judge = next(a for a in pipeline.analyzers if isinstance(a, SafetyAnalyzer))
+    corpus = [
+        (image.id, image.kind, Image.open(image.path).convert("RGB"), image.people)
+        for image in load_corpus()
+        if image.safe
+    ]
+    photos = [
+        (name, "package photo variants", v, 0) for name, im in package_photos().items() for v in variants(im)
+    ]
+    corpus_tally, sources, on_people, confirmed = run(corpus, pipeline.analyze_images, judge)
+    photo_tally, _, _, _ = run(photos, pipeline.analyze_images, judge)
+    s = settings
+    still = "; ".join(corpus_tally.flagged_checked + photo_tally.flagged_checked)
+    before = "; ".join(corpus_tally.flagged_alone + photo_tally.flagged_alone)
     lines = [
         START,
-        "## `safety`: false positives of the defaults on safe photos",
+        "## Moderation evidence: false positives on safe images",
         "",
-        f"{len(photos)} safe photos shipped with scikit-image, scikit-learn and matplotlib (people, animals, "
-        f"objects, scenes, microscopy, text), each as is, mirrored and as four 60% corner crops: "
-        f"{len(images)} images. Thresholds: explicit >= {s.safety_explicit_threshold}, suggestive >= "
-        f"{s.safety_suggestive_threshold}, regions reported from {s.safety_region_min_score}.",
+        f"Thresholds: explicit >= {s.safety_explicit_threshold}, suggestive >= "
+        f"{s.safety_suggestive_threshold}, regions from {s.safety_region_min_score}. Detector alone: "
+        "NudeNet's regions as before; with evidence: a region counts only where objects (a Person box), "
+        "pose (a body) or faces (a head above it) put a person (analyzers/safety_evidence.py). Same "
+        "detections in both columns.",
         "",
-        f"- Flagged (verdict not `safe`): **{flagged}/{len(images)} = {rate:.1f}%** ({dict(verdicts)})",
-        f"- Flagged, by source photo (variants out of 6): {dict(flagged_by) or 'none'}",
-        f"- Regions reported above the region floor (informational, not verdicts): {dict(regions) or 'none'}",
+        "| safe set / kind | images | flagged, detector alone | flagged, with person evidence |",
+        "|---|---|---|---|",
+        *corpus_tally.rows("labelled corpus, all kinds"),
+        *photo_tally.rows("package photos x6 variants"),
         "",
-        "There are no unsafe images here to measure recall on; the detector's published behaviour and the "
-        "unit tests of the verdict rules cover that side. Lowering the thresholds trades these false "
-        "positives for recall; see docs/analyzers.md.",
+        f"Still flagged with evidence: {still or 'none'}.",
+        "",
+        f"Flagged by the detector alone: {before or 'none'}.",
+        "",
+        "Recall cost (no unsafe images offline; none fetched): on corpus images showing people, "
+        f"{confirmed} of {on_people} moderation-taxonomy regions NudeNet reported were confirmed by a person "
+        f"source ({100 * confirmed / max(on_people, 1):.0f}%; by source: {dict(sources) or 'none'}). "
+        "An unconfirmed region there would be a missed flag if the image were unsafe. Recall on real "
+        "explicit images could not be measured here.",
         END,
     ]
     section = "\n".join(lines)

@@ -6,10 +6,10 @@ import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from feedlens.core.errors import ConfigError
 
@@ -226,6 +226,59 @@ class ClipSettings(BaseModel):
         return self
 
 
+YOLO_CLASS_FILES = (".txt", ".yaml", ".yml", ".json")
+
+
+class YoloSettings(BaseModel):
+    """A user-supplied YOLO detector (an ultralytics yolov8 / yolo11 ONNX export) replacing the embedded
+    centernet in the `objects` analyzer (docs/models.md). FEEDLENS_OBJECTS_YOLO__MODEL=/models/yolo11n.onnx;
+    the model itself is checked when it loads (analyzers/yolo.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Path | None = Field(None, description=".onnx: images (N, 3, H, W) -> (N, 4 + classes, anchors)")
+    classes: Path | None = Field(
+        None,
+        description="class names, .txt (one a line), .yaml or .json (a list or {index: name}); default the "
+        "`names` the export wrote into the model's metadata",
+    )
+    name: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="names the detector in results and versions; default the model's file name",
+    )
+    image_size: int | None = Field(
+        None, ge=32, le=4096, description="S for a model exported with dynamic=True and no `imgsz` metadata"
+    )
+    min_score: float = Field(
+        0.25, gt=0.0, le=1.0, description="boxes the model scores at least this are reported (its own score)"
+    )
+    iou: float = Field(0.45, gt=0.0, le=1.0, description="NMS: boxes of one class overlapping more are one")
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+    @field_validator("model", "classes")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _files(self) -> Self:
+        if self.model is None and self.classes is not None:
+            raise ValueError("FEEDLENS_OBJECTS_YOLO__CLASSES is set but FEEDLENS_OBJECTS_YOLO__MODEL is not")
+        for key, path in {"MODEL": self.model, "CLASSES": self.classes}.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"FEEDLENS_OBJECTS_YOLO__{key}: no such file {path}")
+        if self.classes is not None and self.classes.suffix.lower() not in YOLO_CLASS_FILES:
+            raise ValueError(
+                f"FEEDLENS_OBJECTS_YOLO__CLASSES: {self.classes.name} is not {', '.join(YOLO_CLASS_FILES)}"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLENS_", frozen=True, env_nested_delimiter="__")
 
@@ -235,6 +288,12 @@ class Settings(BaseSettings):
     # API admits `api.inference_workers` requests at once (services/inference.py).
     threads_per_worker: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(16, ge=1, le=256, description="images per forward pass")
+    analyzers: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        description="the analyzers switched on, comma-separated (e.g. labels,safety,faces,text,properties,"
+        "embedding): ingest runs them, the API offers them, a model not listed is never loaded; "
+        "default all (`feedlens analyzers` lists them)",
+    )
     labels_backbone: Literal["efficientnet-lite0", "efficientnet-lite2"] = Field(
         "efficientnet-lite0",
         description="the ImageNet classifier: Lite0 (default) or Lite2 (2x slower, no more accurate on our "
@@ -255,17 +314,55 @@ class Settings(BaseSettings):
         4, ge=0, description="WordNet concepts nearer the root than this (entity, object, whole) are not kept"
     )
 
+    objects_min_score: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="report objects scored (calibrated) at least this; default the fitted floor (0.25)",
+    )
+    objects_max: int = Field(20, ge=1, le=100, description="objects kept per image")
+    objects_crop_check: bool = Field(
+        True,
+        description="a second look at each box's crop with the ImageNet classifier: relabels a 'dog' that "
+        "is a cat and rescores; ~25-40 ms per crop",
+    )
+    objects_max_crops: int = Field(5, ge=0, le=50, description="crops checked per image, best boxes first")
+    objects_yolo: YoloSettings = YoloSettings()  # unset: the embedded centernet (docs/models.md)
+
+    pose_side: int = Field(
+        256, ge=32, le=1024, description="longer side fed to MoveNet MultiPose (padded to multiples of 32)"
+    )
+    pose_min_score: float = Field(0.3, ge=0.0, le=1.0, description="report people scored at least this")
+    pose_keypoint_min_score: float = Field(
+        0.3, ge=0.0, le=1.0, description="keypoints the activity rules may use"
+    )
+
     safety_explicit_threshold: float = Field(0.5, ge=0.0, le=1.0, description="explicit verdict at or above")
     safety_suggestive_threshold: float = Field(
         0.6, ge=0.0, le=1.0, description="suggestive verdict at or above"
     )
     safety_region_min_score: float = Field(0.3, ge=0.0, le=1.0, description="regions below are not reported")
+    safety_person_evidence: bool = Field(
+        True,
+        description="count a region only where faces, objects or poses put a person (cuts false flags on "
+        "graphics and scans; drawn people are rarely found, so turn it off to moderate illustrations)",
+    )
 
     faces_min_score: float = Field(0.3, ge=0.0, le=1.0, description="report faces scored at least this")
     faces_tiling: bool = Field(
-        False,
-        description="second NudeNet pass over 640 px tiles: finds ~4x smaller faces, costs ~140 ms per large "
-        "image and decodes at 640 px; redaction always tiles",
+        True,
+        description="BlazeFace also on 2x2 tiles of images over 600 px: finds faces half the size, 4 more "
+        "BlazeFace runs (~40 ms) on such images only, decodes at 640 px; redaction always tiles",
+    )
+    faces_verify_min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Face Mesh's probability that a candidate is a human face must reach this (drops cat "
+        "faces, latte art); 0 keeps every candidate",
+    )
+    faces_max_candidates: int = Field(
+        40, ge=1, le=500, description="face candidates checked per image (~5 ms each), detector order"
     )
 
     properties_blur_threshold: float = Field(
@@ -331,6 +428,16 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_root / 'feedlens.db'}"
+
+    @field_validator("analyzers", mode="before")
+    @classmethod
+    def _analyzer_list(cls, value: object) -> object:
+        if isinstance(value, str):  # FEEDLENS_ANALYZERS=labels,safety
+            names = tuple(n.strip() for n in value.split(",") if n.strip())
+            if not names:
+                raise ValueError("FEEDLENS_ANALYZERS: name at least one analyzer, or leave it unset for all")
+            return names
+        return value
 
     @model_validator(mode="after")
     def _cores_not_oversubscribed(self) -> Self:

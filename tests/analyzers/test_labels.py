@@ -142,7 +142,7 @@ def test_preprocess_shape_and_range(labels: LabelsAnalyzer, chelsea: Image.Image
 
 
 def test_version_names_code_artifacts_and_vocabulary(labels: LabelsAnalyzer) -> None:
-    assert labels.version.startswith("labels-2+efficientnet-lite0-onnx@")
+    assert labels.version.startswith("labels-3+efficientnet-lite0-onnx@")
     assert "+vocabulary@" in labels.version  # a new mapping or calibration marks stored labels stale
 
 

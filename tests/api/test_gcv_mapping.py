@@ -23,6 +23,7 @@ from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, Label,
 from feedlens.core.results.brands import BrandEvidence, BrandsResult
 from feedlens.core.results.faces import EMOTIONS
 from feedlens.core.results.loading import RESULT_TYPES
+from feedlens.core.results.objects import DetectedObject, ObjectsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.regions import BodyRegionsResult
 from feedlens.core.results.safety import SafetyResult, Verdict
@@ -31,7 +32,7 @@ from feedlens.services.factory import Services
 from tests.support.fonts import DEJAVU_BOLD
 
 FONT = DEJAVU_BOLD
-ALL = ("labels", "safety", "faces", "text", "properties", "body_regions")
+ALL = ("labels", "safety", "faces", "objects", "text", "properties", "body_regions")
 LEVELS = SafetyLevels(floor=0.3, explicit=0.5, suggestive=0.6)
 CALM = {e: 1.0 if e == "neutral" else 0.0 for e in EMOTIONS}
 Analysed = dict[str, tuple[int, int, dict[str, AnalyzerResult]]]
@@ -201,12 +202,35 @@ def test_only_the_needed_analyzers_and_unsupported_features() -> None:
     assert request(FeatureType.DOCUMENT_TEXT_DETECTION, FeatureType.TEXT_DETECTION).analyzers == ("text",)
     assert request(FeatureType.CROP_HINTS).analyzers == ("body_regions", "faces", "text")
     assert request(FeatureType.LOGO_DETECTION).analyzers == ("text",)  # brand names read in the image
-    only_web = request(FeatureType.OBJECT_LOCALIZATION, FeatureType.WEB_DETECTION)
+    assert request(FeatureType.OBJECT_LOCALIZATION).analyzers == ("objects",)
+    assert request(FeatureType.OBJECT_LOCALIZATION).unsupported is None
+    only_web = request(FeatureType.LANDMARK_DETECTION, FeatureType.WEB_DETECTION)
     assert only_web.analyzers == ()
     failure = only_web.unsupported
     assert failure is not None and failure.code is Code.UNIMPLEMENTED
-    assert "OBJECT_LOCALIZATION" in failure.message and "WEB_DETECTION" in failure.message
+    assert "LANDMARK_DETECTION" in failure.message and "WEB_DETECTION" in failure.message
     assert gcv_annotate.annotate(only_web, 0, 0, {}, LEVELS) == {"error": failure.to_dict()}
+
+
+def test_features_of_switched_off_analyzers_are_unsupported_here() -> None:
+    """FEEDLENS_ANALYZERS without `objects`: OBJECT_LOCALIZATION is that image's UNIMPLEMENTED error and
+    never runs; the request's other features are answered as usual."""
+    asked = request(FeatureType.OBJECT_LOCALIZATION, FeatureType.LABEL_DETECTION, FeatureType.CROP_HINTS)
+    everything_on = {"labels", "faces", "objects", "text", "body_regions"}
+    assert gcv.within(asked, everything_on) is asked  # nothing switched off: unchanged
+    here = gcv.within(asked, {"labels", "faces", "body_regions"})  # objects and text are off
+    assert here.off == (FeatureType.OBJECT_LOCALIZATION, FeatureType.CROP_HINTS)
+    assert here.analyzers == ("labels",)
+    assert here.served == {FeatureType.LABEL_DETECTION}
+    failure = here.unsupported
+    assert failure is not None and failure.code is Code.UNIMPLEMENTED
+    assert "OBJECT_LOCALIZATION: switched off on this server" in failure.message
+    assert "CROP_HINTS" in failure.message
+    labels = LabelsResult(labels=(Label("cat", "Cat", 0.9),))
+    out = gcv_annotate.annotate(here, 100, 100, {"labels": labels}, LEVELS)
+    assert out["labelAnnotations"][0]["description"] == "Cat" and out["error"] == failure.to_dict()
+    assert "localizedObjectAnnotations" not in out and "cropHintsAnnotation" not in out
+    strict(out, as_int=True)
 
 
 def test_logo_annotations_from_the_brands_result() -> None:
@@ -291,6 +315,78 @@ def test_labels_keep_the_analyzers_order_with_stable_mids() -> None:
     assert len(gcv_annotate.label_annotations(labels, 10)) == 4
 
 
+def thing(label: str, name: str, coco: str, score: float, box: Box) -> DetectedObject:
+    return DetectedObject(label, name, coco, score, box, detector_score=score)
+
+
+def test_object_boxes_become_normalized_vertices_exactly() -> None:
+    objects = ObjectsResult(
+        (
+            thing("person", "Person", "person", 0.875, Box(0.25, 0.0, 0.75, 1.0)),
+            thing("cup", "Cup", "cup", 0.5, Box(0.0, 0.5, 0.125, 0.625)),
+        )
+    )
+    out = gcv_annotate.annotate(
+        request(FeatureType.OBJECT_LOCALIZATION), 640, 480, {"objects": objects}, LEVELS
+    )
+    person, cup = out["localizedObjectAnnotations"]
+    assert person == {
+        "mid": "/feedlens/person",  # the labelAnnotations' scheme: the same id as the Person label
+        "name": "Person",
+        "score": 0.875,
+        "boundingPoly": {
+            "normalizedVertices": [  # clockwise from the top left, ratios of the image (not pixels)
+                {"x": 0.25, "y": 0.0},
+                {"x": 0.75, "y": 0.0},
+                {"x": 0.75, "y": 1.0},
+                {"x": 0.25, "y": 1.0},
+            ]
+        },
+    }
+    assert cup["boundingPoly"]["normalizedVertices"][2] == {"x": 0.125, "y": 0.625}
+    assert "languageCode" not in person  # Google sends none either
+    parsed = strict(out, as_int=False)  # the official types, unknown fields refused
+    (first, second) = parsed.localized_object_annotations
+    assert (first.name, first.mid, second.name) == ("Person", "/feedlens/person", "Cup")
+    corners = [(v.x, v.y) for v in first.bounding_poly.normalized_vertices]
+    assert corners == [(0.25, 0.0), (0.75, 0.0), (0.75, 1.0), (0.25, 1.0)]
+    assert not first.bounding_poly.vertices  # pixel vertices are not filled for objects
+    # a box within the 1e-6 tolerance of the image's edge is written inside [0, 1]
+    edge = gcv_annotate.normalized_poly(Box(-1e-7, 0.5, 1 + 1e-7, 1.0))["normalizedVertices"]
+    assert edge[0]["x"] == 0.0 and edge[1]["x"] == 1.0
+
+
+def test_objects_ordered_by_score_and_cut_by_max_results() -> None:
+    scores = [0.9, 0.8, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.26]
+    names = [f"o{k}" for k in range(len(scores))]  # ids only need to be non-empty here
+    objects = ObjectsResult(
+        tuple(
+            thing(n, n.upper(), "cup", s, Box(0.1, 0.1, 0.2, 0.2)) for n, s in zip(names, scores, strict=True)
+        )
+    )
+    results: dict[str, AnalyzerResult] = {"objects": objects}
+
+    def names_for(max_results: int) -> list[str]:
+        asked = request(FeatureType.OBJECT_LOCALIZATION, max_results=max_results)
+        return [
+            o["name"]
+            for o in gcv_annotate.annotate(asked, 10, 10, results, LEVELS)["localizedObjectAnnotations"]
+        ]
+
+    assert names_for(0) == [n.upper() for n in names[:10]]  # unset: Google's default of 10
+    assert names_for(3) == ["O0", "O1", "O2"]  # ties keep the analyzer's order
+    assert len(names_for(50)) == len(scores)
+    ranked = gcv_annotate.object_annotations(objects, 50)
+    assert [o["score"] for o in ranked] == sorted(scores, reverse=True)
+
+
+def test_an_image_without_objects_has_no_object_annotations() -> None:
+    asked = request(FeatureType.OBJECT_LOCALIZATION)
+    assert gcv_annotate.annotate(asked, 10, 10, {"objects": ObjectsResult.empty()}, LEVELS) == {}
+    with pytest.raises(TypeError, match="objects"):  # asked for but not run: a server fault, not bad input
+        gcv_annotate.annotate(asked, 10, 10, {}, LEVELS)
+
+
 def test_words_split_lines_with_proportional_boxes() -> None:
     frame = Frame(1000, 100)
     first = [
@@ -372,7 +468,11 @@ def test_real_results_parse_as_annotate_image_responses(analysed: Analysed, name
     response = strict(
         gcv_annotate.annotate(request(*EVERYTHING, ratios=(1.0,)), width, height, results, LEVELS), as_int
     )
-    assert response.error.code == Code.UNIMPLEMENTED  # logos, landmarks, objects, web, products
+    assert response.error.code == Code.UNIMPLEMENTED  # landmarks, web, products
+    assert "OBJECT_LOCALIZATION" not in response.error.message
+    for found in response.localized_object_annotations:
+        corners = [(v.x, v.y) for v in found.bounding_poly.normalized_vertices]
+        assert len(corners) == 4 and all(0 <= c <= 1 for xy in corners for c in xy)
     assert response.safe_search_annotation.spoof == vision.Likelihood.UNKNOWN
     assert len(response.image_properties_annotation.dominant_colors.colors) >= 1
     assert len(response.crop_hints_annotation.crop_hints) == 1
@@ -412,6 +512,27 @@ def test_real_results_say_what_is_in_the_photos(analysed: Analysed) -> None:
     assert words.full_text_annotation.text == "HELLO WORLD\nfeedlens reads text\n"
 
 
+def test_real_objects_are_where_they_are_in_the_photos(analysed: Analysed) -> None:
+    objects = request(FeatureType.OBJECT_LOCALIZATION, FeatureType.FACE_DETECTION)
+    astronaut = strict(gcv_annotate.annotate(objects, *analysed["astronaut.png"], LEVELS), as_int=True)
+    people = [o for o in astronaut.localized_object_annotations if o.name == "Person"]
+    assert people and people[0].mid == "/feedlens/person" and 0 < people[0].score <= 1
+    (face,) = astronaut.face_annotations
+    width, height, _ = analysed["astronaut.png"]
+    xs = [v.x / width for v in face.fd_bounding_poly.vertices]
+    ys = [v.y / height for v in face.fd_bounding_poly.vertices]
+    corners = people[0].bounding_poly.normalized_vertices
+    x0, y0, x1, y1 = corners[0].x, corners[0].y, corners[2].x, corners[2].y
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    assert x0 <= min(xs) and max(xs) <= x1 and y0 <= min(ys) and max(ys) <= y1  # her face is in her box
+    scores = [o.score for o in astronaut.localized_object_annotations]
+    assert scores == sorted(scores, reverse=True)
+    coffee = strict(gcv_annotate.annotate(objects, *analysed["coffee.png"], LEVELS), as_int=False)
+    assert "Cup" in [o.name for o in coffee.localized_object_annotations]
+    cat = strict(gcv_annotate.annotate(objects, *analysed["chelsea.png"], LEVELS), as_int=False)
+    assert [o.name for o in cat.localized_object_annotations][:1] == ["Cat"]
+
+
 def test_results_round_trip_and_map_the_same(analysed: Analysed) -> None:
     """Every result type the mappers read comes back equal from its stored form, and a stored analysis
     maps onto the very same response as a fresh one."""
@@ -436,6 +557,7 @@ def test_results_round_trip_and_map_the_same(analysed: Analysed) -> None:
         LabelsResult,
         SafetyResult,
         FacesResult,
+        ObjectsResult,
         TextResult,
         PropertiesResult,
         BodyRegionsResult,

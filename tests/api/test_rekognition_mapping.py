@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from feedlens.api.compat import rekognition as rk
 from feedlens.api.compat import rekognition_requests as rq
-from feedlens.api.compat.rekognition_router import build_tables, from_problem
-from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, LabelsResult
+from feedlens.api.compat.rekognition_router import build_tables, from_problem, labels_analyzers
+from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, Label, LabelsResult
+from feedlens.core.results.objects import DetectedObject, ObjectsResult
 from feedlens.core.results.properties import DominantColour, Orientation, PropertiesResult
 from feedlens.core.results.safety import Category, SafetyRegion, SafetyResult, Verdict
 from feedlens.core.results.text import TextLine, TextResult
@@ -351,6 +352,119 @@ def test_image_properties(services: Services, sample_dir: Path, vocabulary: Voca
     }
 
 
+# ---- DetectLabels: Instances from the objects analyzer -----------------------------------------------
+
+PEOPLE = LabelsResult(
+    labels=(
+        Label("person", "Person", 0.95, (), "Person Description", ("faces", "objects"), 2),
+        Label("cat", "Cat", 0.8, ("pet", "animal"), "Animals and Pets", ("objects",), 1),
+        Label("pet", "Pet", 0.8, ("animal",), "Animals and Pets", ("objects",)),
+        Label("animal", "Animal", 0.8, (), "Animals and Pets", ("objects",)),
+    )
+)
+FOUND = ObjectsResult(
+    (
+        DetectedObject("person", "Person", "person", 0.9, Box(0.25, 0.125, 0.75, 1.0), 0.7),
+        DetectedObject("cat", "Cat", "cat", 0.8, Box(0.0, 0.5, 0.5, 0.75), 0.6, parents=("pet", "animal")),
+        DetectedObject("person", "Person", "person", 0.4, Box(0.5, 0.0, 1.0, 0.5), 0.3),
+    )
+)
+
+
+def instances(objects: ObjectsResult | None, vocabulary: Vocabulary, **params: Any) -> dict[str, Any]:
+    """Label name -> its Instances, from PEOPLE and `objects` under the request `params`."""
+    response = rk.detect_labels(
+        PEOPLE, None, labels_request(**params), vocabulary, rk.CssColours(), 100.0, "v", objects
+    )
+    conforms(response, output("DetectLabels"))
+    return {label["Name"]: label["Instances"] for label in response["Labels"]}
+
+
+def test_instances_are_the_labels_object_boxes_as_ratios(vocabulary: Vocabulary) -> None:
+    found = instances(FOUND, vocabulary, MinConfidence=0)
+    assert found["Person"] == [  # by descending confidence
+        {"BoundingBox": {"Width": 0.5, "Height": 0.875, "Left": 0.25, "Top": 0.125}, "Confidence": 90.0},
+        {"BoundingBox": {"Width": 0.5, "Height": 0.5, "Left": 0.5, "Top": 0.0}, "Confidence": 40.0},
+    ]
+    assert found["Cat"] == [
+        {"BoundingBox": {"Width": 0.5, "Height": 0.25, "Left": 0.0, "Top": 0.5}, "Confidence": 80.0}
+    ]
+    assert found["Pet"] == found["Animal"] == []  # a parent label has no boxes of its own, as at AWS
+    edge = rk.bounding_box(Box(-1e-7, 0.0, 1 + 1e-7, 1.0))  # within a Box's tolerance of the edges
+    assert edge == {"Width": 1.0, "Height": 1.0, "Left": 0.0, "Top": 0.0}
+
+
+def test_min_confidence_and_max_labels_apply_to_instances(vocabulary: Vocabulary) -> None:
+    default = instances(FOUND, vocabulary)  # MinConfidence 55
+    assert [i["Confidence"] for i in default["Person"]] == [90.0]
+    assert [i["Confidence"] for i in instances(FOUND, vocabulary, MinConfidence=85)["Person"]] == [90.0]
+    assert "Cat" not in instances(FOUND, vocabulary, MinConfidence=85)  # the label, instances and all
+    assert list(instances(FOUND, vocabulary, MinConfidence=0, MaxLabels=1)) == ["Person"]
+    assert instances(FOUND, vocabulary, MaxLabels=0) == {}
+
+
+def test_label_filters_and_features_apply_to_instances(vocabulary: Vocabulary) -> None:
+    without_people = instances(
+        FOUND, vocabulary, MinConfidence=0, Settings={"GeneralLabels": {"LabelExclusionFilters": ["person"]}}
+    )
+    assert "Person" not in without_people and len(without_people["Cat"]) == 1
+    only_pets = instances(
+        FOUND,
+        vocabulary,
+        MinConfidence=0,
+        Settings={"GeneralLabels": {"LabelCategoryInclusionFilters": ["Animals and Pets"]}},
+    )
+    assert set(only_pets) == {"Cat", "Pet", "Animal"}
+    assert instances(FOUND, vocabulary, Features=["IMAGE_PROPERTIES"]) == {}  # no GENERAL_LABELS
+
+
+def test_no_objects_means_empty_instances(vocabulary: Vocabulary) -> None:
+    for objects in (None, ObjectsResult.empty()):  # switched off (not analysed), or nothing found
+        found = instances(objects, vocabulary, MinConfidence=0)
+        assert set(found) == {"Person", "Cat", "Pet", "Animal"} and not any(found.values())
+
+
+def test_detect_labels_runs_objects_unless_switched_off() -> None:
+    everything = ("labels", "safety", "faces", "objects", "pose", "properties", "text")
+    assert labels_analyzers(labels_request(), everything) == ("labels", "objects")
+    both = labels_request(Features=["GENERAL_LABELS", "IMAGE_PROPERTIES"])
+    assert labels_analyzers(both, everything) == ("labels", "objects", "properties")
+    assert labels_analyzers(labels_request(), ("labels", "faces")) == ("labels",)  # FEEDLENS_ANALYZERS
+    only_properties = labels_request(Features=["IMAGE_PROPERTIES"])
+    assert labels_analyzers(only_properties, everything) == ("labels", "properties")  # no boxes needed
+
+
+def test_person_instances_on_the_astronaut(
+    services: Services, sample_dir: Path, vocabulary: Vocabulary
+) -> None:
+    data = (sample_dir / "astronaut.png").read_bytes()
+    results, versions = analysed(services, ("labels", "objects", "faces"), data)
+    objects = typed(results, "objects", ObjectsResult)
+    response = rk.detect_labels(
+        typed(results, "labels", LabelsResult),
+        None,
+        labels_request(MinConfidence=0),
+        vocabulary,
+        rk.CssColours(),
+        100.0,
+        versions["labels"],
+        objects,
+    )
+    conforms(response, output("DetectLabels"))
+    person = next(label for label in response["Labels"] if label["Name"] == "Person")
+    people = [o for o in objects.objects if o.id == "person"]
+    assert people and len(person["Instances"]) == len(people)
+    first = person["Instances"][0]
+    assert first["BoundingBox"] == rk.bounding_box(people[0].box)
+    assert first["Confidence"] == rk.percent(people[0].score)
+    box = first["BoundingBox"]
+    assert min(box.values()) >= 0 and max(box.values()) <= 1
+    assert box["Left"] + box["Width"] <= 1 + 1e-9 and box["Top"] + box["Height"] <= 1 + 1e-9
+    face = typed(results, "faces", FacesResult).faces[0].box  # her face lies inside her box
+    assert box["Left"] <= face.x0 and face.x1 <= box["Left"] + box["Width"]
+    assert box["Top"] <= face.y0 and face.y1 <= box["Top"] + box["Height"]
+
+
 def test_css_colours_are_the_nearest_named_ones() -> None:
     names = rk.CssColours()
     assert names([100.0, 0.0, 0.0]) == "white"
@@ -555,7 +669,7 @@ def test_results_round_trip_and_map_the_same(
 ) -> None:
     """The result types the mappers read come back equal from their stored (JSON) form, and a stored
     analysis maps onto the very same responses as a fresh one."""
-    names = ("labels", "properties", "safety", "faces")
+    names = ("labels", "properties", "safety", "faces", "objects")
     photo, _ = analysed(services, names, (sample_dir / "astronaut.png").read_bytes())
     words, _ = analysed(services, ("text",), render(["HELLO FEEDLENS", "coffee time 2024"]))
     scores = {"explicit_nudity": 0.8, "suggestive": 0.4}
@@ -568,10 +682,13 @@ def test_results_round_trip_and_map_the_same(
         "properties": typed(photo, "properties", PropertiesResult),
         "safety": typed(photo, "safety", SafetyResult),
         "faces": typed(photo, "faces", FacesResult),
+        "objects": typed(photo, "objects", ObjectsResult),
         "text": typed(words, "text", TextResult),
         "moderation": SafetyResult(Verdict.EXPLICIT, scores, regions),
     }
-    assert fresh["faces"].count == 1 and fresh["text"].lines  # something to compare
+    assert (
+        fresh["faces"].count == 1 and fresh["text"].lines and fresh["objects"].objects
+    )  # something to compare
     stored = {}
     for name, result in fresh.items():
         back = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
@@ -582,7 +699,9 @@ def test_results_round_trip_and_map_the_same(
         request = labels_request(Features=["GENERAL_LABELS", "IMAGE_PROPERTIES"], MinConfidence=0)
         colours = rk.CssColours()
         return [
-            rk.detect_labels(r["labels"], r["properties"], request, vocabulary, colours, 100.0, "v"),
+            rk.detect_labels(
+                r["labels"], r["properties"], request, vocabulary, colours, 100.0, "v", r["objects"]
+            ),
             rk.detect_moderation_labels(r["safety"], 0.0, "v"),
             rk.detect_moderation_labels(r["moderation"], 0.0, "v"),
             rk.detect_text(r["text"], rq.TextRequest.parse({}), "v"),

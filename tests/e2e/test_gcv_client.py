@@ -157,6 +157,41 @@ def test_face_detection_finds_the_astronauts_smile(
     assert not client.face_detection(image={"content": photos["chelsea"]}).face_annotations
 
 
+def test_object_localization_finds_the_astronaut(
+    client: vision.ImageAnnotatorClient, photos: dict[str, bytes]
+) -> None:
+    """The call of Google's object localization sample program, unchanged but for the endpoint."""
+    image = vision.Image(content=photos["astronaut"])
+    objects = client.object_localization(image=image).localized_object_annotations
+    people = [o for o in objects if o.name == "Person"]
+    assert people and people[0].mid == "/feedlens/person" and 0 < people[0].score <= 1
+    assert [o.score for o in objects] == sorted((o.score for o in objects), reverse=True)
+    corners = [(v.x, v.y) for v in people[0].bounding_poly.normalized_vertices]
+    (x0, y0), (x1, _), (_, y1), _ = corners
+    assert corners == [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]  # clockwise from the top left
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1  # inside the image, as ratios
+    face = (173 / 512, 274 / 512, 60 / 512, 200 / 512)  # her face (x0, x1, y0, y1), see FACE_DETECTION
+    assert x0 < face[0] and face[1] < x1 and y0 < face[2] and face[3] < y1
+    one = client.object_localization(image=image, max_results=1).localized_object_annotations
+    assert [o.name for o in one] == [objects[0].name]
+    cup = client.object_localization(image={"content": photos["coffee"]}).localized_object_annotations
+    assert "Cup" in [o.name for o in cup]
+
+
+def test_object_localization_with_objects_switched_off(launch: Launch, photos: dict[str, bytes]) -> None:
+    """An operator who leaves `objects` out of FEEDLENS_ANALYZERS: OBJECT_LOCALIZATION is that image's
+    UNIMPLEMENTED error, and the request's other features are still answered."""
+    labels_only = launch("gcv-labels-only", {"FEEDLENS_ANALYZERS": "labels"})
+    client = client_for(labels_only, labels_only.key("team-a", "read"))
+    features = [{"type_": Type.OBJECT_LOCALIZATION}, {"type_": Type.LABEL_DETECTION}]
+    (response,) = client.batch_annotate_images(
+        requests=[{"image": {"content": photos["chelsea"]}, "features": features}]
+    ).responses
+    assert response.error.code == 12 and "OBJECT_LOCALIZATION" in response.error.message
+    assert "switched off" in response.error.message and not response.localized_object_annotations
+    assert "Cat" in [label.description for label in response.label_annotations]
+
+
 def test_image_properties_finds_the_two_colours(client: vision.ImageAnnotatorClient) -> None:
     pixels = np.zeros((200, 400, 3), dtype=np.uint8)
     pixels[:, :200] = (220, 30, 30)
@@ -206,7 +241,6 @@ def test_unsupported_features_are_per_image_errors(
     client: vision.ImageAnnotatorClient, photos: dict[str, bytes]
 ) -> None:
     unsupported = [
-        Type.OBJECT_LOCALIZATION,
         Type.WEB_DETECTION,
         Type.LANDMARK_DETECTION,
         Type.PRODUCT_SEARCH,

@@ -104,7 +104,10 @@ def test_detect_labels_finds_the_cat_with_its_parents(client: Any, sample_dir: P
     assert cat["Confidence"] > 70
     assert {"Pet", "Mammal", "Animal"} <= {p["Name"] for p in cat["Parents"]}
     assert cat["Categories"] == [{"Name": "Animals and Pets"}]  # AWS-style label categories
-    assert cat["Instances"] == [] and {"Kitten", "Kitty"} & {a["Name"] for a in cat["Aliases"]}
+    assert {"Kitten", "Kitty"} & {a["Name"] for a in cat["Aliases"]}
+    (whole,) = cat["Instances"]  # the cat's box from the objects analyzer; its parents have none
+    assert whole["Confidence"] >= 55 and whole["BoundingBox"]["Width"] > 0.5
+    assert all(labels[p["Name"]]["Instances"] == [] for p in cat["Parents"] if p["Name"] in labels)
     assert response["Labels"][0]["Name"] == "Cat"  # the most specific confident label first
     assert all(label["Confidence"] >= 55 for label in response["Labels"])  # Rekognition's default
     assert response["LabelModelVersion"].startswith("labels-")
@@ -118,6 +121,50 @@ def test_samples_are_named_in_everyday_words_at_default_settings(
     response = client.detect_labels(Image={"Bytes": sample(sample_dir, name)})
     first = [label["Name"] for label in response["Labels"][:3]]
     assert expected & set(first), first
+
+
+def test_detect_labels_boxes_the_astronaut(client: Any, sample_dir: Path) -> None:
+    image = {"Bytes": sample(sample_dir, "astronaut.png")}
+    # 40: below the Person box's calibrated score (about 58 at the default 55) with room to spare
+    labels = {label["Name"]: label for label in client.detect_labels(Image=image, MinConfidence=40)["Labels"]}
+    people = labels["Person"]["Instances"]
+    assert people and all(p["Confidence"] >= 40 for p in people)
+    assert [p["Confidence"] for p in people] == sorted((p["Confidence"] for p in people), reverse=True)
+    (face,) = client.detect_faces(Image=image)["FaceDetails"]
+    f = face["BoundingBox"]
+    for person in people:
+        box = person["BoundingBox"]
+        assert all(0 <= box[k] <= 1 for k in ("Left", "Top", "Width", "Height"))
+        assert box["Left"] + box["Width"] <= 1 + 1e-9 and box["Top"] + box["Height"] <= 1 + 1e-9
+
+    def overlaps(box: dict[str, float]) -> bool:
+        across = min(box["Left"] + box["Width"], f["Left"] + f["Width"]) - max(box["Left"], f["Left"])
+        down = min(box["Top"] + box["Height"], f["Top"] + f["Height"]) - max(box["Top"], f["Top"])
+        return across > 0 and down > 0
+
+    assert any(overlaps(p["BoundingBox"]) for p in people)
+    # MinConfidence applies to instances too: just above the best box, Person stays (its label is surer
+    # than any one box: the face, the classifier and the pose agree) but without instances
+    above = people[0]["Confidence"] + 0.01
+    assert labels["Person"]["Confidence"] > above
+    sure = {
+        label["Name"]: label for label in client.detect_labels(Image=image, MinConfidence=above)["Labels"]
+    }
+    assert sure["Person"]["Instances"] == []
+
+
+def test_detect_labels_with_objects_switched_off(launch: Launch, sample_dir: Path) -> None:
+    """An operator who leaves `objects` out of FEEDLENS_ANALYZERS: labels as usual, Instances empty."""
+    labels_only = launch("rekognition-labels-only", {**RELAXED_LIMITS, "FEEDLENS_ANALYZERS": "labels"})
+    client = rekognition(labels_only, credentials(labels_only, labels_only.key("team-a", "read")))
+    response = client.detect_labels(Image={"Bytes": sample(sample_dir, "chelsea.png")}, MinConfidence=0)
+    assert response["Labels"][0]["Name"] == "Cat"
+    assert all(label["Instances"] == [] for label in response["Labels"])
+    # an operation whose analyzer is off: AWS's own "invalid parameter", saying why, never a 500
+    with pytest.raises(ClientError) as refused:
+        client.detect_faces(Image={"Bytes": sample(sample_dir, "chelsea.png")})
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "switched off" in refused.value.response["Error"]["Message"]
 
 
 def test_max_labels_and_min_confidence_are_honoured(client: Any, sample_dir: Path) -> None:

@@ -173,8 +173,9 @@ def test_every_analyzer_copes_with_degenerate_images(services: Services, tmp_pat
         "5x500.png": Image.new("RGB", (5, 500), (255, 255, 255)),
         "black.jpg": Image.new("RGB", (640, 480)),
         "white.png": Image.new("RGB", (640, 480), (255, 255, 255)),
-        "tall.png": Image.new("RGB", (20, 3000), (120, 30, 200)),
-        "wide.jpg": Image.new("RGB", (4000, 16), (10, 200, 10)),
+        "tall.png": Image.new("RGB", (20, 500), (120, 30, 200)),  # 25:1, the default limit
+        "wide.jpg": Image.new("RGB", (400, 16), (10, 200, 10)),
+        "strip.png": Image.new("RGB", (16, 3000), (10, 200, 10)),
     }
     files = []
     for name, image in cases.items():
@@ -184,6 +185,8 @@ def test_every_analyzer_copes_with_degenerate_images(services: Services, tmp_pat
     by_name = {Path(r.path).name: r for r in pipeline.analyze_paths(files, batch_size=4)}
     assert by_name["1x1.png"].error is not None and by_name["1x1.png"].error["code"] == "too_small"
     assert by_name["5x500.png"].error is not None and by_name["5x500.png"].error["code"] == "too_small"
+    strip = by_name["strip.png"].error
+    assert strip is not None and strip["code"] == "extreme_aspect_ratio"
     for name in ("black.jpg", "white.png", "tall.png", "wide.jpg"):
         report = by_name[name]
         assert report.ok, (name, report.error)

@@ -18,6 +18,7 @@ from feedlens.services.pipeline import Pipeline
 from feedlens.services.reanalyze import reanalyze
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Analysis, Facet, Image
+from tests.support import images as memes
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg")
 
@@ -121,3 +122,31 @@ def test_reanalyze_counts_images_it_cannot_read_back(
     per_image = versions_per_image(stored_services, "labels")
     assert per_image.pop(broken.id) == {old}  # its old result stays current
     assert all(v == {old, new} for v in per_image.values())
+
+
+def test_search_vectors_never_start_ocr_and_take_the_text_when_it_runs(
+    stored_services: Services, library: Library, tmp_path: Path
+) -> None:
+    """`embedding` reads OCR text only when `text` runs anyway; `reanalyze -a text` refreshes the vectors."""
+    s = stored_services
+    bare = s.pipeline(["embedding"])
+    assert "text" not in {a.name for a in bare.analyzers}
+    assert s.followers("text") == ["embedding"]
+    workspace = AccessService(s.database).create_workspace("vectors")
+    meme = tmp_path / "meme.png"
+    meme.write_bytes(memes.meme())  # words an OCR pass reads
+    with SafeFetcher(s.settings.fetch) as fetcher:
+        ingestor = Ingestor(library, bare, fetcher, batch_size=4)
+        [outcome] = ingestor.ingest(workspace, [IngestItem("meme.png", path=meme)])
+    image_id = outcome.image_id
+    assert image_id is not None
+    [report] = bare.analyze_sources(["meme.png"], [meme.read_bytes()])
+    assert "text" not in report.results["embedding"].parts
+    with_text = s.pipeline(["text", *s.followers("text")], decode_like_ingest=True)
+    steps = list(reanalyze(library, with_text, "text", workspace, 4))
+    assert steps[-1].done == 1
+    with s.database.session() as session:
+        current = {a.analyzer for a in session.scalars(select(Analysis).where(Analysis.image_id == image_id))}
+    assert {"text", "embedding"} <= current
+    [again] = with_text.analyze_sources(["meme.png"], [meme.read_bytes()])
+    assert "text" in again.results["embedding"].parts

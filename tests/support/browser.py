@@ -26,3 +26,10 @@ def shot(page: Page, name: str) -> None:
     """A full-page screenshot to test-artifacts/screenshots/<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def console_errors(page: Page) -> list[str]:
+    """A list that fills with the page's console errors (failed loads included) from now on."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors

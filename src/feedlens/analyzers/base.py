@@ -43,10 +43,21 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     input_size: ClassVar[int]
     result_type: ClassVar[type[Any]]
     depends_on: ClassVar[tuple[str, ...]] = ()
-    # False: called directly without some upstream results, the analyzer works with what it has (each
+    # Analyzers whose results this one draws on (labels: Person from faces, objects and poses): they join a
+    # pipeline when switched on (FEEDLENS_ANALYZERS), and each one absent counts as None per image.
+    uses: ClassVar[tuple[str, ...]] = ()
+    # Results folded in only when that analyzer runs in the pipeline anyway, never a reason to run it
+    # (embedding reads OCR text, but asking for search vectors must not start OCR).
+    reads: ClassVar[tuple[str, ...]] = ()
+    # False: called directly without some `depends_on` results, the analyzer works with what it has (each
     # missing one counts as None per image); the pipeline still runs every dependency first.
     requires_upstream: ClassVar[bool] = True
     internal: ClassVar[bool] = False
+
+    @property
+    def upstream_names(self) -> tuple[str, ...]:
+        """Every analyzer whose results this one is handed (hard dependencies, then optional ones)."""
+        return (*self.depends_on, *self.uses, *self.reads)
 
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
@@ -102,12 +113,14 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         missing = [d for d in self.depends_on if len(upstream.get(d, ())) != len(images)]
         if missing and self.requires_upstream:
             raise ValueError(f"{self.name} needs results of {missing} for each image")
-        upstream = {**upstream, **{d: [None] * len(images) for d in missing}}
+        optional = (*self.uses, *self.reads)
+        absent = [*missing, *(u for u in optional if len(upstream.get(u, ())) != len(images))]
+        upstream = {**upstream, **{d: [None] * len(images) for d in absent}}
         self.load()
         results: list[ResultT] = []
         step = self.settings.batch_size
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
-            part = {d: upstream[d][start : start + step] for d in self.depends_on}
+            part = {d: upstream[d][start : start + step] for d in self.upstream_names}
             results.extend(self.postprocess(self._forward(self.preprocess(chunk, part)), chunk, part))
         return results

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
+from feedlens.analyzers import yolo
 from feedlens.analyzers.base import Analyzer, Upstream
 from feedlens.core.results import Box
 from feedlens.core.results.regions import NUDENET_CLASSES, BodyRegionsResult, Region
@@ -23,47 +23,28 @@ NMS_IOU = 0.45
 
 def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
     """Shrink so the longer side is `size`, then pad right/bottom with black to size x size (NudeNet's
-    training layout). Resizing before padding keeps memory at the model input's, whatever the shape: a
-    16x50000 picture never becomes a 50000x50000 canvas.
+    training layout; analyzers/yolo.py resizes before padding, so memory stays at the model input's).
 
     Returns (HWC float32 in 0..1, side of the padded square in the image's pixels).
     """
-    side = max(image.size)
-    scale = size / side
-    fitted = image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
-    )
-    square = Image.new("RGB", (size, size))
-    square.paste(fitted, (0, 0))
-    return np.asarray(square, dtype=np.float32) / 255.0, float(side)
+    array, _ = yolo.letterbox(image, size, size)
+    return array, float(max(image.size))
 
 
 def decode_yolo(
     output: np.ndarray, side: float, width: int, height: int, floor: float = SCORE_FLOOR
 ) -> list[Region]:
     """One image's YOLOv8 output (4 + classes, anchors) -> class-aware NMS'd regions, normalised boxes."""
-    rows = output.T  # (anchors, 4 + classes)
-    scores = rows[:, 4:]
-    classes = scores.argmax(axis=1)
-    best = scores[np.arange(len(rows)), classes]
-    keep = best >= floor
-    if not keep.any():
-        return []
-    cx, cy, w, h = (rows[keep, k] * (side / MODEL_SIZE) for k in range(4))
-    boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(
-        boxes.tolist(), best[keep].tolist(), classes[keep].tolist(), floor, NMS_IOU
-    )
-    regions = []
-    for k in np.asarray(kept, dtype=int).reshape(-1):
-        x, y, bw, bh = boxes[k]
-        regions.append(
-            Region(
-                kind=NUDENET_CLASSES[int(classes[keep][k])],
-                score=round(float(best[keep][k]), 6),
-                box=Box.from_pixels(x, y, x + bw, y + bh, width, height),
-            )
+    scale = side / MODEL_SIZE
+    rows = yolo.as_rows(output, 4 + len(NUDENET_CLASSES))
+    regions = [
+        Region(
+            kind=NUDENET_CLASSES[found.cls],
+            score=round(found.score, 6),
+            box=Box.from_pixels(found.x0, found.y0, found.x1, found.y1, width, height),
         )
+        for found in yolo.decode(rows, floor, NMS_IOU, (scale, scale))
+    ]
     return sorted(regions, key=lambda r: -r.score)
 
 

@@ -62,7 +62,7 @@ class _Inputs:
 
 class EmbeddingAnalyzer(Analyzer[list[_Inputs], EmbeddingResult]):
     name = "embedding"
-    code_version = "embedding-3"
+    code_version = "embedding-4"
     # The backbone is loaded by `labels`; it is listed so that a new backbone version changes ours.
     artifacts = (
         "efficientnet-lite0-onnx",
@@ -72,7 +72,10 @@ class EmbeddingAnalyzer(Analyzer[list[_Inputs], EmbeddingResult]):
     )
     input_size = 0  # works on upstream results, not pixels
     result_type = EmbeddingResult
-    depends_on = ("labels", "text")
+    depends_on = ("labels",)
+    # OCR text joins the content vector when the text analyzer runs in the same pipeline; asking for search
+    # vectors never starts OCR (`feedlens reanalyze -a text` refreshes the vectors with the text it reads)
+    reads = ("text",)
     weights: ClassVar[dict[str, float]] = WEIGHTS  # benchmarks override per instance for the ablation
 
     @property
@@ -131,7 +134,7 @@ class EmbeddingAnalyzer(Analyzer[list[_Inputs], EmbeddingResult]):
     def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> list[_Inputs]:
         out = []
         for image, labels, text in zip(images, upstream["labels"], upstream["text"], strict=True):
-            assert isinstance(labels, LabelsResult) and isinstance(text, TextResult)
+            assert isinstance(labels, LabelsResult)
             if labels.features is None or labels.probabilities is None:
                 raise ValueError("labels result carries no features: the backbone model is too old")
             out.append(
@@ -140,7 +143,7 @@ class EmbeddingAnalyzer(Analyzer[list[_Inputs], EmbeddingResult]):
                     features=np.asarray(labels.features, dtype=np.float32),
                     concepts=tuple(labels.wordnet.items()),
                     labels=tuple((lab.id, lab.score) for lab in labels.labels if lab.score >= LABEL_MIN),
-                    text=text.full_text.strip(),
+                    text=text.full_text.strip() if isinstance(text, TextResult) else "",
                     pixels=self._clip.pixels(image) if self._clip is not None else None,
                 )
             )

@@ -18,6 +18,8 @@ from feedlens.config import Settings
 from feedlens.core.imageops import resize_and_center_crop, softmax, to_nchw
 from feedlens.core.results import FacesResult, LabelsResult
 from feedlens.core.results.labels import ImageNetClass
+from feedlens.core.results.objects import ObjectsResult
+from feedlens.core.results.pose import PoseResult
 from feedlens.core.vocabulary import Vocabulary
 from feedlens.runtime.sessions import InferenceSession, open_session
 from feedlens.runtime.store import ModelStore
@@ -50,12 +52,13 @@ BACKBONES = {
 
 class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
     name = "labels"
-    code_version = "labels-2"
+    code_version = "labels-3"
     artifacts = (BACKBONE, "imagenet-hierarchy")
     input_size = RESIZE
     result_type = LabelsResult
-    depends_on = ("faces",)  # Person, Face, Smile ... come from the faces found
-    requires_upstream = False  # called on its own (training, benchmarks): classifier labels only
+    # Person, Face, Smile from faces; Person, Cup, Dog ... with counts from objects; Standing, Sitting ...
+    # from poses: whichever of them run in the same pipeline (alone: classifier labels only)
+    uses = ("faces", "objects", "pose")
 
     _session: InferenceSession
     _classes: list[dict[str, str]]
@@ -120,11 +123,16 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
         rolled = np.clip(probs @ self._membership, 0.0, 1.0)  # (N, C)
         settings = self.settings
         results = []
-        for p, r, f, faces in zip(probs, rolled, features, upstream["faces"], strict=True):
+        rows = zip(
+            probs, rolled, features, upstream["faces"], upstream["objects"], upstream["pose"], strict=True
+        )
+        for p, r, f, faces, objects, pose in rows:
             scorer = self._scorer
             found = scorer.combine(
                 scorer.from_classifier(p),
                 scorer.from_faces(faces if isinstance(faces, FacesResult) else None),
+                scorer.from_objects(objects if isinstance(objects, ObjectsResult) else None),
+                scorer.from_pose(pose if isinstance(pose, PoseResult) else None),
             )
             order = scorer.order(
                 found, settings.labels_lead_score, settings.labels_min_score, settings.labels_max

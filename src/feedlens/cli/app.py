@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from feedlens.analyzers.registry import ANALYZER_NAMES, DEFAULT_ANALYZERS, check_names
+from feedlens.analyzers.registry import ANALYZER_NAMES, check_names
 from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
 from feedlens.cli import feedback as feedback_cli
@@ -89,8 +89,14 @@ def analyze(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="image files and folders (searched recursively)")],
     analyzers: Annotated[
-        str, typer.Option("--analyzers", "-a", help=f"comma-separated; known: {', '.join(ANALYZER_NAMES)}")
-    ] = ",".join(DEFAULT_ANALYZERS),
+        str | None,
+        typer.Option(
+            "--analyzers",
+            "-a",
+            help=f"comma-separated; default every one switched on (FEEDLENS_ANALYZERS); known: "
+            f"{', '.join(ANALYZER_NAMES)}",
+        ),
+    ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
     taxonomy: Annotated[
         Path | None,
@@ -109,7 +115,7 @@ def analyze(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
-    names = _parse_analyzers(analyzers)
+    names = services.analyzers if analyzers is None else _parse_analyzers(analyzers)
     if "labels" not in names and (taxonomy is not None or caption):
         raise ConfigError("--taxonomy and --caption categorise images, which needs the labels analyzer")
     categories = (

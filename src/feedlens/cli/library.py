@@ -87,7 +87,8 @@ def reanalyze(
     library = services.library
     workspace_id = services.access.workspace_id(workspace) if workspace else None
     # decode as ingest does: results (and vectors) depend on the decoded size
-    pipeline = services.pipeline([analyzer], decode_like_ingest=True)
+    # with the analyzers that draw on it (text -> embedding): their results change with it
+    pipeline = services.pipeline([analyzer, *services.followers(analyzer)], decode_like_ingest=True)
     pipeline.load()
     err = Console(stderr=True)
     done = failed = 0

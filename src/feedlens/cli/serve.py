@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.cli.context import open_workspace, services_from
 from feedlens.cli.library import ingest, reanalyze
 from feedlens.core.access import Scope
@@ -76,7 +75,7 @@ def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
         folder = (services.settings.data_dir or services.settings.home) / "demo"
         ingest(ctx, [samples, demo_feed(samples, folder)], workspace=DEMO_WORKSPACE)
     else:  # a demo from an older feedlens: bring results (and search vectors) up to the current analyzers
-        for name in DEFAULT_ANALYZERS:
+        for name in services.analyzers:
             reanalyze(ctx, analyzer=name, workspace=DEMO_WORKSPACE)
     for key in access.keys(DEMO_WORKSPACE):  # keys are stored hashed: mint a fresh one, retire the old
         if key["name"] == "make-run demo" and not key["revoked_at"]:
@@ -120,6 +119,8 @@ def serve(
     services.check_storage()  # a full or read-only data folder: one line, exit 2, before listening
     if settings.clip.enabled:  # a CLIP model that does not fit: one line, exit 2, before listening
         services.text_encoder.load()
+    if settings.objects_yolo.enabled and "objects" in services.analyzers:  # the same for a YOLO model
+        services.pipeline(["objects"], helpers=False).load()
     if demo is not None:
         _demo(ctx, demo, host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS, analyzer_type, check_names, resolve
+from feedlens.analyzers.registry import analyzer_type, check_names, enabled_analyzers, resolve
 from feedlens.config import Settings
 from feedlens.core.errors import UnknownAnalyzerError
 from feedlens.core.files import check_writable
@@ -91,13 +91,35 @@ class Services:
         return fresh
 
     # -- pipelines ------------------------------------------------------------------------------------
+    @cached_property
+    def analyzers(self) -> tuple[str, ...]:
+        """The analyzers switched on (FEEDLENS_ANALYZERS, default all): what ingest runs."""
+        return enabled_analyzers(self.settings.analyzers)
+
+    def followers(self, name: str) -> list[str]:
+        """The analyzers switched on whose results change with `name`'s (they depend on it or draw on it,
+        directly or through another): refreshed whenever it is."""
+        found: list[str] = []
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for n in self.analyzers:
+                cls = analyzer_type(n)
+                if n not in found and n != name and current in (*cls.depends_on, *cls.uses, *cls.reads):
+                    found.append(n)
+                    frontier.append(n)
+        return [n for n in self.analyzers if n in found]
+
     def pipeline(
         self,
-        analyzer_names: Sequence[str] = DEFAULT_ANALYZERS,
+        analyzer_names: Sequence[str] | None = None,
         settings: Settings | None = None,
         decode_like_ingest: bool = False,
+        helpers: bool = True,
     ) -> Pipeline:
-        """A pipeline for these analyzers; `settings` overrides the service's own for this pipeline only.
+        """A pipeline for these analyzers (default: every one switched on); `settings` overrides the
+        service's own for this pipeline only. `helpers`: analyzers the named ones draw on when present
+        (labels uses faces, objects and poses) run too if switched on; off for a bare, cheaper pipeline.
 
         `decode_like_ingest`: decode at the size ingest decodes at. Results that are compared with stored
         ones (visual vectors of an upload, reanalysis) depend on the decoded size (JPEG draft scale, box
@@ -105,9 +127,11 @@ class Services:
         """
         from feedlens.services.pipeline import Pipeline
 
+        if analyzer_names is None:
+            analyzer_names = self.analyzers
         if not analyzer_names:
             raise UnknownAnalyzerError("no analyzer selected")
-        names = resolve(check_names(analyzer_names))
+        names = resolve(check_names(analyzer_names, self.analyzers), self.analyzers if helpers else ())
         if settings is None:
             with self._lock:
                 for name in names:
@@ -124,13 +148,13 @@ class Services:
 
     @cached_property
     def ingest_pipeline(self) -> Pipeline:
-        """The default analyzers: what ingest, jobs and the demo run."""
-        return self.pipeline(DEFAULT_ANALYZERS)
+        """The analyzers switched on: what ingest, jobs and the demo run."""
+        return self.pipeline(self.analyzers)
 
     @cached_property
     def upload_pipeline(self) -> Pipeline:
         """`labels` alone, decoded as ingest decodes: the visual vector of an upload ("similar to this")."""
-        return self.pipeline(["labels"], decode_like_ingest=True)
+        return self.pipeline(["labels"], decode_like_ingest=True, helpers=False)
 
     def visual_vector(self, source: bytes | Path, name: str = "") -> np.ndarray:
         """The unit visual vector (1280,) of an image that is not stored, computed exactly as for stored

@@ -168,7 +168,7 @@ class Pipeline:
             alive = [i for i in range(len(images)) if i not in failures]
             if not alive:
                 break
-            upstream = {d: [results[d][i] for i in alive] for d in analyzer.depends_on}
+            upstream = {d: [results[d][i] for i in alive] for d in analyzer.upstream_names if d in results}
             start = time.perf_counter()
             outputs = self._run_isolated(analyzer, [images[i] for i in alive], upstream)
             self.stats.add(analyzer.name, time.perf_counter() - start)

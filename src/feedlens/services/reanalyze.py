@@ -25,8 +25,12 @@ class ReanalyzeProgress:
 def reanalyze(
     library: Library, pipeline: Pipeline, analyzer: str, workspace: int | None, batch_size: int
 ) -> Iterator[ReanalyzeProgress]:
-    """Yield progress after each committed batch; images whose analysis fails are counted and skipped."""
-    version = pipeline.versions()[analyzer]
+    """Yield progress after each committed batch; images whose analysis fails are counted and skipped.
+
+    Images are those whose `analyzer` result is stale; every result the pipeline reports is stored (the
+    analyzers that draw on `analyzer`, e.g. `embedding` on `text`, are refreshed with it)."""
+    versions = pipeline.versions()
+    version = versions[analyzer]
     with library.database.session() as session:
         progress = ReanalyzeProgress(total=repo.count_stale(session, workspace, analyzer, version))
     failed: list[str] = []
@@ -43,8 +47,8 @@ def reanalyze(
                     failed.append(image.id)
                     progress.failed += 1
                     continue
-                result = report.results[analyzer].to_dict()
-                repo.add_analyses(session, image.id, {analyzer: result}, {analyzer: version})
-                library.store_vectors(session, image.id, report, {analyzer: version})
+                results = {name: result.to_dict() for name, result in report.results.items()}
+                repo.add_analyses(session, image.id, results, {n: versions[n] for n in results})
+                library.store_vectors(session, image.id, report, versions)
                 progress.done += 1
         yield dataclasses.replace(progress)  # a snapshot: callers may keep them

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +23,7 @@ HeaderCheck = Callable[[bytes], None]  # ImageDecoder.check_header: raises Image
 
 MAX_IMAGES = 16  # Google's limit of images per request
 MAX_ASPECT_RATIOS = 16  # Google ignores aspect ratios after the 16th
-DEFAULT_MAX_RESULTS = 10  # what Google returns for labels, faces and colours when maxResults is unset
+DEFAULT_MAX_RESULTS = 10  # what Google returns for labels, objects, faces, colours when maxResults is unset
 
 
 class Code(IntEnum):
@@ -86,12 +86,13 @@ FEATURE_ANALYZERS: Mapping[FeatureType, tuple[str, ...]] = MappingProxyType(
         FeatureType.IMAGE_PROPERTIES: ("properties",),
         FeatureType.CROP_HINTS: ("faces", "body_regions", "text"),
         FeatureType.LOGO_DETECTION: ("text",),  # logos from the workspace's brands; names read in the image
+        FeatureType.OBJECT_LOCALIZATION: ("objects",),
     }
 )
+SWITCHED_OFF = "switched off on this server (FEEDLENS_ANALYZERS)"
 UNSUPPORTED: Mapping[FeatureType, str] = MappingProxyType(
     {
         FeatureType.LANDMARK_DETECTION: "feedlens has no landmark recogniser",
-        FeatureType.OBJECT_LOCALIZATION: "feedlens has no object detector",
         FeatureType.WEB_DETECTION: "web detection needs Google's web index",
         FeatureType.PRODUCT_SEARCH: "feedlens has no product sets",
     }
@@ -153,23 +154,48 @@ class ImageRequest:
     features: tuple[Feature, ...] = ()
     aspect_ratios: tuple[float, ...] = ()
     failure: Failure | None = None  # the item itself is invalid: nothing runs
+    # Features whose analyzers the operator switched off (FEEDLENS_ANALYZERS): answered like unsupported
+    # ones, so the other features of the request still run (`within`).
+    off: tuple[FeatureType, ...] = ()
+
+    @property
+    def served(self) -> frozenset[FeatureType]:
+        """The features asked for that feedlens answers here."""
+        return frozenset(
+            f.type for f in self.features if f.type in FEATURE_ANALYZERS and f.type not in self.off
+        )
 
     @property
     def analyzers(self) -> tuple[str, ...]:
-        names = {n for f in self.features for n in FEATURE_ANALYZERS.get(f.type, ())}
+        names = {n for t in self.served for n in FEATURE_ANALYZERS[t]}
         return tuple(sorted(names))
 
     @property
     def unsupported(self) -> Failure | None:
-        types = list(dict.fromkeys(f.type for f in self.features if f.type in UNSUPPORTED))
+        types = list(
+            dict.fromkeys(f.type for f in self.features if f.type in UNSUPPORTED or f.type in self.off)
+        )
         if not types:
             return None
-        reasons = "; ".join(f"{t.name}: {UNSUPPORTED[t]}" for t in types)
+        reasons = "; ".join(f"{t.name}: {UNSUPPORTED.get(t, SWITCHED_OFF)}" for t in types)
         return Failure(Code.UNIMPLEMENTED, f"not supported by feedlens: {reasons}")
 
     def max_results(self, kind: FeatureType) -> int:
         asked = [f.max_results for f in self.features if f.type is kind]
         return max(asked) if asked and max(asked) > 0 else DEFAULT_MAX_RESULTS
+
+
+def within(request: ImageRequest, enabled: Collection[str]) -> ImageRequest:
+    """`request` with the features that need an analyzer not in `enabled` (the analyzers this server
+    runs) marked `off`."""
+    off = tuple(
+        dict.fromkeys(
+            f.type
+            for f in request.features
+            if any(n not in enabled for n in FEATURE_ANALYZERS.get(f.type, ()))
+        )
+    )
+    return replace(request, off=off) if off else request
 
 
 def wants_int_enums(alt: str | None) -> bool:

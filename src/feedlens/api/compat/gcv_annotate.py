@@ -1,5 +1,5 @@
-"""feedlens results -> Google Cloud Vision `AnnotateImageResponse` (pure): labels, safe search, faces,
-dominant colours and logos here; text and crop hints in `gcv_layout`. Every mapper takes its analyzer's
+"""feedlens results -> Google Cloud Vision `AnnotateImageResponse` (pure): labels, objects, safe search,
+faces, dominant colours and logos here; text and crop hints in `gcv_layout`. Every mapper takes its analyzer's
 typed result. Enums are IntEnums (`gcv.encode_enums`)."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from feedlens.api.compat.gcv_layout import Frame, crop_hints, poly, text_annotat
 from feedlens.core.results.base import AnalyzerResult, required_result
 from feedlens.core.results.brands import BrandsResult
 from feedlens.core.results.faces import FacesResult
+from feedlens.core.results.geometry import Box
 from feedlens.core.results.labels import LabelsResult
+from feedlens.core.results.objects import ObjectsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
@@ -40,8 +42,9 @@ def annotate(
     levels: SafetyLevels,
 ) -> dict[str, Any]:
     """One AnnotateImageResponse from the feedlens `results` (typed, by analyzer name) of one image of
-    `width` x `height` pixels; an unsupported feature also sets `error`, next to what could be filled."""
-    asked = {f.type for f in request.features}
+    `width` x `height` pixels; an unsupported (or switched-off) feature also sets `error`, next to what
+    could be filled."""
+    asked = request.served
     frame = Frame(width, height)
     out: dict[str, Any] = {}
     if FeatureType.LABEL_DETECTION in asked:
@@ -50,6 +53,13 @@ def annotate(
         )
         if labels:
             out["labelAnnotations"] = labels
+    if FeatureType.OBJECT_LOCALIZATION in asked:
+        objects = object_annotations(
+            required_result(results, "objects", ObjectsResult),
+            request.max_results(FeatureType.OBJECT_LOCALIZATION),
+        )
+        if objects:  # Google leaves the field out when it found nothing
+            out["localizedObjectAnnotations"] = objects
     if FeatureType.SAFE_SEARCH_DETECTION in asked:
         out["safeSearchAnnotation"] = safe_search(required_result(results, "safety", SafetyResult), levels)
     if asked & {FeatureType.TEXT_DETECTION, FeatureType.DOCUMENT_TEXT_DETECTION}:
@@ -98,6 +108,31 @@ def label_annotations(labels: LabelsResult, max_results: int) -> list[dict[str, 
             "topicality": label.score,
         }
         for label in labels.labels[:max_results]
+    ]
+
+
+def normalized_poly(box: Box) -> dict[str, Any]:
+    """A BoundingPoly of a normalised box: `normalizedVertices` (0..1 of the width and height) clockwise
+    from the top left. Zero coordinates are written out, as in the pixel polys; Google leaves them out
+    (proto3 JSON), which every proto parser reads as the same 0."""
+    x0, y0, x1, y1 = (min(max(float(v), 0.0), 1.0) for v in (box.x0, box.y0, box.x1, box.y1))
+    corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    return {"normalizedVertices": [{"x": x, "y": y} for x, y in corners]}
+
+
+def object_annotations(objects: ObjectsResult, max_results: int) -> list[dict[str, Any]]:
+    """LocalizedObjectAnnotations by descending score, the first `max_results`: each object's everyday
+    label as `mid` (`/feedlens/<label id>`, the labelAnnotations' scheme) and `name` (`Person`, `Cup`),
+    its calibrated score and its box. No `languageCode`: Google does not send one either."""
+    ranked = sorted(objects.objects, key=lambda o: -o.score)  # stable: ties keep the analyzer's order
+    return [
+        {
+            "mid": MID_PREFIX + found.id,
+            "name": found.name,
+            "score": float(found.score),
+            "boundingPoly": normalized_poly(found.box),
+        }
+        for found in ranked[:max_results]
     ]
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
+from feedlens.analyzers.registry import INTERNAL_ANALYZERS
 from feedlens.api.compat import gcv, gcv_annotate
 from feedlens.api.compat.gcv import Code, Failure, FeatureType, GcvError, ImageRequest
 from feedlens.api.compat.rewrite import ProblemRewriter
@@ -136,7 +137,10 @@ def _response(item: ImageRequest, report: ImageReport, levels: gcv_annotate.Safe
 
 
 async def annotate_all(state: AppState, items: list[ImageRequest], workspace: int) -> list[dict[str, Any]]:
-    """One AnnotateImageResponse per request item, in order; only the analyzers each image needs run."""
+    """One AnnotateImageResponse per request item, in order; only the analyzers each image needs run. A
+    feature whose analyzer the operator switched off is answered as unsupported, never run."""
+    enabled = {*state.services.analyzers, *INTERNAL_ANALYZERS}
+    items = [gcv.within(item, enabled) for item in items]
     sources: list[bytes | Failure] = list(await asyncio.gather(*(_source(state, item) for item in items)))
     groups: dict[tuple[str, ...], dict[int, bytes]] = {}
     logos: dict[int, bytes] = {}

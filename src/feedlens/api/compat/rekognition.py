@@ -18,6 +18,7 @@ from feedlens.api.compat.rekognition_requests import LabelsRequest, TextRequest
 from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.geometry import Box
 from feedlens.core.results.labels import Label, LabelsResult
+from feedlens.core.results.objects import DetectedObject, ObjectsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextLine, TextResult
@@ -68,7 +69,8 @@ def geometry(box: Box) -> dict[str, Any]:
 
 
 def bounding_box(box: Box) -> dict[str, float]:
-    x0, y0, x1, y1 = (float(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    """Ratios of the image, clamped to [0, 1] (a Box may stray by its 1e-6 tolerance)."""
+    x0, y0, x1, y1 = (min(max(float(v), 0.0), 1.0) for v in (box.x0, box.y0, box.x1, box.y1))
     return {"Width": x1 - x0, "Height": y1 - y0, "Left": x0, "Top": y0}
 
 
@@ -88,14 +90,21 @@ def detect_labels(
     colour_names: Callable[[Sequence[float]], str],
     blur_threshold: float,
     version: str,
+    objects: ObjectsResult | None = None,
 ) -> dict[str, Any]:
     """DetectLabels from the everyday labels (in their display order: the most specific confident label
-    first, its parents after it) and `properties` (None: not analysed, so not reported). Parents, aliases
-    and categories come from the label vocabulary; MinConfidence (default 55) applies to calibrated
-    scores, as Rekognition's does to its confidences."""
+    first, its parents after it), `properties` (None: not analysed, so not reported) and `objects` (the
+    boxes of each label's `Instances`; None: not analysed, so no instances). Parents, aliases and
+    categories come from the label vocabulary; MinConfidence (default 55) applies to calibrated scores of
+    labels and of instances, as Rekognition's does to its confidences."""
     out: dict[str, Any] = {"Labels": [], "LabelModelVersion": version}
     if request.general and labels is not None:
-        entries = [_label(label, vocabulary) for label in labels.labels if _wanted(label, request)]
+        found = objects.objects if objects is not None else ()
+        entries = [
+            _label(label, vocabulary, _instances(label, found, request.min_confidence))
+            for label in labels.labels
+            if _wanted(label, request)
+        ]
         out["Labels"] = entries[: request.max_labels] if request.max_labels is not None else entries
     if request.properties and properties is not None:
         out["ImageProperties"] = image_properties(
@@ -115,13 +124,26 @@ def _wanted(label: Label, request: LabelsRequest) -> bool:
     )
 
 
-def _label(label: Label, vocabulary: Vocabulary) -> dict[str, Any]:
+def _instances(
+    label: Label, objects: Sequence[DetectedObject], min_confidence: float
+) -> list[dict[str, Any]]:
+    """The boxes of the objects named as this very label (Person's people; not a parent's: Animal gets
+    none for a cat, as in Rekognition), by descending confidence, at least `min_confidence`."""
+    mine = sorted((o for o in objects if o.id == label.id), key=lambda o: -o.score)
+    return [
+        {"BoundingBox": bounding_box(o.box), "Confidence": percent(o.score)}
+        for o in mine
+        if 100.0 * o.score >= min_confidence
+    ]
+
+
+def _label(label: Label, vocabulary: Vocabulary, instances: list[dict[str, Any]]) -> dict[str, Any]:
     known = label.id in vocabulary
     aliases = [a for a in vocabulary.label(label.id).aliases if a[:1].isalpha()] if known else []
     return {
         "Name": label.name,
         "Confidence": percent(label.score),
-        "Instances": [],
+        "Instances": instances,
         "Parents": [{"Name": vocabulary.label(p).name} for p in label.parents if p in vocabulary],
         "Aliases": [{"Name": a.title() if a.islower() else a} for a in aliases[:MAX_ALIASES]],
         "Categories": [{"Name": label.category}] if label.category else [],

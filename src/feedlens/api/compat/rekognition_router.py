@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +30,11 @@ from feedlens.api.deps import State
 from feedlens.api.state import AppState
 from feedlens.core.access import Principal
 from feedlens.core.access import Scope as KeyScope
-from feedlens.core.errors import FeedlensError, StorageError
+from feedlens.core.errors import FeedlensError, StorageError, UnknownAnalyzerError
 from feedlens.core.results.base import AnalyzerResult, optional_result, required_result
 from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.labels import LabelsResult
+from feedlens.core.results.objects import ObjectsResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.safety import SafetyResult
 from feedlens.core.results.text import TextResult
@@ -44,8 +45,7 @@ from feedlens.services.inference import ServerBusyError
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["compat"])
 SERVICE = "rekognition"  # the service name in the SigV4 credential scope
-ANALYZERS = {
-    "DetectLabels": ("labels",),
+ANALYZERS = {  # DetectLabels: labels_analyzers (depends on the request and on what is switched on)
     "DetectModerationLabels": ("safety",),
     "DetectText": ("text",),
     "DetectFaces": ("faces",),
@@ -90,6 +90,8 @@ async def rekognition(request: Request, state: State) -> Response:
         return error_response(
             rq.RekognitionError("ThrottlingException", exc.message, status=503, retry_after=exc.retry_after)
         )
+    except UnknownAnalyzerError as exc:  # the operation's analyzer is switched off (FEEDLENS_ANALYZERS)
+        return error_response(rq.invalid(exc.message))
     except StorageError as exc:  # the status feedlens's own API answers; the type names the condition
         log.error("rekognition: %s", exc.message)
         return error_response(rq.RekognitionError("InsufficientStorageException", exc.message, status=507))
@@ -167,7 +169,7 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
     if operation == "DetectLabels":
         labels_request = rq.LabelsRequest.parse(params)
         image = rq.read_image(params, state.services.decoder.check_header)
-        names = ("labels", "properties") if labels_request.properties else ("labels",)
+        names = labels_analyzers(labels_request, state.services.analyzers)
         results, versions = await analyze(state, names, image)
         tables = await lookup_tables(request, state)
         return rk.detect_labels(
@@ -178,6 +180,7 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
             tables.colours,
             state.settings.properties_blur_threshold,
             versions["labels"],
+            optional_result(results, "objects", ObjectsResult),
         )
     if operation == "DetectModerationLabels":
         min_confidence = rq.number(params, "MinConfidence", 50.0, 0.0, 100.0)
@@ -198,6 +201,19 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
     image = rq.read_image(params, state.services.decoder.check_header)
     results, _ = await analyze(state, ANALYZERS[operation], image)
     return rk.detect_faces(required_result(results, "faces", FacesResult), emotions)
+
+
+def labels_analyzers(request: rq.LabelsRequest, enabled: Collection[str]) -> tuple[str, ...]:
+    """What DetectLabels runs: `labels` (which also draws on faces, objects and poses when they are switched
+    on: `Services.pipeline` adds them as helpers), `objects` named so that its boxes are reported for the
+    Instances, unless the operator switched it off (FEEDLENS_ANALYZERS: then Instances are empty), and
+    `properties` for IMAGE_PROPERTIES."""
+    names = ["labels"]
+    if request.general and "objects" in enabled:
+        names.append("objects")
+    if request.properties:
+        names.append("properties")
+    return tuple(names)
 
 
 async def analyze(

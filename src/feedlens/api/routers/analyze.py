@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.api.deps import Reader, State
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import item_problem
@@ -42,7 +41,7 @@ async def analyze(request: Request, state: State, _: Reader) -> dict[str, Any]:
     if given.url is not None:
         data = (await run_in_threadpool(state.services.fetcher.fetch, given.url)).data
     assert data is not None
-    pipeline = state.services.pipeline(given.analyzers or DEFAULT_ANALYZERS)
+    pipeline = state.services.pipeline(given.analyzers or None)
     report = await state.gate.run(lambda: pipeline.analyze_one(data, given.name))
     state.metrics.images.inc()
     if not report.ok:

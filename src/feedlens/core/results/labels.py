@@ -99,7 +99,10 @@ class LabelsResult:
         return {
             "schema": self.SCHEMA,
             "vocabulary": self.vocabulary,
-            "labels": [asdict(label) for label in self.labels],
+            "labels": [
+                {**asdict(label), "parents": list(label.parents), "sources": list(label.sources)}
+                for label in self.labels
+            ],
             "classes": [asdict(c) for c in self.classes],
             "wordnet": dict(self.wordnet),
         }

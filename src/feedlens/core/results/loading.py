@@ -12,6 +12,8 @@ from feedlens.core.results.brands import BrandsResult
 from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.labels import LabelsResult
+from feedlens.core.results.objects import ObjectsResult
+from feedlens.core.results.pose import PoseResult
 from feedlens.core.results.properties import PropertiesResult
 from feedlens.core.results.regions import BodyRegionsResult
 from feedlens.core.results.safety import SafetyResult
@@ -25,6 +27,8 @@ RESULT_TYPES: Mapping[str, Any] = MappingProxyType(
         "body_regions": BodyRegionsResult,
         "safety": SafetyResult,
         "faces": FacesResult,
+        "objects": ObjectsResult,
+        "pose": PoseResult,
         "text": TextResult,
         "properties": PropertiesResult,
         "categories": CategoriesResult,

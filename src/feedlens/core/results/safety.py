@@ -26,13 +26,16 @@ class Category(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SafetyRegion:
-    """A region that counts for moderation: level-1 category, level-2 type, detector class, score, box."""
+    """A region that counts for moderation: level-1 category, level-2 type, detector class, score, box,
+    and `person`: the analyzers that put a person there ("objects", "pose", "faces"; analyzers/
+    safety_evidence.py), empty when none did or none ran."""
 
     category: Category
     type: str
     detector_class: str
     score: float
     box: Box
+    person: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_score(self.score, f"safety region {self.type}")
@@ -40,13 +43,21 @@ class SafetyRegion:
 
 @dataclass(frozen=True, slots=True)
 class SafetyResult:
-    """`verdict` from the level-1 `scores` (max region score per category) and the configured thresholds."""
+    """`verdict` from the level-1 `scores` (max region score per category) and the configured thresholds.
+
+    `person_checked`: faces, objects or poses were at hand to confirm a person at each region; then
+    `regions` holds only the confirmed ones (they make the scores and the verdict) and `set_aside` the
+    regions no source put a person at (a colour wheel's "exposed buttocks"), reported for review, never
+    counted. Unchecked (none of those analyzers ran): every region counts, as the detector alone says.
+    """
 
     SCHEMA: ClassVar[str] = "feedlens.safety/1"
 
     verdict: Verdict
     scores: dict[str, float]  # level-1 category -> 0..1
     regions: tuple[SafetyRegion, ...]
+    set_aside: tuple[SafetyRegion, ...] = ()
+    person_checked: bool = False
 
     def __post_init__(self) -> None:
         if set(self.scores) != {c.value for c in Category}:

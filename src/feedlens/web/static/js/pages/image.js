@@ -1,80 +1,10 @@
-// One image: every analyzer's result, the regions drawn over the picture (faces with their emotion, text
-// lines, unsafe regions, logos), its posts, duplicates and "more like this".
+// One image: every analyzer's result, what they found drawn over the picture (objects, people's skeletons,
+// faces with their emotion, text lines, unsafe regions, logos: image-overlay.js), its posts, duplicates
+// and "more like this".
 import { api, thumbnailUrl } from "../api.js";
 import { imageCard } from "../cards.js";
-import { altText, fmtDate, fmtScore, h, pct, status, svg } from "../dom.js";
-
-const LAYERS = [
-  ["faces", "Faces"],
-  ["text", "Text lines"],
-  ["unsafe", "Unsafe regions"],
-  ["logos", "Logos"],
-];
-
-/** Every region of an image view: {layer, box: {x0,y0,x1,y1} | null, quad: [[x,y]x4] | null, label}. */
-export function regionsOf(image) {
-  const r = image.results || {};
-  const out = [];
-  for (const face of r.faces?.faces || []) {
-    const score = face.emotions?.[face.dominant_emotion];
-    out.push({ layer: "faces", box: face.box, label: `face: ${face.dominant_emotion} ${fmtScore(score)}` });
-  }
-  for (const line of r.text?.lines || []) out.push({ layer: "text", box: line.box, label: `text: ${line.text}` });
-  for (const region of r.safety?.regions || []) {
-    out.push({ layer: "unsafe", box: region.box, label: `${region.category}: ${region.type} ${fmtScore(region.score)}` });
-  }
-  for (const mention of r.brands?.mentions || []) {
-    for (const ev of mention.evidence || []) {
-      if (ev.quad) out.push({ layer: "logos", quad: ev.quad, label: `logo: ${mention.brand} ${fmtScore(ev.score)}` });
-    }
-  }
-  return out;
-}
-
-function overlay(image, regions) {
-  const figure = h("div", { class: "overlay-frame", id: "image-frame" });
-  const img = h("img", { src: thumbnailUrl(image.id), alt: altText(image), id: "image-main" });
-  figure.append(img);
-  const quads = svg("svg", { class: "quads", viewBox: "0 0 1 1", preserveAspectRatio: "none", "aria-hidden": "true" });
-  for (const region of regions) {
-    if (region.box) {
-      const box = h("div", { class: `region region-${region.layer}`, dataset: { layer: region.layer }, title: region.label },
-        h("span", { class: "region-label" }, region.label));
-      // positions in % of the picture: boxes are normalised, so any rendition of the image fits
-      Object.assign(box.style, {
-        left: pct(region.box.x0), top: pct(region.box.y0),
-        width: pct(region.box.x1 - region.box.x0), height: pct(region.box.y1 - region.box.y0),
-      });
-      figure.append(box);
-    } else if (region.quad) {
-      const points = region.quad.map(([x, y]) => `${x},${y}`).join(" ");
-      quads.append(svg("polygon", { points, class: "region-logos", "data-layer": "logos" }, svg("title", {}, region.label)));
-      // the quadrilateral is turned with the logo; its label sits on the corner nearest the top left
-      const xs = region.quad.map(([x]) => x);
-      const ys = region.quad.map(([, y]) => y);
-      const tag = h("div", { class: "region region-logos region-quad", title: region.label },
-        h("span", { class: "region-label" }, region.label));
-      Object.assign(tag.style, { left: pct(Math.min(...xs)), top: pct(Math.min(...ys)), width: "0", height: "0" });
-      figure.append(tag);
-    }
-  }
-  figure.append(quads);
-  return figure;
-}
-
-function legend(regions, frame) {
-  const counts = Object.fromEntries(LAYERS.map(([k]) => [k, regions.filter((r) => r.layer === k).length]));
-  return h(
-    "fieldset",
-    { class: "legend" },
-    h("legend", {}, "Regions shown"),
-    LAYERS.map(([key, label]) => {
-      const box = h("input", { type: "checkbox", id: `layer-${key}`, checked: true });
-      box.addEventListener("change", () => frame.classList.toggle(`hide-${key}`, !box.checked));
-      return h("label", { for: `layer-${key}`, class: `swatch swatch-${key}` }, box, ` ${label} (${counts[key]})`);
-    }),
-  );
-}
+import { fmtDate, fmtScore, h, pct, status } from "../dom.js";
+import { inPicture, legend, overlay, regionsOf } from "./image-overlay.js";
 
 function section(title, ...content) {
   const id = `s-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
@@ -194,6 +124,7 @@ export async function renderImage(main, { id }) {
   }
   const regions = regionsOf(image);
   const frame = overlay(image, regions);
+  const summary = inPicture(image);
   const dupBox = h("div", {}, status("Looking for duplicates…"));
   const likeGrid = h("ul", { class: "grid grid-small", id: "similar-grid", "aria-label": "More like this" });
   main.append(
@@ -203,6 +134,7 @@ export async function renderImage(main, { id }) {
       h("div", { class: "image-left" },
         frame,
         legend(regions, frame),
+        summary ? section("In the picture", summary) : null,
         section("File", dl([["Id", image.id], ["Source", image.source], ["Size", `${image.width} × ${image.height} ${image.format}`],
           ["Ingested", fmtDate(image.created_at)], ["Stale results", (image.stale || []).join(", ") || "none"]])),
         posts(image),
