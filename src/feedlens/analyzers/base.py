@@ -52,6 +52,10 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     # False: called directly without some `depends_on` results, the analyzer works with what it has (each
     # missing one counts as None per image); the pipeline still runs every dependency first.
     requires_upstream: ClassVar[bool] = True
+    # The model whose measured best batch (runtime/calibration.py) sets the chunk size, and the per-sample
+    # input shape to time it with where the model leaves it open; None: the FEEDLENS_BATCH_SIZE setting.
+    batch_artifact: ClassVar[str | None] = None
+    batch_sample: ClassVar[tuple[int, ...] | None] = None
     internal: ClassVar[bool] = False
 
     @property
@@ -64,6 +68,7 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         self.settings = settings
         self._loaded = False
         self._load_lock = threading.Lock()
+        self._batch_size: int | None = None
 
     @property
     def version(self) -> str:
@@ -77,6 +82,26 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         schema: dict[str, Any] = TypeAdapter(cls.result_type).json_schema(mode="serialization")
         schema["$id"] = cls.result_type.SCHEMA
         return schema
+
+    def batch_model(self) -> str | None:
+        """The artifact whose calibrated batch size this instance uses (labels: its configured backbone)."""
+        return self.batch_artifact
+
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass: FEEDLENS_BATCH_SIZE when set, else the batch measured fastest per image
+        for `batch_model()` on this machine (`feedlens store calibrate`), else the setting's default."""
+        if self._batch_size is None:
+            chosen = self.settings.batch_size
+            model = self.batch_model()
+            if "batch_size" not in self.settings.model_fields_set and model is not None:
+                from feedlens.runtime.calibration import BatchSizes
+
+                key = f"{model}@{self.store.manifest.get(model).version}"
+                measured = BatchSizes(self.store.root).get(key, self.settings.threads_per_worker)
+                chosen = measured or chosen
+            self._batch_size = chosen
+        return self._batch_size
 
     def decode_side(self) -> int:
         """The shorter side this instance needs from the decoder (its settings may raise `input_size`)."""
@@ -106,7 +131,7 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
     ) -> list[ResultT]: ...
 
     def __call__(self, images: Sequence[Image.Image], upstream: Upstream = NO_UPSTREAM) -> list[ResultT]:
-        """Analyse decoded RGB images, in chunks of `settings.batch_size`; one result per image, in order.
+        """Analyse decoded RGB images, in chunks of `batch_size`; one result per image, in order.
 
         `upstream` must hold, for every name in `depends_on`, one result per image.
         """
@@ -118,7 +143,7 @@ class Analyzer(ABC, Generic[BatchT, ResultT]):
         upstream = {**upstream, **{d: [None] * len(images) for d in absent}}
         self.load()
         results: list[ResultT] = []
-        step = self.settings.batch_size
+        step = self.batch_size
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             part = {d: upstream[d][start : start + step] for d in self.upstream_names}

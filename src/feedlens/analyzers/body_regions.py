@@ -52,6 +52,8 @@ class BodyRegionsAnalyzer(Analyzer[tuple[np.ndarray, list[float]], BodyRegionsRe
     name = "body_regions"
     code_version = "body_regions-1"
     artifacts = ("nudenet-320n-onnx",)
+    batch_artifact = "nudenet-320n-onnx"
+    batch_sample = (3, MODEL_SIZE, MODEL_SIZE)
     input_size = MODEL_SIZE
     result_type = BodyRegionsResult
     internal = True

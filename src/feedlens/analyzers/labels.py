@@ -81,6 +81,9 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
     def decode_side(self) -> int:
         return self.backbone.resize
 
+    def batch_model(self) -> str:
+        return self.backbone.artifact
+
     def _load(self) -> None:
         hierarchy = json.loads(self.store.path("imagenet-hierarchy").read_text())
         self._classes = hierarchy["classes"]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from feedlens.analyzers.base import Analyzer
     from feedlens.core.filters import ImageFilter
     from feedlens.core.vocabulary import Vocabulary
+    from feedlens.runtime.calibration import Measurement
     from feedlens.runtime.text_encoder import TextEncoder
     from feedlens.services.access import AccessService
     from feedlens.services.analytics import AnalyticsService
@@ -327,6 +328,18 @@ class Services:
 
         with self._lock:
             return JobService(self.library, self.default_ingestor)
+
+    def calibrate_batches(self) -> list[Measurement]:
+        """Measure the best forward batch of every batched model the switched-on analyzers use, on this
+        machine and thread count, and record it for them (runtime/calibration.py)."""
+        from feedlens.runtime.calibration import calibrate
+
+        models: dict[str, tuple[int, ...] | None] = {}
+        for analyzer in self.pipeline(self.analyzers).analyzers:
+            model = analyzer.batch_model()
+            if model is not None:
+                models[model] = analyzer.batch_sample
+        return calibrate(self.store, self.settings.threads_per_worker, models)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def check_storage(self) -> None:

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -89,8 +89,17 @@ class Pipeline:
         """Reports in input order, one per file; bad files become error reports, never exceptions. The
         decoded images are not kept on these reports (a long run would hold every one)."""
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="decode") as pool:
-            for batch in _batched(paths, batch_size):
-                for report in self._analyze_batch([str(p) for p in batch], batch, pool):
+            batches = _batched(paths, batch_size)
+            # the next batch decodes on the pool while this one is analysed (Pillow and ONNX Runtime both
+            # release the GIL): decoding costs as much as a model on camera JPEGs
+            ahead = self._decode_ahead(next(batches, None), pool)
+            while ahead is not None:
+                names, pending = ahead
+                ahead = self._decode_ahead(next(batches, None), pool)
+                start = time.perf_counter()
+                decoded = [future.result() for future in pending]
+                self.stats.add("decode", time.perf_counter() - start)  # the wait not hidden by inference
+                for report in self._analyze_decoded(names, decoded):
                     report.image = None
                     yield report
 
@@ -130,6 +139,19 @@ class Pipeline:
         known = list(digests) if digests is not None else [None] * len(sources)
         decoded = list(pool.map(self._decode, sources, known))  # Pillow releases the GIL while decoding
         self.stats.add("decode", time.perf_counter() - start)
+        return self._analyze_decoded(names, decoded)
+
+    def _decode_ahead(
+        self, batch: list[Path] | None, pool: ThreadPoolExecutor
+    ) -> tuple[list[str], list[Future[DecodedImage | ImageError]]] | None:
+        """Start decoding `batch` on the pool; (names, futures), or None past the last batch."""
+        if batch is None:
+            return None
+        return [str(p) for p in batch], [pool.submit(self._decode, path) for path in batch]
+
+    def _analyze_decoded(
+        self, names: Sequence[str], decoded: Sequence[DecodedImage | ImageError]
+    ) -> list[ImageReport]:
         reports: list[ImageReport] = []
         good: list[tuple[ImageReport, DecodedImage]] = []
         for name, item in zip(names, decoded, strict=True):
