@@ -42,6 +42,7 @@ models: $(STAMPS)/deps $(STAMPS)/system
 # First run: ingests the sample photos and a small invented feed of posts for them into workspace "demo"; every run: prints a fresh demo key and a
 # curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.
 run: setup
+	@echo "set up; now: feedlens serve --demo $(SAMPLES) (it says what it does; Ctrl-C stops it)"
 	$(BIN)/feedlens serve --demo $(SAMPLES)
 
 analyze: setup
@@ -80,6 +81,20 @@ bench: setup
 	$(BIN)/python benchmarks/startup_bench.py --out docs/benchmarks.md --before df8b54a
 	$(BIN)/python benchmarks/labels_calibration.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/backbones.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/hostile_input.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/pose_quality.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/objects_quality.py --out docs/benchmarks.md
+
+# Longer fuzzing than the bounded runs in `make test` (tests/fuzz/README.md): atheris on the decoder for
+# FUZZ_SECONDS (its corpus and any crash input in build/fuzz/), then schemathesis and signed Rekognition
+# calls against a fresh server for as long. FUZZ_DECODER_FLAGS= (empty) stops at known bugs too.
+FUZZ_SECONDS ?= 600
+FUZZ_DECODER_FLAGS ?= --tolerate-known
+.PHONY: fuzz
+fuzz: setup
+	@mkdir -p build/fuzz
+	$(BIN)/python -m tests.fuzz.fuzz_decoder --seed-corpus build/fuzz/decoder $(FUZZ_DECODER_FLAGS) -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ -print_final_stats=1
+	$(BIN)/python -m tests.fuzz.fuzz_api --budget $(FUZZ_SECONDS) --examples 200 -v
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -143,12 +144,15 @@ class ImageDecoder:
             data = bytes(source)
         else:
             try:
-                size = source.stat().st_size
-                if size > self.limits.max_bytes:
-                    raise self._too_large(size)
-                data = source.read_bytes()
-            except IsADirectoryError as exc:
-                raise ImageError(ImageErrorCode.UNREADABLE, f"{source} is a directory") from exc
+                info = source.stat()  # follows links: a link to /dev/zero is judged by what it reaches
+                if stat.S_ISDIR(info.st_mode):
+                    raise ImageError(ImageErrorCode.UNREADABLE, f"{source} is a directory")
+                if not stat.S_ISREG(info.st_mode):  # a pipe would hang, a device never end: not read at all
+                    raise ImageError(ImageErrorCode.UNREADABLE, f"{source} is not a regular file")
+                if info.st_size > self.limits.max_bytes:
+                    raise self._too_large(info.st_size)
+                with source.open("rb") as f:  # at most one byte past the limit, whatever the size said
+                    data = f.read(self.limits.max_bytes + 1)
             except OSError as exc:
                 raise ImageError(ImageErrorCode.UNREADABLE, f"cannot read {source}: {exc.strerror}") from exc
         if len(data) > self.limits.max_bytes:
@@ -186,7 +190,11 @@ class ImageDecoder:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
             raise _classify_decode_failure(exc) from exc
         except (MemoryError, RecursionError) as exc:
-            raise ImageError(ImageErrorCode.CORRUPT, f"image cannot be decoded safely: {exc!r}") from exc
+            raise ImageError(ImageErrorCode.CORRUPT, "the image cannot be decoded safely") from exc
+        except Exception as exc:  # codec plugins raise what they like (RuntimeError, TypeError ...)
+            raise ImageError(
+                ImageErrorCode.CORRUPT, f"image data is corrupt: the {fmt} decoder gave up"
+            ) from exc
         return DecodedImage(image=image, width=width, height=height, format=fmt, sha256=digest)
 
     def check_header(self, head: bytes) -> None:
@@ -239,6 +247,11 @@ class ImageDecoder:
                 # Pillow picks the largest DCT reduction (1/2, 1/4, 1/8) that stays >= the requested size.
                 image.draft("RGB", (max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))))
         image.load()
+        if image.size != (width, height) and image.size[0] * image.size[1] > width * height:
+            # a decoder that grew the image past its header's size (a HEIF crop box): check it again, and
+            # report the size it really has
+            self._check_size(*image.size)
+            width, height = image.size
         try:
             orientation = image.getexif().get(0x0112, 1)
             upright = ImageOps.exif_transpose(image) or image

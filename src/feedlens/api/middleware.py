@@ -64,7 +64,7 @@ class RequestGuard:
 
 
 class JsonDepthGuard:
-    """Refuse JSON bodies that nest deeper than `core.nesting.MAX_DEPTH` with 400 `too_deeply_nested`,
+    """Refuse bodies that nest deeper than `core.nesting.MAX_DEPTH` with 400 `too_deeply_nested`,
     before any parser sees them (Python's recurse: 1,000 brackets would be a RecursionError). Sits inside
     RequestGuard, so the body it buffers is already within the size limit; the cloud APIs' rewriters
     outside turn the problem into their own error shapes."""
@@ -73,10 +73,15 @@ class JsonDepthGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
-        if scope["type"] != "http" or b"json" not in content_type:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        if content_type.startswith(b"multipart/"):  # uploads: their one JSON field is checked where parsed
+            await self.app(scope, receive, send)
+            return
+        # Every other body is checked, whatever its Content-Type says: routes parse JSON from bodies sent
+        # as text/plain or with no type at all, and YAML flow style nests with the same brackets.
         chunks: list[bytes] = []
         while True:
             message = await receive()

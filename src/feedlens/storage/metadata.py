@@ -143,10 +143,16 @@ def _webp(data: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + bytes(chunks)
 
 
+# Modes Pillow writes to PNG as they are; anything else is converted first.
+PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+
+
 def _reencode_png(data: bytes) -> bytes:
     """Lossless PNG of the upright image: orientation applied, since the tag is not carried over."""
     with Image.open(io.BytesIO(data)) as opened:
         image = ImageOps.exif_transpose(opened)
+        if image.mode not in PNG_MODES:  # CMYK, YCbCr, 32-bit float ... (TIFF): PNG cannot hold them
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
         out = io.BytesIO()
         image.save(out, "PNG")  # Pillow writes no EXIF unless asked
         return out.getvalue()

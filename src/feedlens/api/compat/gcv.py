@@ -207,6 +207,10 @@ def parse_body(raw: bytes, check: HeaderCheck | None = None) -> list[ImageReques
     """A BatchAnnotateImagesRequest body. Raises GcvError (400) when the request as a whole is unusable."""
     try:
         body = json.loads(raw)
+    except RecursionError:  # the app's depth guard sees every body first; this is the last line
+        raise GcvError(
+            400, Code.INVALID_ARGUMENT, "Invalid JSON payload received: nested too deeply."
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise GcvError(400, Code.INVALID_ARGUMENT, f"Invalid JSON payload received. {exc}") from None
     if not isinstance(body, dict):

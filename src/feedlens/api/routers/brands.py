@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -141,7 +141,9 @@ async def delete_brand(name: str, state: State, who: Writer) -> Response:
 
 
 @router.delete("/v1/brands/{name}/logos/{logo_id}", status_code=204)
-async def delete_logo(name: str, logo_id: int, state: State, who: Writer) -> Response:
+async def delete_logo(
+    name: str, logo_id: Annotated[int, Path(ge=1, le=2**63 - 1)], state: State, who: Writer
+) -> Response:
     if not await run_in_threadpool(state.services.brands.remove_logo, who.workspace_id, name, logo_id):
         raise Problem(404, "not_found", f"no logo {logo_id} of brand {name!r} in this workspace")
     return Response(status_code=204)
