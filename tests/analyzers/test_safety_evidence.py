@@ -122,7 +122,12 @@ def test_real_pipeline_checks_people_on_real_photos(services: Services, sample_d
 def test_operators_can_let_the_detector_alone_decide(settings: Settings, services: Services) -> None:
     """FEEDLENS_SAFETY_PERSON_EVIDENCE=false: illustrations, where no person is found, are moderated too."""
     off = SafetyAnalyzer(services.store, settings.model_copy(update={"safety_person_evidence": False}))
-    upstream = {"body_regions": [regions()], "faces": [FacesResult.empty()], "objects": [None], "pose": [None]}
+    upstream = {
+        "body_regions": [regions()],
+        "faces": [FacesResult.empty()],
+        "objects": [None],
+        "pose": [None],
+    }
     [result] = off.postprocess(None, [], upstream)
     assert result.verdict is Verdict.EXPLICIT and not result.person_checked
     on = SafetyAnalyzer(services.store, settings)
