@@ -1,5 +1,5 @@
-"""What the API fuzzer sends where the app's own OpenAPI schema cannot say: the served schema patched
-(request bodies it lacks, Google Cloud Vision's BatchAnnotateImagesRequest, images that decode), and a
+"""What the API fuzzer sends beyond the app's own OpenAPI schema: the served schema steered (images that
+decode, known analyzer names, Google Cloud Vision bodies loosened so wrong types are tried too), and a
 hypothesis strategy of AWS Rekognition JSON 1.1 bodies, signed with botocore's SigV4 as boto3 signs them.
 """
 
@@ -119,23 +119,6 @@ def _steer(components: dict[str, Any], contents: list[str]) -> None:
         components[body]["properties"]["analyzers"] = {"anyOf": [names, {"type": "null"}]}
 
 
-def _batch_schema(contents: list[str]) -> dict[str, Any]:
-    item = {
-        "type": "object",
-        "properties": {
-            "content": _content(contents),
-            "url": {"type": "string"},
-            "name": {"type": "string"},
-            "post": {"type": "object"},
-        },
-    }
-    return {
-        "type": "object",
-        "properties": {"items": {"type": "array", "items": item, "maxItems": 4}},
-        "required": ["items"],
-    }
-
-
 def patched_openapi(served: dict[str, Any]) -> dict[str, Any]:
     """The served /openapi.json with the bodies above filled in, and without Rekognition's `POST /`
     (signed per request; `rekognition_requests` below covers it)."""
@@ -149,14 +132,15 @@ def patched_openapi(served: dict[str, Any]) -> dict[str, Any]:
     paths.pop("/", None)
     if GCV_PATH in paths:
         gcv = paths[GCV_PATH]["post"]
-        gcv.setdefault("requestBody", {})["content"] = {
-            "application/json": {"schema": gcv_request_schema(contents)}
-        }
+        served_body = gcv["requestBody"]["content"]["application/json"]["schema"]
+        assert "requests" in served_body["properties"], "the served schema lost the GCV request body"
+        # the served schema, loosened where a wrong type should also be tried, and steered to images
+        gcv["requestBody"]["content"] = {"application/json": {"schema": gcv_request_schema(contents)}}
         # the key goes in the Authorization header: a generated ?key= would only ever be refused
         gcv["parameters"] = [p for p in gcv.get("parameters", []) if p.get("name") != "key"]
-    batches = paths.get("/v1/batches", {}).get("post")
-    if batches is not None and "requestBody" not in batches:
-        batches["requestBody"] = {"content": {"application/json": {"schema": _batch_schema(contents)}}}
+    if "BatchItemBody" in components:  # batch items that decode, a few per batch
+        components["BatchItemBody"]["properties"]["content"] = _content(contents)
+        components["BatchBody"]["properties"]["items"]["maxItems"] = 4
     return schema
 
 

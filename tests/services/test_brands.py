@@ -140,3 +140,16 @@ def test_aliases_and_updates(stack: Stack) -> None:
     assert versions == 2
     assert not stack.brands.remove(stack.workspace, "nobody")
     assert not stack.brands.remove_logo(stack.workspace, "Acme", 12345)
+
+
+def test_non_ascii_names_match_in_any_case(stack: Stack) -> None:
+    """SQLite's lower() folds ASCII only: "Ärger" added twice once made a duplicate row (a 500)."""
+    stack.brands.add(stack.workspace, "Ärger", [], [])
+    view = stack.brands.add(stack.workspace, "Ärger", ["Ä"], [])
+    assert view["aliases"] == ["Ä"]
+    assert stack.brands.add(stack.workspace, "äRGER", [], ["ärger"])["name"] == "Ärger"
+    assert stack.brands.add(stack.workspace, "STRASSE", [], [])["name"] == "STRASSE"
+    same = stack.brands.add(stack.workspace, "straße", [], [])  # casefold, as people type
+    assert same["name"] == "STRASSE"
+    assert sorted(b["name"] for b in stack.brands.registered(stack.workspace)) == ["STRASSE", "Ärger"]
+    assert stack.brands.remove(stack.workspace, "äRGER")

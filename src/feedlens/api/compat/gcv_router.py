@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from feedlens.analyzers.registry import INTERNAL_ANALYZERS
-from feedlens.api.compat import gcv, gcv_annotate
+from feedlens.api.compat import gcv, gcv_annotate, wire_schemas
 from feedlens.api.compat.gcv import Code, Failure, FeatureType, GcvError, ImageRequest
 from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.deps import bearer_secret
@@ -44,7 +44,7 @@ DOC: dict[str, Any] = {
         {"name": "$alt", "in": "query", "required": False, "schema": {"type": "string"}},
     ],
     "requestBody": {
-        "content": {"application/json": {"schema": {"type": "object", "required": ["requests"]}}},
+        "content": {"application/json": {"schema": wire_schemas.GCV_REQUEST}},
         "description": "a BatchAnnotateImagesRequest (docs/compat.md)",
     },
 }

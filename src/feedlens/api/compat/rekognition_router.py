@@ -24,7 +24,7 @@ from starlette.types import Scope
 
 from feedlens.api.compat import rekognition as rk
 from feedlens.api.compat import rekognition_requests as rq
-from feedlens.api.compat import sigv4
+from feedlens.api.compat import sigv4, wire_schemas
 from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.deps import State
 from feedlens.api.state import AppState
@@ -61,11 +61,20 @@ def error_response(error: rq.RekognitionError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=headers, media_type=rq.CONTENT_TYPE)
 
 
+REKOGNITION_DOC: dict[str, Any] = {
+    "parameters": [
+        {"name": "X-Amz-Target", "in": "header", "required": True, "schema": {"type": "string"}},
+        {"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"}},
+    ],
+    "requestBody": {"content": {rq.CONTENT_TYPE: {"schema": wire_schemas.REKOGNITION_REQUEST}}},
+}
+
+
 @router.post(
     "/",
     summary="AWS Rekognition JSON 1.1 (X-Amz-Target: RekognitionService.<Operation>)",
     response_class=JSONResponse,
-    openapi_extra={"requestBody": {"content": {rq.CONTENT_TYPE: {"schema": {"type": "object"}}}}},
+    openapi_extra=REKOGNITION_DOC,
 )
 async def rekognition(request: Request, state: State) -> Response:
     """DetectLabels, DetectModerationLabels, DetectText and DetectFaces with `Image.Bytes`, signed with

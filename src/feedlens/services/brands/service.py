@@ -126,9 +126,7 @@ class BrandService:
         tag_list = [t.lstrip("#") for t in _clean_terms(hashtags, "hashtags")]
         references = self._references(logos)
         with self.database.session() as session:
-            brand = session.scalar(
-                select(Brand).where(Brand.workspace_id == workspace, func.lower(Brand.name) == clean.lower())
-            )
+            brand = self._get(session, workspace, clean)
             if brand is None:
                 brand = Brand(workspace_id=workspace, name=clean, aliases=alias_list, hashtags=tag_list)
                 session.add(brand)
@@ -200,11 +198,11 @@ class BrandService:
 
     @staticmethod
     def _get(session: Session, workspace: int, name: str) -> Brand | None:
-        return session.scalar(
-            select(Brand).where(
-                Brand.workspace_id == workspace, func.lower(Brand.name) == name.strip().lower()
-            )
-        )
+        # Matched in Python: SQLite's lower() folds ASCII only, so "Ä" would miss itself and be inserted
+        # twice. A workspace has a handful of brands.
+        wanted = name.strip().casefold()
+        brands = session.scalars(select(Brand).where(Brand.workspace_id == workspace))
+        return next((b for b in brands if b.name.casefold() == wanted), None)
 
     @staticmethod
     def _view(session: Session, brand: Brand) -> dict[str, Any]:
