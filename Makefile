@@ -29,15 +29,17 @@ $(STAMPS)/samples: scripts/make_samples.py $(STAMPS)/deps
 
 samples: $(STAMPS)/samples
 
-# The web app's npm packages (Chart.js), exactly as the lockfile pins them; the server serves them from
-# node_modules, so the app needs no internet and no third-party code is copied into the repository.
-$(STAMPS)/web: src/feedlens/web/package.json src/feedlens/web/package-lock.json $(STAMPS)/system
+# The web app's npm packages (Chart.js, Swagger UI, ReDoc), exactly as the lockfile pins them, install scripts
+# off (.npmrc); the server serves them from node_modules, so the app and the API docs need no internet and no
+# third-party code is copied into the repository.
+$(STAMPS)/web: src/feedlens/web/package.json src/feedlens/web/package-lock.json src/feedlens/web/.npmrc $(STAMPS)/system
 	cd src/feedlens/web && npm ci --no-audit --no-fund
 	@mkdir -p $(STAMPS) && touch $@
 
 # Verifies every artifact's hash and fetches/builds only what is missing or corrupt.
 models: $(STAMPS)/deps $(STAMPS)/system
 	$(BIN)/feedlens store pull
+	$(BIN)/feedlens store calibrate --if-needed
 
 # First run: ingests the sample photos and a small invented feed of posts for them into workspace "demo"; every run: prints a fresh demo key and a
 # curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.
@@ -76,6 +78,8 @@ bench: setup
 	$(BIN)/python benchmarks/categories_quality.py --out docs/benchmarks.md --doc docs/categories.md
 	$(BIN)/python benchmarks/brands_quality.py --out docs/benchmarks.md --doc docs/brands.md
 	$(BIN)/python benchmarks/training_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/insights_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/insights_recommend_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/al_simulation.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/search_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/startup_bench.py --out docs/benchmarks.md --before df8b54a
@@ -84,6 +88,9 @@ bench: setup
 	$(BIN)/python benchmarks/hostile_input.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/pose_quality.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/objects_quality.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/faces_quality.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/face_identity_bench.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/ocr_speed.py --out docs/benchmarks.md
 
 # Longer fuzzing than the bounded runs in `make test` (tests/fuzz/README.md): atheris on the decoder for
 # FUZZ_SECONDS (its corpus and any crash input in build/fuzz/), then schemathesis and signed Rekognition
@@ -94,7 +101,7 @@ FUZZ_DECODER_FLAGS ?= --tolerate-known
 fuzz: setup
 	@mkdir -p build/fuzz
 	$(BIN)/python -m tests.fuzz.fuzz_decoder --seed-corpus build/fuzz/decoder $(FUZZ_DECODER_FLAGS) -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ -print_final_stats=1
-	$(BIN)/python -m tests.fuzz.fuzz_api --budget $(FUZZ_SECONDS) --examples 200 -v
+	$(BIN)/python -m tests.fuzz.fuzz_api --budget $(FUZZ_SECONDS) --examples 200 -v --out docs/benchmarks.md
 
 clean:
 	rm -rf $(STAMPS) $(SAMPLES) .mypy_cache .ruff_cache .pytest_cache

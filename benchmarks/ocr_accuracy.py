@@ -192,7 +192,7 @@ def _hybrid_line(line: TextLine, rgb: Image.Image) -> str:
 
 
 def accuracy_section(analyzer: TextAnalyzer, cases: list[tuple[Image.Image, str, str]]) -> None:
-    decoder = analyzer._ocr.text_rec.postprocess_op
+    decoder = analyzer._reader.decoder
     base = decoder.space_threshold
     raw: dict[float, list[TextResult]] = {}
     thresholds = (1.01, 0.05, 0.1, 0.2)

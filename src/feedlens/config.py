@@ -170,6 +170,49 @@ class SearchSettings(BaseModel):
     save_interval_s: float = Field(30.0, ge=0.0, description="persist changed indexes at most this often")
 
 
+class InsightsSettings(BaseModel):
+    """Audience insights (docs/insights.md): post sentiment, alert webhooks, places, recommendations.
+    FEEDLENS_INSIGHTS__WEBHOOKS=true and so on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # How much each part of a post counts in its one sentiment score (a weighted mean of the parts present).
+    caption_weight: float = Field(1.0, ge=0.0, le=10.0, description="weight of the caption and hashtags")
+    image_text_weight: float = Field(0.5, ge=0.0, le=10.0, description="weight of the text read in images")
+    faces_weight: float = Field(0.5, ge=0.0, le=10.0, description="weight of the faces' emotions")
+    positive_at: float = Field(0.05, ge=0.0, le=1.0, description="a score from here is positive")
+    negative_at: float = Field(-0.05, ge=-1.0, le=0.0, description="a score at or below this is negative")
+    webhooks: bool = Field(
+        False, description="allow alert rules to POST to a webhook URL (SSRF-checked like image fetching)"
+    )
+    webhook_allowed_networks: tuple[str, ...] = Field(
+        (), description="CIDRs a webhook may reach although private or loopback (e.g. an internal chat relay)"
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="connect + answer time per webhook call")
+    webhook_secret: str | None = Field(
+        None, min_length=16, description="signs each webhook body (HMAC-SHA256 in X-Feedlens-Signature)"
+    )
+    place_precision: int = Field(
+        1, ge=0, le=3, description="decimal places of the latitude/longitude grid places are grouped on"
+    )
+    recommend_visual_weight: float = Field(
+        0.7, ge=0.0, le=1.0, description="visual similarity's share of relevance (the rest: categories)"
+    )
+    recommend_diversity: float = Field(
+        0.3, ge=0.0, le=1.0, description="how much a pick must differ from those before it (0: none)"
+    )
+    recommend_duplicate_cosine: float = Field(
+        0.93, ge=0.0, le=1.0, description="visual cosine from which two images count as the same picture"
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
+
+
 # OpenAI CLIP's image normalisation (its preprocess and Hugging Face's CLIPImageProcessor).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -348,11 +391,19 @@ class Settings(BaseSettings):
         "graphics and scans; drawn people are rarely found, so turn it off to moderate illustrations)",
     )
 
-    faces_min_score: float = Field(0.3, ge=0.0, le=1.0, description="report faces scored at least this")
+    faces_min_score: float = Field(
+        0.3, ge=0.0, le=1.0, description="NudeNet face regions scored at least this are face candidates"
+    )
     faces_tiling: bool = Field(
         True,
-        description="BlazeFace also on 2x2 tiles of images over 600 px: finds faces half the size, 4 more "
-        "BlazeFace runs (~40 ms) on such images only, decodes at 640 px; redaction always tiles",
+        description="BlazeFace also on 2x2 tiles of images over 600 px, near small faces or people that "
+        "faces, objects, pose or body regions saw: finds faces half the size, up to 4 more BlazeFace runs "
+        "on such images only, decodes at 640 px",
+    )
+    faces_tile_everywhere: bool = Field(
+        False,
+        description="tile every image over 600 px, also where no person was seen (pasted heads, "
+        "redaction): slower on every large image",
     )
     faces_verify_min_score: float = Field(
         0.5,
@@ -400,6 +451,7 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     learning: LearningSettings = LearningSettings()
     clip: ClipSettings = ClipSettings()  # unset: the sentence-space stand-in (docs/search.md)
+    insights: InsightsSettings = InsightsSettings()  # docs/insights.md
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; with several servers on one database keep it on "

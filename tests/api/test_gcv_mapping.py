@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2
 from PIL import Image, ImageDraw, ImageFont
 
-from feedlens.api.compat import gcv, gcv_annotate, gcv_layout
+from feedlens.api.compat import gcv, gcv_annotate, gcv_faces, gcv_layout
 from feedlens.api.compat.gcv import Code, FeatureType, GcvError, ImageRequest, Likelihood
 from feedlens.api.compat.gcv_annotate import SafetyLevels
 from feedlens.api.compat.gcv_layout import Frame
@@ -296,8 +296,8 @@ def test_safe_search_racy_covers_explicit_and_unknown_fields() -> None:
 
 def test_emotion_likelihood_bands() -> None:
     expected = {0.0: 1, 0.09: 1, 0.1: 2, 0.3: 3, 0.5: 4, 0.79: 4, 0.8: 5, 1.0: 5}
-    assert {p: int(gcv_annotate.emotion_likelihood(p)) for p in expected} == expected
-    assert gcv_annotate.emotion_likelihood(None) is Likelihood.UNKNOWN
+    assert {p: int(gcv_faces.emotion_likelihood(p)) for p in expected} == expected
+    assert gcv_faces.emotion_likelihood(None) is Likelihood.UNKNOWN
 
 
 def test_labels_keep_the_analyzers_order_with_stable_mids() -> None:

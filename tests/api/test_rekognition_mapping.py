@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import botocore.session
 import pytest
-from botocore.model import Shape
 from PIL import Image, ImageDraw, ImageFont
 
 from feedlens.api.compat import rekognition as rk
 from feedlens.api.compat import rekognition_requests as rq
+from feedlens.api.compat.rekognition_faces import detect_faces
 from feedlens.api.compat.rekognition_router import build_tables, from_problem, labels_analyzers
 from feedlens.core.results import AnalyzerResult, Box, Face, FacesResult, Label, LabelsResult
 from feedlens.core.results.objects import DetectedObject, ObjectsResult
@@ -25,46 +25,12 @@ from feedlens.core.results.safety import Category, SafetyRegion, SafetyResult, V
 from feedlens.core.results.text import TextLine, TextResult
 from feedlens.core.vocabulary import FORBIDDEN_JARGON, Vocabulary
 from feedlens.services.factory import Services
+from tests.support.botocore_shapes import conforms, output
 from tests.support.fonts import DEJAVU_BOLD
 
 FONT = DEJAVU_BOLD
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 R = TypeVar("R")
-
-
-def conforms(value: Any, shape: Shape, where: str = "$") -> None:
-    """Every key is a member of botocore's shape and every value of its type (a misspelt field fails)."""
-    kind = shape.type_name
-    if kind == "structure":
-        assert isinstance(value, dict), where
-        for key, item in value.items():
-            assert key in shape.members, f"{where}.{key} is not in {shape.name}"
-            conforms(item, shape.members[key], f"{where}.{key}")
-    elif kind == "list":
-        assert isinstance(value, list), where
-        for i, item in enumerate(value):
-            conforms(item, shape.member, f"{where}[{i}]")
-    elif kind == "string":
-        assert isinstance(value, str), where
-        assert not shape.enum or value in shape.enum, f"{where}: {value!r} not in {shape.enum}"
-    elif kind == "integer":
-        assert isinstance(value, int) and not isinstance(value, bool), where
-    elif kind in ("float", "double"):
-        assert isinstance(value, int | float) and not isinstance(value, bool), where
-    elif kind == "boolean":
-        assert isinstance(value, bool), where
-    else:  # pragma: no cover - no other kinds in these responses
-        raise AssertionError(f"{where}: unexpected shape {kind}")
-    if kind in ("float", "double", "integer") and "min" in shape.metadata:
-        assert value >= shape.metadata["min"], where
-    if kind in ("float", "double") and "max" in shape.metadata:
-        assert value <= shape.metadata["max"], where
-
-
-def output(operation: str) -> Shape:
-    shape = MODEL.operation_model(operation).output_shape
-    assert shape is not None
-    return shape
 
 
 def analysed(
@@ -178,11 +144,11 @@ def test_bad_label_parameters_are_invalid(params: dict[str, Any]) -> None:
     assert caught.value.status == 400
 
 
-def test_face_attributes_ask_for_emotions_with_all_or_emotions() -> None:
-    assert not rq.face_attributes({})
-    assert not rq.face_attributes({"Attributes": ["DEFAULT"]})
-    assert rq.face_attributes({"Attributes": ["ALL"]})
-    assert rq.face_attributes({"Attributes": ["DEFAULT", "EMOTIONS"]})
+def test_face_attributes_are_validated_and_default_to_default() -> None:
+    assert rq.face_attributes({}) == {"DEFAULT"}
+    assert rq.face_attributes({"Attributes": ["DEFAULT"]}) == {"DEFAULT"}
+    assert rq.face_attributes({"Attributes": ["ALL"]}) == {"ALL"}
+    assert rq.face_attributes({"Attributes": ["DEFAULT", "EMOTIONS"]}) == {"DEFAULT", "EMOTIONS"}
     with pytest.raises(rq.RekognitionError):
         rq.face_attributes({"Attributes": ["NOSE"]})
 
@@ -613,7 +579,7 @@ def test_detect_text_keeps_at_most_100_words() -> None:
 def test_detect_faces_on_the_astronaut(services: Services, sample_dir: Path) -> None:
     results, _ = analysed(services, ("faces",), (sample_dir / "astronaut.png").read_bytes())
     faces = typed(results, "faces", FacesResult)
-    response = rk.detect_faces(faces, emotions=True)
+    response = detect_faces(faces, {"ALL"})
     conforms(response, output("DetectFaces"))
     (face,) = response["FaceDetails"]
     assert face["Emotions"][0]["Type"] == "HAPPY" and face["Emotions"][0]["Confidence"] > 90
@@ -631,8 +597,8 @@ def test_detect_faces_on_the_astronaut(services: Services, sample_dir: Path) -> 
     box = face["BoundingBox"]
     assert 0.3 < box["Left"] < 0.4 and 0.1 < box["Top"] < 0.2 and 0 < box["Width"] < 0.3
     assert 0 < face["Confidence"] <= 100
-    plain = rk.detect_faces(faces, emotions=False)["FaceDetails"][0]
-    assert "Emotions" not in plain and plain["BoundingBox"] == box
+    plain = detect_faces(faces, {"DEFAULT"})["FaceDetails"][0]
+    assert "Emotions" not in plain and "Smile" not in plain and plain["BoundingBox"] == box
 
 
 def test_neutral_is_calm_and_confused_has_no_source() -> None:
@@ -647,8 +613,7 @@ def test_neutral_is_calm_and_confused_has_no_source() -> None:
     }
     faces = FacesResult.of([Face(Box(0, 0, 0.5, 0.5), 0.9, "d", emotions, "neutral")])
     found = {
-        e["Type"]: e["Confidence"]
-        for e in rk.detect_faces(faces, emotions=True)["FaceDetails"][0]["Emotions"]
+        e["Type"]: e["Confidence"] for e in detect_faces(faces, {"EMOTIONS"})["FaceDetails"][0]["Emotions"]
     }
     assert found["CALM"] == 90.0 and found["HAPPY"] == 10.0 and found["CONFUSED"] == 0.0
 
@@ -705,7 +670,7 @@ def test_results_round_trip_and_map_the_same(
             rk.detect_moderation_labels(r["safety"], 0.0, "v"),
             rk.detect_moderation_labels(r["moderation"], 0.0, "v"),
             rk.detect_text(r["text"], rq.TextRequest.parse({}), "v"),
-            rk.detect_faces(r["faces"], emotions=True),
+            detect_faces(r["faces"], {"ALL"}),
         ]
 
     assert json.dumps(responses(stored)) == json.dumps(responses(fresh))

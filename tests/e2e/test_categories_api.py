@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.server import Server
 from tests.support.api import Library, auth, is_problem, store
 
 NAMES = ("chelsea.png", "coffee.png", "camera.png", "motorcycle.png")
@@ -348,3 +349,13 @@ def test_labels_then_training(client: httpx.Client, keys: dict[str, str], librar
     # team-b's images are untouched by team-a's model and taxonomy
     other = categories_of(client, keys["other"], library.b_ids["chelsea.png"])
     assert other["taxonomy"] == "social-media" and other["model_version"] is None
+
+
+def test_recategorize_an_empty_workspace(client: httpx.Client, server: Server) -> None:
+    """Regression: schemathesis got 500 "no such table: category_stats" here; a workspace with no image
+    recategorises nothing, and its statistics (migration 0009) are there to be written."""
+    key = server.key("categories-api-empty", "write")
+    response = client.post("/v1/categories/recategorize", headers=auth(key))
+    assert response.status_code == 200 and response.json() == {"recategorized": 0}
+    listed = client.get("/v1/categories", headers=auth(key))
+    assert listed.status_code == 200

@@ -152,6 +152,9 @@ def test_face_detection_finds_the_astronauts_smile(
     assert face.joy_likelihood in (Likely.LIKELY, Likely.VERY_LIKELY)
     assert face.sorrow_likelihood in (Likely.VERY_UNLIKELY, Likely.UNLIKELY)
     assert face.headwear_likelihood == Likely.UNKNOWN and face.detection_confidence > 0.5
+    marks = {m.type_.name: m.position.x for m in face.landmarks}
+    assert marks["LEFT_EYE"] < marks["NOSE_TIP"] < marks["RIGHT_EYE"]  # the viewer's left and right
+    assert face.landmarking_confidence > 0.5 and abs(face.pan_angle) < 20
     xs, ys = xs_ys(face.fd_bounding_poly)
     assert 150 < min(xs) < max(xs) < 300 and 60 < min(ys) < max(ys) < 200  # her face in the 512 px photo
     assert not client.face_detection(image={"content": photos["chelsea"]}).face_annotations

@@ -200,8 +200,13 @@ def test_detect_faces_sees_the_astronaut_smile(client: Any, sample_dir: Path) ->
     assert face["Emotions"][0]["Type"] == "HAPPY" and face["Emotions"][0]["Confidence"] > 90
     box = face["BoundingBox"]
     assert 0 < box["Left"] < 1 and 0 < box["Top"] < 1 and 0 < box["Width"] < 0.5 and 0 < box["Height"] < 0.5
+    assert face["Smile"]["Value"] and face["EyesOpen"]["Value"] and len(face["Landmarks"]) >= 25
+    assert "AgeRange" not in face and "Gender" not in face and "Eyeglasses" not in face  # no source
     (plain,) = client.detect_faces(Image=image)["FaceDetails"]  # DEFAULT attributes
-    assert "Emotions" not in plain and plain["BoundingBox"] == box
+    assert "Emotions" not in plain and "Smile" not in plain and plain["BoundingBox"] == box
+    assert {"Pose", "Quality"} <= set(plain) and len(plain["Landmarks"]) == 5
+    marks = {m["Type"]: m["X"] for m in plain["Landmarks"]}
+    assert marks["eyeLeft"] < marks["nose"] < marks["eyeRight"] and abs(plain["Pose"]["Yaw"]) < 20
     assert client.detect_faces(Image={"Bytes": sample(sample_dir, "coffee.png")})["FaceDetails"] == []
 
 
@@ -286,8 +291,12 @@ def test_s3_objects_are_not_supported(client: Any) -> None:
 
 def test_unsupported_operations_are_unknown(client: Any, sample_dir: Path) -> None:
     image = {"Bytes": sample(sample_dir, "astronaut.png")}
+    with pytest.raises(ClientError) as caught:  # CompareFaces and collections: test_face_identity_client.py
+        client.recognize_celebrities(Image=image)
+    assert error_of(caught) == ("UnknownOperationException", 400)
+    assert "no celebrity data" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
-        client.compare_faces(SourceImage=image, TargetImage=image)
+        client.detect_protective_equipment(Image=image)
     assert error_of(caught) == ("UnknownOperationException", 400)
 
 

@@ -181,9 +181,9 @@ def test_evaluate_and_explain(
     w, r = keys["write"], keys["read"]
     run = finish(client, w, client.post("/v1/models/2/evaluate", headers=auth(w), json={"against": 1}))
     assert run["status"] == "succeeded", run
-    assert (
-        run["result"]["evaluated_on"] == "test"
-    )  # the labels v2 was trained on: only its test split is fair
+    # the labels v2 was trained on: with a test split only that is fair; with few labels (all trained it)
+    # the figures are on training images and say so
+    assert run["result"]["evaluated_on"] in ("test", "training")
     assert run["result"]["comparison"]["baseline_model"]["version"] == "v1"
     held = stamps["held"][0]
     picture = client.post(

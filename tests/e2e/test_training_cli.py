@@ -149,6 +149,9 @@ def test_active_learning_commands(
     assert len(queue["picks"]) == 5 and queue["progress"]["unlabelled"] == 16 and not queue["cold_start"]
     shown = feedlens("al", "next", "-n", "3", "-w", "team")
     assert shown.code == 0 and "strategy margin" in shown.stdout
+    # production (the probe of 8 labels per category) trained on every label (issue 19: few labels are all
+    # used, its figures cross-validated): the held-out images a cycle compares on must be new labels
+    assert feedlens("label", "--folder", folders["held"], "-w", "team").code == 0
     cycle = feedlens("al", "retrain", "-w", "team", "--margin", "1.0", "--json").json()
     assert not cycle["promoted"] and cycle["holdout"] > 0 and cycle["production_version"] is not None
     status = feedlens("al", "status", "-w", "team")

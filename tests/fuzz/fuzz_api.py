@@ -264,6 +264,36 @@ def own_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Ru
         server.stop()
 
 
+def write_markdown(out: Path, report: Report, budget: float, examples: int) -> None:
+    """The run as the `api-fuzz` section of docs/benchmarks.md (issue "hostile input")."""
+    from benchmarks.run import write_section
+
+    statuses: Counter[int] = Counter()
+    for counts in report.statuses.values():
+        statuses.update(counts)
+    failed = Counter(f.operation for f in report.failures)
+    lines = [
+        "<!-- bench:api-fuzz:start -->",
+        "## API fuzzing (schemathesis over the served OpenAPI document, signed Rekognition calls)",
+        "",
+        f"`python -m tests.fuzz.fuzz_api --budget {budget:.0f} --examples {examples}` (`make fuzz`; "
+        f"`make test` runs a shorter budget), run {time.strftime('%Y-%m-%d')} against a real "
+        "`feedlens serve` on loopback with every default analyzer. "
+        "Positive and negative cases per operation from the served schema (Google Cloud Vision's and "
+        "Rekognition's bodies included), steered to images that decode. A failure is a 5xx, no answer, "
+        "or a 4xx outside the route's own error shape.",
+        "",
+        f"- {len(report.cases)} operations, {sum(report.cases.values())} cases in {report.seconds:.0f} s; "
+        f"**{len(report.failures)} failures**"
+        + (": " + ", ".join(f"{op} x{n}" for op, n in failed.most_common()) if failed else ""),
+        "- statuses: " + ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items())),
+        f"- operations or modes with nothing to generate: {len(report.unsatisfiable)}",
+        "",
+        "<!-- bench:api-fuzz:end -->",
+    ]
+    write_section(out, "\n".join(lines), "<!-- bench:api-fuzz:start -->", "<!-- bench:api-fuzz:end -->")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=600, help="seconds of fuzzing (after start-up)")
     parser.add_argument("--examples", type=int, default=200, help="cases per operation, at most")
     parser.add_argument("-v", "--verbose", action="store_true", help="statuses of every operation")
+    parser.add_argument("--out", type=Path, help="markdown file whose api-fuzz section is (re)written")
     args = parser.parse_args(argv)
     if args.url:
         if not (args.key and args.aws):
@@ -285,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         print(report.table())
     print(report.summary())
+    if args.out:
+        write_markdown(args.out, report, args.budget, args.examples)
     return 1 if report.failures else 0
 
 

@@ -68,9 +68,10 @@ def test_zero_shot_sorts_the_sample_photos(samples: tuple[Stack, dict[str, str]]
     assert PETS in cat["assigned"] and cat["categories"][0]["name"] == PETS
     assert FOOD in coffee["assigned"] and coffee["categories"][0]["name"] == FOOD
     assert cat["taxonomy"] == "social-media" and cat["taxonomy_version"] == 1 and cat["model_version"] is None
-    # evidence says why: the label roll-up (cat -> animal) and the picture's meaning both speak for pets
+    # evidence says why: the everyday labels (Cat -> animals & pets) speak for pets; the ConSE cosine has
+    # no weight in the shipped fusion (fusion.FUSION), so it speaks for nothing, and never against
     evidence = cat["categories"][0]["evidence"]
-    assert evidence["labels"] > 0 and evidence["visual"] > 0
+    assert evidence["labels"] > 0 and evidence.get("visual", 0.0) >= 0
     assert ids["chelsea.png"] in stack.filtered(PETS) and ids["coffee.png"] not in stack.filtered(PETS)
     assert stack.filtered("Food & Drink") == {
         i for n, i in ids.items() if FOOD in stack.result(i)["assigned"]

@@ -12,6 +12,7 @@ from feedlens.core.results.categories import CategoriesResult, CategoryScore
 from feedlens.core.taxonomy import TaxonomyError, parse_taxonomy
 from feedlens.runtime.text_encoder import ConceptTable
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
+from feedlens.services.categories.fusion import SOURCES, Fusion, raw_scores, zero_shot
 from feedlens.services.categories.heads import (
     BLEND_PRIOR,
     DIM,
@@ -20,16 +21,15 @@ from feedlens.services.categories.heads import (
     head_features,
     train_head,
 )
+from feedlens.services.categories.normalise import Moments
 from feedlens.services.categories.zero_shot import (
     FEATURES,
     CompiledTaxonomy,
     Evidence,
-    FusionWeights,
     contributions,
     features,
     resolve_concepts,
     roll_up,
-    zero_shot,
 )
 
 TABLE = ConceptTable(
@@ -120,18 +120,23 @@ def test_parents_score_at_least_their_best_child() -> None:
 
 
 def test_fusion_is_logistic_and_explains_itself() -> None:
-    fusion = FusionWeights(bias=-1.0, weights={"labels": 2.0, "caption": 1.0})
-    feats = np.zeros((1, 4, len(FEATURES)))
-    feats[0, 2, FEATURES.index("labels")] = 1.0
-    probs, terms = zero_shot(compiled(), feats, [fusion] * 4)
-    assert probs[0, 2] == pytest.approx(1 / (1 + np.exp(-1.0)))
-    assert probs[0, 3] == pytest.approx(1 / (1 + np.exp(1.0)))
-    assert contributions(terms[0, 2]) == {"labels": 2.0}
+    """Raw label evidence becomes a z-score against the library (two images: one with, one without), the
+    z-scores log-odds; the lead term is left out here (weight 0)."""
+    fusion = Fusion(bias=-1.0, labels=2.0, visual=0.0, lead=0.0)
+    items = [evidence(concepts={"n2": 1.0}), evidence()]
+    feats = np.stack([features(compiled(), e) for e in items])
+    raw = raw_scores(compiled(), items, feats)
+    assert raw[:, 0, 0].tolist() == [1.0, 0.0] and np.isnan(raw[:, 1]).all()  # no content vector: NaN
+    probs, terms = zero_shot(compiled(), feats, raw, Moments.of(raw), fusion)
+    z = terms[0, 0, SOURCES.index("labels")] / 2.0
+    assert z > 0 > terms[1, 0, SOURCES.index("labels")]
+    assert probs[0, 0] == pytest.approx(1 / (1 + np.exp(1.0 - 2.0 * z)))
+    assert contributions(terms[0, 0], SOURCES) == {"labels": round(2.0 * z, 3)}
 
 
 def test_categoriser_assigns_by_threshold_or_other() -> None:
-    fusion = FusionWeights(bias=-2.0, weights={"labels": 6.0}, threshold=0.5)
-    categoriser = Categoriser(compiled(), fusion=[fusion] * 4)
+    fusion = Fusion(bias=-2.0, labels=6.0, visual=0.0, lead=0.0, threshold=0.5)
+    categoriser = Categoriser(compiled(), fusion=fusion)
     cat, nothing = categoriser.categorise([evidence(concepts={"n1": 0.9, "n2": 0.9}), evidence()])
     assert cat.assigned == ("animals", "cats") and cat.taxonomy_version == 3
     assert nothing.assigned == ("other",) and nothing.version == "custom@3/zero-shot"
@@ -184,8 +189,8 @@ def test_trained_model_blends_with_zero_shot() -> None:
         intercept=np.array([10.0]),  # the model says "meme" to everything
         positives=np.array([5]),
     )
-    fusion = FusionWeights(bias=-10.0, weights={}, threshold=0.2)
-    categoriser = Categoriser(compiled(), None, TrainedModel(7, head), [fusion] * 4)
+    fusion = Fusion(bias=-10.0, labels=0.0, visual=0.0, lead=0.0, threshold=0.2)
+    categoriser = Categoriser(compiled(), None, TrainedModel(7, head), fusion)
     (result,) = categoriser.categorise([evidence()])
     memes = next(c for c in result.categories if c.name == "memes")
     share = 5 / (5 + BLEND_PRIOR)
@@ -196,13 +201,6 @@ def test_trained_model_blends_with_zero_shot() -> None:
     assert memes.threshold == pytest.approx(share * 0.5 + (1 - share) * 0.2, abs=1e-4)
     assert next(c for c in result.categories if c.name == "people").threshold == pytest.approx(0.2)
     # a configured threshold applies to every category
-    fixed = Categoriser(compiled(), 0.9, TrainedModel(7, head), [fusion] * 4).categorise([evidence()])[0]
+    fixed = Categoriser(compiled(), 0.9, TrainedModel(7, head), fusion).categorise([evidence()])[0]
     assert {c.threshold for c in fixed.categories} == {0.9} and fixed.assigned == ("other",)
     assert result.version == "custom@3/model-7"
-
-
-def test_categories_without_concepts_use_the_phrase_model() -> None:
-    from feedlens.services.categories.zero_shot import FUSION, FUSION_PHRASES, fusions
-
-    assert fusions(compiled()) == [FUSION, FUSION, FUSION_PHRASES, FUSION_PHRASES]
-    assert FUSION_PHRASES.weights.get("labels", 0.0) == 0.0

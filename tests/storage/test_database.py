@@ -16,6 +16,11 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+# Table modules outside storage.tables: imported so Base.metadata holds every table the migrations make.
+import feedlens.storage.category_stats
+import feedlens.storage.face_collections
+import feedlens.storage.face_people
+import feedlens.storage.insights_tables  # noqa: F401
 from feedlens.core.errors import ConfigError
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database, create_db_engine, schema_is_current
@@ -59,6 +64,18 @@ TABLES = {
     "facets",
     "jobs",
     "job_items",
+    "category_stats",
+    "insight_posts",
+    "insight_images",
+    "insight_engagements",
+    "insight_places",
+    "insight_alert_rules",
+    "insight_alerts",
+    "face_identity_settings",
+    "face_collections",
+    "face_people",
+    "face_scans",
+    "face_vectors",
 }
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -1,247 +1,308 @@
-"""`faces`: face boxes (NudeNet's face classes, plus a tiled second pass for small faces) and, for each face,
-the FER mini-Xception 7-emotion distribution; an image-level emotion summary for sentiment analytics.
+"""`faces`: human faces, each with landmarks, head angles, crop quality, landmark-read attributes (smile,
+eyes open, mouth open) and the FER mini-Xception 7-emotion distribution; an image-level emotion summary.
 
-Detector choice (measured by benchmarks/face_detectors.py, see docs/analyzers.md): the shared NudeNet pass
-(`body_regions`, free) finds faces down to ~25 px in its 320 px letterbox, i.e. ~1/8 of a big image's
-height. Tiles of TILE px of the decoded image, each run through NudeNet at half scale, reach faces ~4x
-smaller. OpenCV's Haar cascade reached small faces too, but with many more false positives, boxes that cut
-off the chin (bad for redaction) and 3x the time, so it is not used.
+Pipeline per image (measured choices: benchmarks/faces_quality.py, docs/analyzers.md "faces"):
+1. Candidates: NudeNet's face regions from the shared `body_regions` pass (free), BlazeFace on the whole
+   image, and BlazeFace on those of 2x2 tiles of large images that lie near small faces or small people
+   (the whole-image candidates, NudeNet's body regions, and `objects` / `pose` when they run:
+   analyzers/face_tiling.py; `faces_tiling`, on by default). A later detector only adds faces the earlier
+   ones do not have.
+2. Verification (analyzers/face_verify.py): MediaPipe Face Mesh on a crop of each candidate, then again on
+   a tighter crop around that first mesh, whose face probability (`face_score`) must reach
+   `faces_verify_min_score`; faces it is not quite sure of are also shown to the ImageNet classifier,
+   which drops animals' faces. This removes the cat, latte art, monkeys and other look-alikes BlazeFace
+   and NudeNet report, and gives the 468 landmarks everything else is read from.
+3. Per verified face: FER on a grey crop; MediaPipe Iris on both eyes (pupils and eyelid contours) of the
+   `MAX_IRIS_FACES` largest faces (the eye readings of smaller faces in crowds are absent).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from feedlens.analyzers.base import Analyzer, Upstream
-from feedlens.analyzers.body_regions import MODEL_SIZE, decode_yolo, letterbox
+from feedlens.analyzers.body_regions import MODEL_SIZE
+from feedlens.analyzers.face_attributes import head_angles, measures, quality, read_attributes
+from feedlens.analyzers.face_detect import (
+    BLAZE_MIN_SCORE,
+    Detection,
+    blaze_input,
+    combine,
+    decode_blaze,
+    same_face,
+    tile_grid,
+)
+from feedlens.analyzers.face_emotions import emotion_crop, to_fer_input
+from feedlens.analyzers.face_mesh import (
+    IRIS_ENLARGE,
+    MESH_ENLARGE,
+    Square,
+    eye_squares,
+    iris_inputs,
+    iris_points,
+    mesh_inputs,
+    mesh_points,
+    mesh_square,
+    named_points,
+    refined_square,
+)
+from feedlens.analyzers.face_tiling import people_areas, person_boxes, tiles_near
+from feedlens.analyzers.face_verify import (
+    ANIMAL_MAX,
+    FIRST_PASS_MIN,
+    SECOND_PASS_ENLARGE,
+    animal_classes,
+    animal_probability,
+    check_order,
+    classifier_input,
+)
 from feedlens.core.results import Box
-from feedlens.core.results.faces import EMOTIONS, Face, FacesResult
-from feedlens.core.results.regions import FACE_CLASSES, BodyRegionsResult
+from feedlens.core.results.faces import (
+    EMOTIONS,
+    Face,
+    FaceQuality,
+    FacesResult,
+    HeadPose,
+    Point,
+)
+from feedlens.core.results.regions import BodyRegionsResult
 from feedlens.runtime.sessions import InferenceSession, open_session
 
-# FEEDLENS_FACES_MIN_SCORE (default 0.3) was chosen on benchmarks/face_detectors.py's recall /
-# false-positive sweep: true faces mostly score >= 0.3 and false ones below.
-# Tiles are TILE x TILE px of the decoded image (NudeNet then sees them at MODEL_SIZE / TILE = 1/2 scale);
-# neighbours overlap by a quarter so any face up to TILE / 4 px lies whole inside some tile.
-TILE = 2 * MODEL_SIZE
-TILE_OVERLAP = 0.25
-TILE_ABOVE = 1.25 * TILE  # tile only images whose longer side exceeds this: smaller ones gain little
-EDGE_TOLERANCE = 0.01  # tile-relative: a detection this close to an inner tile edge is a cut-off face
-SAME_FACE_IOU = 0.4
-SAME_FACE_INSIDE = 0.6  # a box this much inside a kept one is the same face (part of it)
-# Emotion crop: a square around the face box, grown by this fraction of its longer side per side. 0.2 gave
-# sensible results on the sample faces (astronaut happy, Grace Hopper neutral); tighter crops made Grace
-# Hopper angry/sad, because FER2013's training faces include the forehead and chin with a little context.
-EMOTION_MARGIN = 0.2
-EMOTION_SIZE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    box: Box
-    score: float
-    detector: str
+DECODE_TILED = 640  # tiles need resolution: a 12 MP JPEG decodes to 1000x750 (DCT 1/4), ~8 ms more than 320
+CLASSIFIER = "efficientnet-lite0-onnx"  # the animal check's (the labels analyzer's default backbone)
+MESH_CHUNK = 16  # Face Mesh crops per run: bounds memory for crowd photos
+IRIS_MIN_EYE_PX = 8  # eye-corner distance (decoded px) below which the iris model has too little to see
+MAX_IRIS_FACES = 5  # faces per image whose eyes the iris model reads (~10 ms a face), largest first
 
 
 @dataclass(slots=True)
 class FacesBatch:
-    """Everything `_forward` needs: tiles letterboxed for NudeNet, the first pass's faces, gray images."""
+    """What `_forward` needs: the decoded images and their pixels ((H, W, 3) uint8), NudeNet's faces, and
+    per image the boxes of people other analyzers saw (where tiles may pay, analyzers/face_tiling.py)."""
 
-    tiles: np.ndarray  # (K, 3, 320, 320) float32 0..1, K tiles over all images (K may be 0)
-    tile_sides: list[float]  # letterbox square side per tile, in the tile's pixels
-    tile_boxes: list[tuple[int, int, int, int, int]]  # (image index, x0, y0, x1, y1) px per tile
+    images: list[Image.Image]
+    pixels: list[np.ndarray]
     first_pass: list[list[Detection]]  # per image, from the shared body_regions stage
-    grays: list[np.ndarray]  # per image, (H, W) uint8
+    people: list[list[tuple[Box, bool]]]  # per image: (box, is a NudeNet body region)
 
 
-def tile_grid(
-    width: int, height: int, tile: int = TILE, overlap: float = TILE_OVERLAP
-) -> list[tuple[int, int, int, int]]:
-    """Pixel boxes (x0, y0, x1, y1) of square tiles covering the image with at least `overlap` between
-    neighbours; empty when the image is small enough for the single full-image pass."""
-    if max(width, height) <= TILE_ABOVE * tile / TILE:
-        return []
+@dataclass(frozen=True, slots=True)
+class FoundFace:
+    """One verified face before it becomes a result: detection, mesh (468, 3) and eye points (76, 3) in
+    decoded-image pixels (eyes None when too small for the iris model), face probability, FER output."""
 
-    def starts(length: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        n = math.ceil((length - tile) / (tile * (1 - overlap))) + 1
-        return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-    return [
-        (x, y, min(width, x + tile), min(height, y + tile)) for y in starts(height) for x in starts(width)
-    ]
-
-
-def _inside(a: Box, b: Box) -> float:
-    """Fraction of a's area that lies inside b."""
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    return ix * iy / a.area if a.area > 0 else 1.0
-
-
-def merge(detections: Sequence[Detection]) -> list[Detection]:
-    """Greedy suppression by score: a box overlapping a kept one (IoU, or mostly inside it, or containing
-    it mostly) is the same face seen twice."""
-    kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.score):
-        if not any(
-            d.box.iou(k.box) > SAME_FACE_IOU
-            or _inside(d.box, k.box) > SAME_FACE_INSIDE
-            or _inside(k.box, d.box) > SAME_FACE_INSIDE
-            for k in kept
-        ):
-            kept.append(d)
-    return kept
-
-
-def tile_faces(
-    raw: np.ndarray, side: float, tile: tuple[int, int, int, int], width: int, height: int, floor: float
-) -> list[Detection]:
-    """One tile's YOLO output (22, 2100) -> faces in image-normalised boxes, without faces cut by an inner
-    tile edge (the overlap puts those whole in a neighbouring tile, or the full pass finds them)."""
-    x0, y0, x1, y1 = tile
-    tw, th = x1 - x0, y1 - y0
-    inner = (x0 > 0, y0 > 0, x1 < width, y1 < height)  # left, top, right, bottom edges inside the image
-    found = []
-    for region in decode_yolo(raw, side, tw, th, floor):
-        b = region.box
-        if region.kind not in FACE_CLASSES:
-            continue
-        near = (
-            b.x0 < EDGE_TOLERANCE,
-            b.y0 < EDGE_TOLERANCE,
-            b.x1 > 1 - EDGE_TOLERANCE,
-            b.y1 > 1 - EDGE_TOLERANCE,
-        )
-        if any(i and n for i, n in zip(inner, near, strict=True)):
-            continue
-        box = Box.from_pixels(x0 + b.x0 * tw, y0 + b.y0 * th, x0 + b.x1 * tw, y0 + b.y1 * th, width, height)
-        found.append(Detection(box, region.score, "nudenet-tile"))
-    return found
-
-
-def emotion_crop(gray: np.ndarray, box: Box, margin: float = EMOTION_MARGIN) -> np.ndarray:
-    """(H, W) uint8 image + face box -> (64, 64) uint8 square crop around the face, grown by `margin`;
-    parts beyond the image border repeat the edge pixels."""
-    height, width = gray.shape
-    x0, y0, x1, y1 = box.x0 * width, box.y0 * height, box.x1 * width, box.y1 * height
-    side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * margin)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = round(cx - side / 2), round(cy - side / 2)
-    size = max(1, round(side))
-    pad = max(0, -left, -top, left + size - width, top + size - height)
-    padded = np.pad(gray, pad, mode="edge") if pad else gray
-    crop = padded[top + pad : top + pad + size, left + pad : left + pad + size]
-    interpolation = cv2.INTER_AREA if size > EMOTION_SIZE else cv2.INTER_LINEAR
-    return cv2.resize(crop, (EMOTION_SIZE, EMOTION_SIZE), interpolation=interpolation)
-
-
-def to_fer_input(crops: Sequence[np.ndarray]) -> np.ndarray:
-    """(64, 64) uint8 crops -> (N, 64, 64, 1) float32 as (x / 255 - 0.5) * 2, the FER model's input."""
-    if not crops:
-        return np.zeros((0, EMOTION_SIZE, EMOTION_SIZE, 1), dtype=np.float32)
-    batch = np.stack(crops).astype(np.float32)[..., None]
-    return (batch / 255.0 - 0.5) * 2.0
+    detection: Detection
+    mesh: np.ndarray
+    eyes: tuple[np.ndarray, np.ndarray] | None
+    face_score: float
+    emotions: np.ndarray  # (7,)
 
 
 class FacesAnalyzer(Analyzer[FacesBatch, FacesResult]):
     name = "faces"
-    code_version = "faces-1"
-    artifacts = ("nudenet-320n-onnx", "fer-emotion-tflite")
+    code_version = "faces-3"  # 3: tiles only near people, eyes of the 5 largest faces
+    artifacts = (
+        "nudenet-320n-onnx",
+        "fer-emotion-tflite",
+        "blazeface-onnx",
+        "facemesh-onnx",
+        "iris-onnx",
+        CLASSIFIER,
+        "imagenet-hierarchy",
+    )
     input_size = MODEL_SIZE
     result_type = FacesResult
     depends_on = ("body_regions",)
+    reads = ("objects", "pose")  # their person boxes say where tiles pay, when they run anyway
+
+    max_iris_faces = MAX_IRIS_FACES
+    _blaze: InferenceSession
+    _mesh: InferenceSession
+    _iris: InferenceSession
+    _emotions: InferenceSession
+    _classifier: InferenceSession
+    _animals: np.ndarray  # (1000,) bool: ImageNet classes that are animals
 
     def decode_side(self) -> int:
-        # Tiles need resolution: at 640 a 12 MP JPEG decodes to 1000x750 (DCT scaling 1/4) and NudeNet's
-        # tiles reach ~24 px faces there (~1/30 of the height); at 320 the decoder's 1/8 copy leaves tiles
-        # nothing to gain. Measured decode cost: 40 ms instead of 32 ms per 12 MP JPEG.
-        return TILE if self.settings.faces_tiling else MODEL_SIZE
-
-    _detector: InferenceSession
-    _emotions: InferenceSession
+        return DECODE_TILED if self.settings.faces_tiling else MODEL_SIZE
 
     def _load(self) -> None:
         threads = self.settings.threads_per_worker
-        self._detector = open_session(self.store.path("nudenet-320n-onnx"), threads)
+        self._blaze = open_session(self.store.path("blazeface-onnx"), threads)
+        self._mesh = open_session(self.store.path("facemesh-onnx"), threads)
+        self._iris = open_session(self.store.path("iris-onnx"), threads)
         self._emotions = open_session(self.store.path("fer-emotion-tflite"), threads)
+        self._classifier = open_session(self.store.path(CLASSIFIER), threads)
+        self._animals = animal_classes(self.store.path("imagenet-hierarchy"))
 
     def preprocess(self, images: Sequence[Image.Image], upstream: Upstream) -> FacesBatch:
-        """RGB images -> tiles for the second NudeNet pass, first-pass faces, gray copies to crop."""
-        tiles: list[np.ndarray] = []
-        sides: list[float] = []
-        boxes: list[tuple[int, int, int, int, int]] = []
+        """RGB images -> their pixels, NudeNet's faces and the people other analyzers saw."""
+        floor = self.settings.faces_min_score
         first: list[list[Detection]] = []
-        for i, (image, found) in enumerate(zip(images, upstream["body_regions"], strict=True)):
+        people: list[list[tuple[Box, bool]]] = []
+        nones = [None] * len(images)
+        objects, pose = upstream.get("objects") or nones, upstream.get("pose") or nones
+        for found, seen, posed in zip(upstream["body_regions"], objects, pose, strict=True):
             assert isinstance(found, BodyRegionsResult)
-            first.append(
-                [Detection(r.box, r.score, "nudenet") for r in found.faces(self.settings.faces_min_score)]
-            )
-            grid = tile_grid(*image.size) if self.settings.faces_tiling else []
-            for x0, y0, x1, y1 in grid:
-                array, side = letterbox(image.crop((x0, y0, x1, y1)), MODEL_SIZE)
-                tiles.append(array.transpose(2, 0, 1))
-                sides.append(side)
-                boxes.append((i, x0, y0, x1, y1))
-        batch = np.stack(tiles) if tiles else np.zeros((0, 3, MODEL_SIZE, MODEL_SIZE), dtype=np.float32)
-        grays = [np.asarray(im.convert("L")) for im in images]
-        return FacesBatch(np.ascontiguousarray(batch), sides, boxes, first, grays)
+            first.append([Detection(r.box, r.score, "nudenet") for r in found.faces(floor)])
+            people.append(person_boxes(seen, posed, found, floor))
+        decoded = [rgb(image) for image in images]
+        return FacesBatch(decoded, [np.asarray(image) for image in decoded], first, people)
 
-    def _forward(self, batch: FacesBatch) -> tuple[list[list[Detection]], np.ndarray]:
-        """Tiles -> NudeNet -> merged faces per image; face crops -> FER -> (F, 7) probabilities, F faces
-        over all images in order."""
-        found = [list(d) for d in batch.first_pass]
-        if len(batch.tiles):
-            raw = self._detector.run({"images": batch.tiles})[0]  # (K, 22, 2100)
-            for k, (i, *tile) in enumerate(batch.tile_boxes):
-                height, width = batch.grays[i].shape
-                x0, y0, x1, y1 = tile
-                found[i].extend(
-                    tile_faces(
-                        raw[k],
-                        batch.tile_sides[k],
-                        (x0, y0, x1, y1),
-                        width,
-                        height,
-                        self.settings.faces_min_score,
-                    )
-                )
-        faces = [merge(d) for d in found]
-        crops = [emotion_crop(batch.grays[i], d.box) for i, ds in enumerate(faces) for d in ds]
-        probs = self._emotions.run({"x": to_fer_input(crops)})[0] if crops else np.zeros((0, len(EMOTIONS)))
-        return faces, probs
+    def _forward(self, batch: FacesBatch) -> list[list[FoundFace]]:
+        """Detect (whole image, then tiles where they pay), verify, then read each verified face's eyes
+        and emotions."""
+        out = []
+        for image, pixels, first, people in zip(
+            batch.images, batch.pixels, batch.first_pass, batch.people, strict=True
+        ):
+            whole = self._blaze_on(pixels, None, "blazeface")
+            tiles = [
+                face
+                for tile in self._tiles(pixels, [d.box for d in (*first, *whole)], people)
+                for face in self._blaze_on(pixels, tile, "blazeface-tile")
+            ]
+            candidates = combine(first, whole, tiles)[: self.settings.faces_max_candidates]
+            out.append(self._verified(image, candidates))
+        return out
+
+    def _blaze_on(
+        self, pixels: np.ndarray, region: tuple[int, int, int, int] | None, detector: str
+    ) -> list[Detection]:
+        """BlazeFace's faces in `region` (px; None: the whole image) of (H, W, 3) uint8 `pixels`."""
+        where = blaze_input(pixels, region)
+        outputs = self._blaze.run({"input:0": where.pixels[None]})
+        height, width = pixels.shape[:2]
+        return decode_blaze(outputs, where, width, height, BLAZE_MIN_SCORE, detector)
+
+    def _tiles(
+        self, pixels: np.ndarray, faces: list[Box], people: list[tuple[Box, bool]]
+    ) -> list[tuple[int, int, int, int]]:
+        """The tiles worth a BlazeFace run: none without `faces_tiling`; with `faces_tile_everywhere` all
+        of a large image's; otherwise those near people who may be small (analyzers/face_tiling.py)."""
+        height, width = pixels.shape[:2]
+        grid = tile_grid(width, height) if self.settings.faces_tiling else []
+        if not grid or self.settings.faces_tile_everywhere:
+            return grid
+        return [grid[k] for k in tiles_near(grid, people_areas(faces, people, width, height))]
+
+    def _verified(self, image: Image.Image, candidates: list[Detection]) -> list[FoundFace]:
+        """The candidates Face Mesh (twice) and the animal check take for human faces, without duplicates,
+        with their second-pass mesh, eye points and emotion probabilities."""
+        width, height = image.size
+        floor = self.settings.faces_verify_min_score
+        first = self._meshes(image, [mesh_square(d.box, width, height) for d in candidates])
+        looked = [k for k, (_, score) in enumerate(first) if score >= min(FIRST_PASS_MIN, floor)]
+        second = self._meshes(image, [refined_square(first[k][0], SECOND_PASS_ENLARGE) for k in looked])
+        kept: list[tuple[Detection, np.ndarray, float]] = []
+        for k, (mesh, score) in zip(looked, second, strict=True):
+            extent = mesh_box(mesh, width, height)
+            if score >= floor and not any(same_face(extent, mesh_box(m, width, height)) for _, m, _ in kept):
+                kept.append((candidates[k], mesh, score))
+        if floor > 0:
+            kept = self._not_animals(image, kept)
+        eyes = self._eyes(image, [m for _, m, _ in kept])
+        gray = np.asarray(image.convert("L")) if kept else np.zeros((1, 1), dtype=np.uint8)
+        crops = [emotion_crop(gray, d.box) for d, _, _ in kept]
+        emotions = self._emotions.run({"x": to_fer_input(crops)})[0] if crops else np.zeros((0, 7))
+        return [
+            FoundFace(d, mesh, eye, score, emotions[k])
+            for k, ((d, mesh, score), eye) in enumerate(zip(kept, eyes, strict=True))
+        ]
+
+    def _meshes(self, image: Image.Image, squares: list[Square]) -> list[tuple[np.ndarray, float]]:
+        """Face Mesh on each crop: ((468, 3) image-pixel mesh, face probability) per crop."""
+        out: list[tuple[np.ndarray, float]] = []
+        for start in range(0, len(squares), MESH_CHUNK):
+            part = squares[start : start + MESH_CHUNK]
+            raw, flags, _ = self._mesh.run({"input_1": mesh_inputs(image, part)})
+            out += [(mesh_points(raw[k], s), float(flags[k, 0])) for k, s in enumerate(part)]
+        return out
+
+    def _not_animals(
+        self, image: Image.Image, kept: list[tuple[Detection, np.ndarray, float]]
+    ) -> list[tuple[Detection, np.ndarray, float]]:
+        """Drop the faces the ImageNet classifier sees as animals (the largest few faces are checked)."""
+        width, height = image.size
+        squares = [mesh_square(d.box, width, height) for d, _, _ in kept]
+        chosen = check_order([s.side / MESH_ENLARGE for s in squares], [score for _, _, score in kept])
+        if not chosen:
+            return kept
+        inputs = np.stack([classifier_input(image, squares[k]) for k in chosen])
+        animal = animal_probability(self._classifier.run({"input": inputs})[0], self._animals)
+        dropped = {k for k, p in zip(chosen, animal, strict=True) if p >= ANIMAL_MAX}
+        return [face for k, face in enumerate(kept) if k not in dropped]
+
+    def _eyes(
+        self, image: Image.Image, meshes: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Iris-model points of both eyes per face; None for faces whose eyes are too small to read and
+        beyond the `MAX_IRIS_FACES` largest (the cost stays bounded in crowds)."""
+        pairs = [eye_squares(mesh) for mesh in meshes]
+        sides = [min(right.side, left.side) / IRIS_ENLARGE for right, left in pairs]
+        largest = set(sorted(range(len(pairs)), key=lambda k: -sides[k])[: self.max_iris_faces])
+        squares = [p if k in largest and sides[k] >= IRIS_MIN_EYE_PX else None for k, p in enumerate(pairs)]
+        wanted = [s for s in squares if s is not None]
+        if not wanted:
+            return [None] * len(meshes)
+        raw = self._iris.run({"input_1:0": iris_inputs(image, wanted)})[0].reshape(2 * len(wanted), -1)
+        out: list[tuple[np.ndarray, np.ndarray] | None] = []
+        row = 0
+        for pair in squares:
+            if pair is None:
+                out.append(None)
+                continue
+            out.append((iris_points(raw[row], pair[0], False), iris_points(raw[row + 1], pair[1], True)))
+            row += 2
+        return out
 
     def postprocess(
-        self,
-        outputs: tuple[list[list[Detection]], np.ndarray],
-        images: Sequence[Image.Image],
-        upstream: Upstream,
+        self, outputs: list[list[FoundFace]], images: Sequence[Image.Image], upstream: Upstream
     ) -> list[FacesResult]:
-        faces, probs = outputs
-        results = []
-        row = 0
-        for detections in faces:
-            out = []
-            for d in detections:
-                p = probs[row].astype(np.float64)
-                p = p / p.sum()  # the quantized model's softmax sums to 1 only within ~1e-6
-                row += 1
-                emotions = {e: round(float(v), 6) for e, v in zip(EMOTIONS, p, strict=True)}
-                out.append(
-                    Face(
-                        box=d.box,
-                        confidence=round(d.score, 6),
-                        detector=d.detector,
-                        emotions=emotions,
-                        dominant_emotion=max(EMOTIONS, key=lambda e: emotions[e]),
-                    )
-                )
-            results.append(FacesResult.of(out))
-        return results
+        return [
+            FacesResult.of([to_face(f, image) for f in found])
+            for found, image in zip(outputs, images, strict=True)
+        ]
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB, not copied when it already is (decoded images are)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def mesh_box(mesh: np.ndarray, width: int, height: int) -> Box:
+    """The box around a face's mesh points, normalised (clipped to the image)."""
+    low, high = mesh[:, :2].min(axis=0), mesh[:, :2].max(axis=0)
+    return Box.from_pixels(float(low[0]), float(low[1]), float(high[0]), float(high[1]), width, height)
+
+
+def to_face(found: FoundFace, image: Image.Image) -> Face:
+    """A verified face and its readings -> the result's Face."""
+    width, height = image.size
+    p = found.emotions.astype(np.float64)
+    p = p / p.sum()  # the quantized model's softmax sums to 1 only within ~1e-6
+    emotions = {e: round(float(v), 6) for e, v in zip(EMOTIONS, p, strict=True)}
+    roll, yaw, pitch = head_angles(found.mesh)
+    brightness, sharpness = quality(image, found.detection.box.to_pixels(width, height))
+    points = named_points(found.mesh, found.eyes, width, height)
+    attributes = read_attributes(
+        measures(found.mesh, found.eyes), yaw, emotions["happy"], found.eyes is not None
+    )
+    return Face(
+        box=found.detection.box,
+        confidence=round(found.detection.score, 6),
+        detector=found.detection.detector,
+        emotions=emotions,
+        dominant_emotion=max(EMOTIONS, key=lambda e: emotions[e]),
+        face_score=round(found.face_score, 6),
+        landmarks={name: Point(round(x, 6), round(y, 6)) for name, (x, y) in points.items()},
+        head_pose=HeadPose(round(roll, 2), round(yaw, 2), round(pitch, 2)),
+        quality=FaceQuality(round(brightness, 4), round(sharpness, 4)),
+        smile=attributes.smile,
+        eyes_open=attributes.eyes_open,
+        mouth_open=attributes.mouth_open,
+    )

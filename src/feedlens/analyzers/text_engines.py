@@ -14,22 +14,35 @@ DET_STD = 0.5
 DB_THRESH = 0.3  # the DB post-processing's own binarisation threshold (RapidOCR config `Det.thresh`)
 
 
-def gate_input(image: Image.Image, longer_side: int) -> np.ndarray:
-    """RGB image -> float32 (1, 3, H, W) BGR det input with the longer side at `longer_side`, H and W
-    padded (edge-replicated, so the padding draws no edges) to multiples of 32 as the DB network needs.
+def gate_copy(image: Image.Image, longer_side: int) -> np.ndarray:
+    """RGB image -> (h, w, 3) uint8 RGB with the longer side at `longer_side` (the gate copy).
 
-    Small images are scaled up too: RapidOCR's detector enlarges them as well, so the gate sees what the
-    detector will, and its cost stays bounded by `longer_side` either way."""
-    w, h = image.size
+    Small images are scaled up too: the OCR copy enlarges them as well, so the gate sees what recognition
+    will, and its cost stays bounded by `longer_side` either way. Shrinking averages (area), so thin
+    strokes of small text survive the way they do in the OCR copy."""
+    rgb = np.asarray(image.convert("RGB"))
+    h, w = rgb.shape[:2]
     scale = longer_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    arr = np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
-    arr = arr[:, :, ::-1]  # RGB -> BGR
+    small: np.ndarray = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return small
+
+
+def gate_tensor(small: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 RGB gate copy -> float32 (1, 3, H, W) BGR det input, H and W padded
+    (edge-replicated, so the padding draws no edges) to multiples of 32 as the DB network needs; the
+    image keeps its place at the top left, so map pixels [:h, :w] are its own."""
+    arr = small[:, :, ::-1].astype(np.float32)  # RGB -> BGR
     pad_h = -arr.shape[0] % 32 or (32 if arr.shape[0] < 32 else 0)
     pad_w = -arr.shape[1] % 32 or (32 if arr.shape[1] < 32 else 0)
     arr = np.pad(arr, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     arr = (arr / 255.0 - DET_MEAN) / DET_STD
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def gate_input(image: Image.Image, longer_side: int) -> np.ndarray:
+    """RGB image -> float32 (1, 3, H, W) det input of its gate copy (`gate_copy`, `gate_tensor`)."""
+    return gate_tensor(gate_copy(image, longer_side))
 
 
 def gate_score(prob_map: np.ndarray, min_elongation: float) -> float:

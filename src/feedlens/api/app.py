@@ -21,8 +21,10 @@ from feedlens.api.routers import (
     feedback,
     health,
     images,
+    insights,
     learning,
     models,
+    people,
     review,
     search,
     session,
@@ -80,6 +82,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version="0.1.0",
         summary="Recognise and categorise social-media images on your own machine.",
         lifespan=lifespan,
+        # the docs pages are the web module's: FastAPI's own load Swagger UI and ReDoc from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     for module in (
@@ -98,6 +103,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (feedback, review):  # issue 8: corrections and the moderation review queue
         app.include_router(module.router)
+    app.include_router(insights.router)  # audience insights (docs/insights.md)
+    app.include_router(people.router)  # people from faces, opt-in per workspace (docs/faces.md)
     app.include_router(rekognition_router.router)
     app.include_router(gcv_router.router)  # Google Cloud Vision REST (docs/compat.md)
     web.install(app)  # the web app at / (docs/ui.md)

@@ -1,5 +1,5 @@
-"""Dependencies as `Annotated` aliases: `State`, `Reader`, `Writer`, `Admin` (an authenticated key, sent as a
-header or, from the web app, as a session cookie derived from one: api/session.py)."""
+"""Dependencies as `Annotated` aliases: `State`, `Reader`, `Writer`, `Admin`, `Viewer` (an authenticated key,
+sent as a header or, from the web app, as a session cookie derived from one: api/session.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from feedlens.api import session as sessions
 from feedlens.api.problems import Problem
 from feedlens.api.state import AppState
 from feedlens.core.access import Principal, Scope
-from feedlens.services.access import AuthError, AuthFailure, authorise
+from feedlens.services.access import AuthError, AuthFailure, Bucket, authorise
 
 _bearer = APIKeyHeader(name="Authorization", auto_error=False, description="Bearer <key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -57,7 +57,7 @@ def native_problem(exc: AuthError, session: bool = False) -> Problem:
     return Problem(_STATUS[exc.failure], code, detail, headers)
 
 
-def _require(scope: Scope):  # type: ignore[no-untyped-def]
+def _require(scope: Scope, bucket: Bucket = Bucket.API):  # type: ignore[no-untyped-def]
     async def dependency(
         state: State,
         request: Request,
@@ -85,7 +85,7 @@ def _require(scope: Scope):  # type: ignore[no-untyped-def]
                     )
             else:
                 raise AuthError(AuthFailure.MISSING, _ASK_FOR_KEY)
-            return authorise(principal, scope, state.limiter)
+            return authorise(principal, scope, state.limiter, bucket)
         except AuthError as exc:
             raise native_problem(exc) from None
 
@@ -95,3 +95,5 @@ def _require(scope: Scope):  # type: ignore[no-untyped-def]
 Reader = Annotated[Principal, Depends(_require(Scope.READ))]
 Writer = Annotated[Principal, Depends(_require(Scope.WRITE))]
 Admin = Annotated[Principal, Depends(_require(Scope.ADMIN))]
+# a read key, rate-limited in its own larger bucket for cheap reads (thumbnails), not the analysis budget
+Viewer = Annotated[Principal, Depends(_require(Scope.READ, Bucket.VIEWS))]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,15 +16,21 @@ from rich.markup import escape
 from feedlens.analyzers.registry import ANALYZER_NAMES, check_names
 from feedlens.cli import brands as brands_cli
 from feedlens.cli import categories as categories_cli
+from feedlens.cli import faces as faces_cli
 from feedlens.cli import feedback as feedback_cli
+from feedlens.cli import insights as insights_cli
+from feedlens.cli import labels as labels_cli
 from feedlens.cli import learning as learning_cli
 from feedlens.cli import library as library_cli
 from feedlens.cli import search as search_cli
 from feedlens.cli import serve as serve_cli
+from feedlens.cli import show as show_cli
 from feedlens.cli import store as store_cli
 from feedlens.cli import training as training_cli
 from feedlens.cli.context import services_from
+from feedlens.cli.progress import EXIT_INTERRUPTED, Reporter, run_interruptible, until_stopped
 from feedlens.cli.render import OutputFormat, ReportWriter
+from feedlens.cli.tables import out_console
 from feedlens.core.errors import ConfigError, FeedlensError, ImageError
 from feedlens.core.files import write_atomic
 from feedlens.core.redaction import Method, Target
@@ -64,7 +71,12 @@ app.add_typer(categories_cli.categories_app, name="categories")
 app.command()(categories_cli.label)
 app.command()(categories_cli.recategorize)
 app.command()(feedback_cli.correct)
+app.command()(show_cli.show)  # everything stored about one image
+app.command()(labels_cli.unlabel)
+app.command()(labels_cli.relabel)
 app.add_typer(feedback_cli.review_app, name="review")
+app.add_typer(insights_cli.app, name="insights")  # audience insights (docs/insights.md)
+app.add_typer(faces_cli.app, name="faces")  # face identity, opt-in per workspace (docs/faces.md)
 
 
 @app.callback()
@@ -123,33 +135,45 @@ def analyze(
     )
     pipeline = services.pipeline(names)
     files = list(iter_image_files(paths))
-    pipeline.load()  # load models before the progress bar starts, so it measures analysis only
-    writer = ReportWriter(output_format, Console(), Console(stderr=True))
+    writer = ReportWriter(output_format, out_console(), Console(stderr=True, highlight=False))
     batch_size = services.settings.batch_size
-    with writer.progress(len(files)) as advance:
+
+    def work(stop: threading.Event) -> None:
+        reporter.loading()
+        pipeline.load()  # models load before the bar starts counting
+        reporter.start(len(files))
         batch: list[ImageReport] = []
-        for report in pipeline.analyze_paths(files, batch_size):
+        # files stop coming once Ctrl-C asks: the pipeline finishes what it already took (it decodes the
+        # next batch while analysing this one)
+        for report in pipeline.analyze_paths(until_stopped(files, stop), batch_size):
             batch.append(report)
-            if len(batch) < batch_size:
-                continue
-            _emit(batch, categories, writer, advance)
-            batch = []
-        _emit(batch, categories, writer, advance)
+            if len(batch) == batch_size:
+                _emit(batch, categories, writer, reporter)
+                batch = []
+        _emit(batch, categories, writer, reporter)
+
+    def on_quit() -> str:
+        return f"quit after {len(writer.reports)} of {len(files)} images"
+
+    with Reporter("analyse", console=writer.err) as reporter:
+        run = run_interruptible(
+            work, reporter, on_quit, batch_note=f"the images in flight (up to {2 * batch_size})"
+        )
     writer.finish(pipeline.stats)
+    if run.stopped and len(writer.reports) < len(files):
+        writer.err.print(f"stopped by Ctrl-C after {len(writer.reports)} of {len(files)} images")
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _emit(
-    batch: list[ImageReport],
-    categories: ReportCategoriser | None,
-    writer: ReportWriter,
-    advance: Callable[[], None],
+    batch: list[ImageReport], categories: ReportCategoriser | None, writer: ReportWriter, reporter: Reporter
 ) -> None:
     """Categorise a batch of reports (one sentence-encoder call for their texts), then write them."""
     if categories is not None and batch:
         categories.add(batch)
     for report in batch:
         writer.add(report)
-        advance()
+    reporter.advance(len(batch))
 
 
 @app.command()
@@ -205,7 +229,8 @@ def main(args: Sequence[str] | None = None, services: Services | None = None) ->
         _print_error(exc)
         sys.exit(EXIT_USAGE)
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        Console(stderr=True).print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
     except typer.TyperException as exc:  # click usage errors (bad option, missing argument)
         show = getattr(exc, "show", None)
         if show is None:

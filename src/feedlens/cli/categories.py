@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from feedlens.cli.context import Workspace, open_workspace, services_from
+from feedlens.cli.progress import EXIT_INTERRUPTED, Reporter, batched, command_line, run_interruptible
 from feedlens.core.errors import ConfigError
 from feedlens.core.taxonomy import Taxonomy, parse_taxonomy
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from feedlens.services.categories.imports import LabelImport
     from feedlens.services.categories.in_memory import ReportCategoriser
     from feedlens.services.factory import Services
+    from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
 
 taxonomy_app = typer.Typer(
     help="The workspace's categories: show, set (versioned), start from the default.", no_args_is_help=True
@@ -191,13 +195,10 @@ def label(
     if modes != 1:
         raise ConfigError("label needs exactly one of: IMAGE_ID CATEGORY..., --folder DIR, --csv FILE")
     err = Console(stderr=True)
-    from feedlens.services.categories.imports import import_csv, import_folder
+    from feedlens.services.categories.imports import import_csv
 
     if folder is not None:
-        services, service, workspace_id = _open(ctx, workspace, create=True)
-        ingestor = services.default_ingestor
-        ingestor.pipeline.load()
-        _print_import(import_folder(service, ingestor, workspace_id, folder, "cli"), err)
+        _label_folder(ctx, folder, workspace, err)
         return
     _, service, workspace_id = _open(ctx, workspace)
     if csv_file is not None:
@@ -211,6 +212,54 @@ def label(
         raise ConfigError(f"no image {image_id!r} in workspace {workspace!r}")
     for row in labels:
         typer.echo(f"{row['category']}\t{'yes' if row['positive'] else 'no'}\t{row['source']}")
+
+
+def _label_folder(ctx: typer.Context, folder: Path, workspace: str, err: Console) -> None:
+    """`label --folder`: ingest and label with progress; a first Ctrl-C stops at a batch boundary."""
+    from feedlens.services.categories.imports import import_folder
+    from feedlens.services.pipeline import iter_image_files
+
+    services, service, workspace_id = _open(ctx, workspace, create=True)
+    inner = services.default_ingestor
+    subfolders = (
+        [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")] if folder.is_dir() else []
+    )
+    total = sum(1 for _ in iter_image_files(subfolders))  # what import_folder ingests
+    again = command_line("label", "--folder", str(folder), "--workspace", workspace)
+
+    def work(stop: threading.Event) -> LabelImport:
+        reporter.loading()
+        inner.pipeline.load()
+        reporter.start(total)
+        reporting = _reporting_ingestor(inner, reporter.advance, stop)
+        return import_folder(service, reporting, workspace_id, folder, "cli")
+
+    def on_quit() -> str:
+        return f"quit: the batch in flight is not stored; to finish, run again: {again}"
+
+    with Reporter(f"label {folder}", console=err) as reporter:
+        run = run_interruptible(work, reporter, on_quit)
+    _print_import(run.value, err)
+    if run.stopped and reporter.done < total:
+        err.print(f"stopped by Ctrl-C; to finish, run again (stored images are skipped): {escape(again)}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _reporting_ingestor(inner: Ingestor, advance: Callable[[int], None], stop: threading.Event) -> Ingestor:
+    """`inner`'s twin whose `ingest` reports each committed batch and stops between batches once `stop`
+    is set (import_folder labels what each batch stored before the next one starts)."""
+    from feedlens.services.ingest import Ingestor as Base
+
+    class Reporting(Base):
+        def ingest(self, workspace: int, items: Iterable[IngestItem]) -> Iterator[ItemOutcome]:
+            for batch in batched(list(items), self.batch_size):
+                if stop.is_set():
+                    return
+                outcomes = self.process_batch(workspace, batch)
+                advance(len(batch))
+                yield from outcomes
+
+    return Reporting(inner.library, inner.pipeline, inner.fetcher, inner.batch_size, inner.after_commit)
 
 
 # -- models, counts, recategorize ----------------------------------------------------------------------

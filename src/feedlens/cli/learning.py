@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from feedlens.cli.context import AsJson, Workspace, open_workspace, services_from
 from feedlens.cli.render import number
+from feedlens.cli.tables import Col, out_console, print_table
 
 if TYPE_CHECKING:
     from feedlens.services.feedback.learning import ActiveLearning
@@ -38,29 +38,60 @@ def next_images(
     as_json: AsJson = False,
 ) -> None:
     """The unlabelled images to label next, most informative first (label them with `feedlens label`)."""
-    learning, workspace_id = _learning(ctx, workspace)
-    queue = learning.next(workspace_id, n, strategy, diversity=diversity)
+    services, workspace_id = open_workspace(ctx, workspace)
+    queue = services.learning.next(workspace_id, n, strategy, diversity=diversity)
     if as_json:
         typer.echo(json.dumps(queue, indent=2))
         return
-    console = Console()
+    console = out_console()
     progress = queue["progress"]
     console.print(
         f"{progress['labelled']} labelled, {progress['unlabelled']} unlabelled; strategy {queue['strategy']}"
         + (" (cold start: fewer than 2 labelled categories)" if queue.get("cold_start") else ""),
         highlight=False,
+        soft_wrap=True,
     )
-    table = Table("rank", "image", "uncertainty", "cluster", "model thinks")
-    for pick in queue["picks"]:
-        thinks = ", ".join(f"{p['category']} {p['probability']:.2f}" for p in pick["predicted"] or [])
-        table.add_row(
-            str(pick["rank"] + 1),
-            pick["image_id"],
-            number(pick["uncertainty"]),
-            number(pick["cluster"]),
-            escape(thinks),
-        )
-    console.print(table)
+    picks = queue["picks"]
+    if not picks:
+        Console(stderr=True).print(f"nothing left to label in workspace {workspace}", highlight=False)
+        return
+    sources = services.library.sources(workspace_id, [p["image_id"] for p in picks])
+    columns = [
+        Col("rank"),
+        Col("image"),
+        Col("name", flex=True, cut_start=True, min_width=14),
+        Col("why", flex=True, min_width=24, drop=1),
+    ]
+    rows = [
+        [
+            str(p["rank"] + 1),
+            p["image_id"],
+            escape(Path(sources.get(p["image_id"], "?")).name),
+            escape(_why(p)),
+        ]
+        for p in picks
+    ]
+    print_table(columns, rows, console)
+    Console(stderr=True).print(
+        f"label them: feedlens label IMAGE_ID CATEGORY -w {workspace} (or in the web app's labelling queue)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _why(pick: dict[str, Any]) -> str:
+    """Why an image was picked: the model's doubt between its top categories, or chance (cold start)."""
+    predicted = pick["predicted"] or []
+    if len(predicted) < 2:
+        return "random pick (no model yet)"
+    first, second = predicted[0], predicted[1]
+    why = (
+        f"model unsure: {first['category']} {first['probability']:.2f} "
+        f"or {second['category']} {second['probability']:.2f}"
+    )
+    return why + (
+        f"; unlike the others (group {pick['cluster'] + 1})" if pick.get("cluster") is not None else ""
+    )
 
 
 @app.command()
@@ -100,10 +131,19 @@ def status(ctx: typer.Context, workspace: Workspace = "default", as_json: AsJson
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
-    console = Console()
-    table = Table("when", "labels", "holdout", "metric", "candidate", "production", "promoted", "reason")
-    for c in found["cycles"]:
-        table.add_row(
+    console = out_console()
+    columns = [
+        Col("when", drop=3),
+        Col("labels"),
+        Col("holdout", drop=2),
+        Col("metric", drop=4),
+        Col("candidate"),
+        Col("production"),
+        Col("promoted"),
+        Col("reason", flex=True, min_width=16, drop=1),
+    ]
+    rows = [
+        [
             c["created_at"][:19],
             str(c["labels"]),
             str(c["holdout"]),
@@ -114,8 +154,10 @@ def status(ctx: typer.Context, workspace: Workspace = "default", as_json: AsJson
             else f"v{c['production_version']} {number(c['production_score'])}",
             "yes" if c["promoted"] else "no",
             escape(c["reason"]),
-        )
-    console.print(table)
+        ]
+        for c in found["cycles"]
+    ]
+    print_table(columns, rows, console)
     due = found["next_cycle_at"]
     console.print(
         f"{found['labels']} labelled images now; "

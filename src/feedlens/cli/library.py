@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from feedlens.cli.context import Workspace, open_workspace, services_from
+from feedlens.cli.progress import EXIT_INTERRUPTED, Reporter, batched, command_line, run_interruptible
+from feedlens.cli.tables import Col, print_table
+from feedlens.cli.tally import IngestTally
 from feedlens.core.access import Scope
 from feedlens.core.errors import ConfigError
 
@@ -20,17 +22,7 @@ if TYPE_CHECKING:
 
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+MAX_FAILURES_SHOWN = 20
 
 
 def _migrated(ctx: typer.Context) -> Services:
@@ -45,8 +37,14 @@ def ingest(
     workspace: Workspace = "default",
 ) -> None:
     """Store and analyse images and posts in a workspace. Idempotent and resumable: a rerun skips what
-    is stored (same bytes, same post id) and finishes what a killed run left."""
-    from feedlens.services.ingest import IngestSummary
+    is stored (same bytes, same post id) and finishes what a killed or interrupted run left."""
+    again = command_line("ingest", *(str(p) for p in paths), "--workspace", workspace)
+    ingest_paths(ctx, paths, workspace, again)
+
+
+def ingest_paths(ctx: typer.Context, paths: list[Path], workspace: str, again: str) -> IngestTally:
+    """Ingest with progress; `again` is the command that finishes an interrupted run. A first Ctrl-C
+    stops at the next batch boundary (exit 130, what is stored is said), a second at once."""
     from feedlens.services.sources import items_from_paths
 
     missing = [str(p) for p in paths if not p.exists()]
@@ -54,25 +52,48 @@ def ingest(
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     services, workspace_id = open_workspace(ctx, workspace, create=True)
     items = list(items_from_paths(paths))
-    err = Console(stderr=True)
-    summary = IngestSummary()
     ingestor = services.default_ingestor
-    ingestor.pipeline.load()  # models load before the progress bar starts
-    with _progress(err) as progress:
-        task = progress.add_task(f"ingest into {workspace}", total=len(items))
-        for outcome in ingestor.ingest(workspace_id, items):
-            summary.count(outcome)
-            progress.advance(task)
-    for failure in summary.errors[:20]:
+    tally = IngestTally()
+
+    def work(stop: threading.Event) -> None:
+        reporter.loading()
+        ingestor.pipeline.load()  # models load before the bar starts counting
+        reporter.start(len(items))
+        for batch in batched(items, ingestor.batch_size):
+            if stop.is_set():
+                return
+            for outcome in ingestor.process_batch(workspace_id, batch):  # one transaction per batch
+                tally.count(outcome)
+            reporter.advance(len(batch))
+
+    def on_quit() -> str:
+        return (
+            f"quit: the batch in flight is not stored; stored so far in {workspace}: {tally.summary()}\n"
+            f"to finish, run again (stored images are skipped): {again}"
+        )
+
+    with Reporter(f"ingest into {workspace}") as reporter:
+        run = run_interruptible(
+            work, reporter, on_quit, batch_note=f"the batch in flight (up to {ingestor.batch_size} images)"
+        )
+    err = reporter.console
+    for failure in tally.failures[:MAX_FAILURES_SHOWN]:
         error = failure.error or {}
         detail = escape(f"{failure.item.source}: [{error.get('code')}] {error.get('message', '')}")
         err.print(f"[red]failed[/] {detail}", soft_wrap=True, highlight=False)
-    if len(summary.errors) > 20:
-        err.print(f"... and {len(summary.errors) - 20} more failures")
-    err.print(
-        f"workspace [bold]{workspace}[/]: {summary.added} added, {summary.duplicate} already stored, "
-        f"{summary.failed} failed"
-    )
+    if len(tally.failures) > MAX_FAILURES_SHOWN:
+        err.print(f"... and {len(tally.failures) - MAX_FAILURES_SHOWN} more failures", highlight=False)
+    err.print(f"workspace [bold]{escape(workspace)}[/]: {escape(tally.summary())}", soft_wrap=True)
+    if run.stopped and tally.items < len(items):
+        err.print(
+            f"stopped by Ctrl-C after {tally.items} of {len(items)} images; what is counted above is "
+            "stored.\n"
+            f"to finish, run again (stored images are skipped): {escape(again)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+    return tally
 
 
 def reanalyze(
@@ -81,6 +102,13 @@ def reanalyze(
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="default: all")] = None,
 ) -> None:
     """Recompute results stored by an older version of an analyzer (older results are kept)."""
+    reanalyze_stale(ctx, analyzer, workspace)
+
+
+def reanalyze_stale(ctx: typer.Context, analyzer: str, workspace: str | None, quiet: bool = False) -> int:
+    """Recompute `analyzer`'s stale results with progress; how many were recomputed. `quiet`: say
+    nothing when nothing was stale (the demo's start-up)."""
+    from feedlens.services.reanalyze import ReanalyzeProgress
     from feedlens.services.reanalyze import reanalyze as reanalyze_images
 
     services = _migrated(ctx)
@@ -89,15 +117,36 @@ def reanalyze(
     # decode as ingest does: results (and vectors) depend on the decoded size
     # with the analyzers that draw on it (text -> embedding): their results change with it
     pipeline = services.pipeline([analyzer, *services.followers(analyzer)], decode_like_ingest=True)
-    pipeline.load()
-    err = Console(stderr=True)
-    done = failed = 0
-    with _progress(err) as progress:
-        task = progress.add_task(f"reanalyze {analyzer}", total=None)
-        for step in reanalyze_images(library, pipeline, analyzer, workspace_id, services.settings.batch_size):
-            progress.update(task, total=step.total, completed=step.done + step.failed)
-            done, failed = step.done, step.failed
-    err.print(f"{analyzer} {pipeline.versions()[analyzer]}: {done} recomputed, {failed} failed")
+    last = ReanalyzeProgress(total=0)
+    where = ("--workspace", workspace) if workspace else ()
+    again = command_line("reanalyze", "--analyzer", analyzer, *where)
+
+    def work(stop: threading.Event) -> None:
+        nonlocal last
+        reporter.loading()
+        pipeline.load()
+        reporter.loading("first batch under way")  # the total comes with the first committed batch
+        steps = reanalyze_images(library, pipeline, analyzer, workspace_id, services.settings.batch_size)
+        for step in steps:  # each step is a committed batch
+            if reporter.total is None:
+                reporter.start(step.total)
+            reporter.advance(step.done + step.failed - last.done - last.failed)
+            last = step
+            if stop.is_set():
+                return
+
+    def on_quit() -> str:
+        return f"quit: {last.done} recomputed so far; to finish, run again: {again}"
+
+    with Reporter(f"reanalyze {analyzer}") as reporter:
+        run = run_interruptible(work, reporter, on_quit)
+    err = reporter.console
+    if not (quiet and last.total == 0):
+        err.print(f"{analyzer} {pipeline.versions()[analyzer]}: {last.done} recomputed, {last.failed} failed")
+    if run.stopped and last.done + last.failed < last.total:
+        err.print(f"stopped by Ctrl-C; to finish, run again (done ones are skipped): {escape(again)}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    return last.done
 
 
 @workspaces_app.command("create")
@@ -148,17 +197,26 @@ def keys_aws(ctx: typer.Context, key: Annotated[str, typer.Argument(help="a feed
 
 @keys_app.command("list")
 def keys_list(ctx: typer.Context, workspace: Workspace = "default") -> None:
-    table = Table("id", "prefix", "scope", "name", "created", "revoked")
-    for key in _migrated(ctx).access.keys(workspace):
-        table.add_row(
+    columns = [
+        Col("id"),
+        Col("prefix"),
+        Col("scope"),
+        Col("name", flex=True),
+        Col("created", drop=2),
+        Col("revoked", drop=1),
+    ]
+    rows = [
+        [
             str(key["id"]),
             key["prefix"] + "...",
             key["scope"],
-            key["name"],
+            escape(key["name"]),
             key["created_at"],
             key["revoked_at"] or "",
-        )
-    Console().print(table)
+        ]
+        for key in _migrated(ctx).access.keys(workspace)
+    ]
+    print_table(columns, rows)
 
 
 @keys_app.command("revoke")

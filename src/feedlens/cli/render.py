@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from feedlens.cli.tables import Col, print_table
 from feedlens.core.results import FacesResult, ImageReport, LabelsResult
 from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.properties import PropertiesResult
@@ -22,8 +19,6 @@ from feedlens.core.results.text import TextResult
 
 if TYPE_CHECKING:
     from feedlens.services.pipeline import PipelineStats
-
-PROGRESS_MIN_FILES = 20  # short runs finish before a bar would be readable
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -39,7 +34,7 @@ class OutputFormat(StrEnum):
     JSONL = "jsonl"
 
 
-def _other(report: ImageReport) -> str:
+def summarise_other(report: ImageReport) -> str:
     """One cell summarising the other analyzers: safety, faces, text, colours."""
     parts = []
     results = report.results
@@ -84,16 +79,6 @@ class ReportWriter:
         self.err = err
         self.reports: list[ImageReport] = []
 
-    @contextlib.contextmanager
-    def progress(self, total: int) -> Iterator[Callable[[], None]]:
-        if total < PROGRESS_MIN_FILES or not self.err.is_terminal:
-            yield lambda: None
-            return
-        columns = (TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=self.err, transient=True) as bar:
-            task = bar.add_task("analyse", total=total)
-            yield lambda: bar.advance(task)
-
     def add(self, report: ImageReport) -> None:
         self.reports.append(report)
         if self.fmt is OutputFormat.JSONL:
@@ -108,25 +93,34 @@ class ReportWriter:
         self._summary(stats)
 
     def _table(self) -> None:
-        table = Table(show_lines=False)
-        table.add_column("image", overflow="fold")
+        """One line per image; on a narrow terminal `other`, then `size` go, and long cells are cut."""
         with_categories = any(isinstance(r.results.get("categories"), CategoriesResult) for r in self.reports)
-        columns = ["size", "labels", "safety · faces · text · colours"]
-        if with_categories:
-            columns.insert(1, "categories")
-        for column in columns:
-            table.add_column(column)
+        columns = [
+            Col("image", flex=True, cut_start=True, min_width=18),
+            Col("size", drop=3),
+            *([Col("categories", flex=True, min_width=20, drop=1)] if with_categories else []),
+            Col("labels", flex=True, min_width=30),
+            Col("safety · faces · text · colours", flex=True, min_width=24, drop=4),
+        ]
+        rows = []
         for report in self.reports:
-            if report.error is not None:
-                gap = [""] * (2 if with_categories else 1)  # the error reads under `labels`
-                error = [f"[red]{report.error['code']}[/]", escape(report.error["message"][:60])]
-                table.add_row(escape(report.path), *gap, *error)
+            gap = [""] * (1 if with_categories else 0)
+            if report.error is not None:  # the error reads under `labels`
+                error = [f"[red]{report.error['code']}[/]", escape(report.error["message"][:80])]
+                rows.append([escape(report.path), "", *gap, *error])
                 continue
-            row = [f"{report.width}x{report.height}", escape(_summarise(report)), escape(_other(report))]
-            if with_categories:
-                row.insert(1, escape(_categories(report)))
-            table.add_row(escape(report.path), *row)
-        self.out.print(table)
+            cats = [escape(_categories(report))] if with_categories else []
+            size = f"{report.width}x{report.height}"
+            rows.append(
+                [
+                    escape(report.path),
+                    size,
+                    *cats,
+                    escape(_summarise(report)),
+                    escape(summarise_other(report)),
+                ]
+            )
+        print_table(columns, rows, self.out)
 
     def _summary(self, stats: PipelineStats) -> None:
         failed = [r for r in self.reports if r.error is not None]

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from feedlens.cli.context import AsJson, Workspace, open_workspace
+from feedlens.cli.tables import Col, out_console, print_table
 from feedlens.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,10 +47,12 @@ def _print_hits(services: Services, workspace: int, hits: list[Hit], as_json: bo
             "lower it with --min-score"
         )
         return
-    table = Table("score", "cosine", "image", "source")
-    for row in rows:
-        table.add_row(f"{row['score']:.3f}", f"{row['cosine']:.3f}", str(row["image_id"]), str(row["source"]))
-    Console().print(table)
+    columns = [Col("score"), Col("cosine", drop=1), Col("image"), Col("source", flex=True, cut_start=True)]
+    rendered = [
+        [f"{row['score']:.3f}", f"{row['cosine']:.3f}", str(row["image_id"]), escape(str(row["source"]))]
+        for row in rows
+    ]
+    print_table(columns, rendered)
 
 
 def search(
@@ -88,31 +91,96 @@ def similar(
     _print_hits(services, workspace_id, hits or [], as_json)
 
 
-def duplicates(ctx: typer.Context, workspace: Workspace = "default") -> None:
-    """Exact, near-duplicate and similar groups, as JSON."""
-    _, search_service, workspace_id = _open(ctx, workspace)
-    typer.echo(json.dumps(search_service.duplicates(workspace_id), indent=2))
+def _names(services: Services, workspace: int, ids: list[str]) -> dict[str, str]:
+    """image id -> the file name (or URL, upload name) it came from."""
+    sources = services.library.sources(workspace, ids)
+    return {i: Path(sources[i]).name or sources[i] if i in sources else "?" for i in ids}
+
+
+DUPLICATE_KINDS = (
+    ("near", "near duplicates (the same photo re-encoded, resized, cropped or mirrored)"),
+    ("similar", "similar (the same scene or subject in another shot)"),
+)
+
+
+def duplicates(ctx: typer.Context, workspace: Workspace = "default", as_json: AsJson = False) -> None:
+    """Exact duplicates (one file in several posts), near duplicates and similar images, as groups."""
+    services, search_service, workspace_id = _open(ctx, workspace)
+    found = search_service.duplicates(workspace_id)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    ids = [e["image_id"] for e in found["exact"]]
+    ids += [i for kind, _ in DUPLICATE_KINDS for g in found[kind] for i in g["images"]]
+    names = _names(services, workspace_id, ids)
+    console = out_console()
+    console.print(
+        f"[bold]exact duplicates[/] (one file, stored once, in several posts): {len(found['exact'])}"
+    )
+    for entry in found["exact"]:
+        posts = ", ".join(f"{p['post_id']} by {p['author'] or '?'}" for p in entry["posts"])
+        line = f"{names[entry['image_id']]}  {entry['image_id']}  in {len(entry['posts'])} posts: {posts}"
+        console.print(f"  {escape(line)}", highlight=False)
+    for kind, title in DUPLICATE_KINDS:
+        groups = found[kind]
+        console.print(f"[bold]{title}[/]: {len(groups)} group{'' if len(groups) == 1 else 's'}")
+        for n, group in enumerate(groups, start=1):
+            cosines = [p["cosine"] for p in group["pairs"]]
+            alike = f"similarity {min(cosines):.2f}" + (
+                f"-{max(cosines):.2f}" if len(set(cosines)) > 1 else ""
+            )
+            console.print(f"  group {n}: {len(group['images'])} images, {alike}", highlight=False)
+            width = max(len(names[i]) for i in group["images"])
+            for image_id in group["images"]:
+                console.print(f"    {escape(names[image_id].ljust(width))}  {image_id}", highlight=False)
 
 
 def clusters(
     ctx: typer.Context,
     workspace: Workspace = "default",
-    min_size: Annotated[int, typer.Option(min=2)] = 3,
+    min_size: Annotated[int, typer.Option(min=2, help="the fewest alike images that make a cluster")] = 3,
     as_json: AsJson = False,
 ) -> None:
     """Visual clusters named from their labels, and the outliers."""
-    _, search_service, workspace_id = _open(ctx, workspace)
+    services, search_service, workspace_id = _open(ctx, workspace)
     found: dict[str, Any] = search_service.clusters(workspace_id, min_size)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
-    table = Table("cluster", "size", "also", "images")
-    for cluster in found["clusters"]:
-        table.add_row(
-            cluster["name"], str(cluster["size"]), ", ".join(cluster["also"]), " ".join(cluster["images"][:5])
-        )
-    Console().print(table)
-    Console(stderr=True).print(f"{len(found['outliers'])} outliers")
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    total = sum(c["size"] for c in found["clusters"]) + len(found["outliers"])
+    if not found["clusters"]:
+        hint = "try --min-size 2, or add" if min_size > 2 else "add"
+        if total < 2 * min_size:  # HDBSCAN needs several groups' worth of images to tell groups apart
+            err.print(
+                f"too few images to cluster: {total} in workspace {workspace}; a cluster is {min_size} or "
+                f"more images that look alike ({hint} more photos)"
+            )
+        else:
+            err.print(
+                f"no clusters: none of the {total} images in workspace {workspace} look alike enough to "
+                f"group (a cluster is {min_size} or more; {hint} more photos of the same subjects)"
+            )
+        return
+    shown = [i for c in found["clusters"] for i in c["images"][:5]]
+    names = _names(services, workspace_id, shown)
+    columns = [
+        Col("cluster"),
+        Col("size"),
+        Col("also", flex=True, drop=1),
+        Col("images", flex=True, min_width=20),
+    ]
+    rows = [
+        [
+            escape(c["name"]),
+            str(c["size"]),
+            escape(", ".join(c["also"])),
+            escape(", ".join(names[i] for i in c["images"][:5]) + (" ..." if c["size"] > 5 else "")),
+        ]
+        for c in found["clusters"]
+    ]
+    print_table(columns, rows)
+    err.print(f"{len(found['clusters'])} clusters; {len(found['outliers'])} images fit none (outliers)")
 
 
 @index_app.command("rebuild")

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from feedlens.cli.context import open_workspace, services_from
-from feedlens.cli.library import ingest, reanalyze
+from feedlens.cli.library import ingest_paths, reanalyze_stale
 from feedlens.core.access import Scope
+from feedlens.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 DEMO_WORKSPACE = "demo"
 
@@ -68,35 +76,77 @@ def demo_feed(samples: Path, folder: Path, today: datetime | None = None) -> Pat
     return path
 
 
-def _demo(ctx: typer.Context, samples: Path, host: str, port: int) -> None:
-    services, workspace_id = open_workspace(ctx, DEMO_WORKSPACE, create=True)
+def check_port(host: str, port: int) -> None:
+    """Fail in one line (exit 2) when the server could not listen, before seconds of model loading."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = {
+                errno.EADDRINUSE: "the port is in use (another feedlens serve?)",
+                errno.EACCES: "not allowed (ports below 1024 need root)",
+                errno.EADDRNOTAVAIL: "no such address on this machine",
+            }.get(exc.errno or 0, exc.strerror or str(exc))
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {why}; choose another with --port or FEEDLENS_PORT"
+            ) from None
+
+
+def _demo(ctx: typer.Context, samples: Path, say: Console) -> str:
+    """Fill (or finish filling) the demo workspace, bring its results up to date; return a fresh key."""
+    services, _ = open_workspace(ctx, DEMO_WORKSPACE, create=True)
     access = services.access
-    if not services.library.count(workspace_id):
-        folder = (services.settings.data_dir or services.settings.home) / "demo"
-        ingest(ctx, [samples, demo_feed(samples, folder)], workspace=DEMO_WORKSPACE)
-    else:  # a demo from an older feedlens: bring results (and search vectors) up to the current analyzers
-        for name in services.analyzers:
-            reanalyze(ctx, analyzer=name, workspace=DEMO_WORKSPACE)
+    folder = (services.settings.data_dir or services.settings.home) / "demo"
+    say.print(
+        f"demo workspace: ingesting the photos in {samples}/ and a feed of posts for them (stored ones "
+        "are skipped)"
+    )
+    # always run: a no-op when complete, and it finishes a first `make run` that was interrupted
+    ingest_paths(ctx, [samples, demo_feed(samples, folder)], DEMO_WORKSPACE, "make run")
+    for name in services.analyzers:  # results of older analyzer versions are brought up to date
+        reanalyze_stale(ctx, name, DEMO_WORKSPACE, quiet=True)
     for key in access.keys(DEMO_WORKSPACE):  # keys are stored hashed: mint a fresh one, retire the old
         if key["name"] == "make-run demo" and not key["revoked_at"]:
             access.revoke_key(DEMO_WORKSPACE, key["id"])
     secret, _ = access.create_key(DEMO_WORKSPACE, Scope.WRITE, "make-run demo")
-    url = f"http://{host}:{port}"
+    return secret
+
+
+def _announce(console: Console, url: str, samples: Path, secret: str) -> None:
     example = next(iter(sorted(p for p in samples.iterdir() if p.is_file())), samples)
-    console = Console(stderr=True, highlight=False)
     console.print(f"\n[bold]feedlens API[/] on {url}  (docs: {url}/docs)")
     console.print(f"web app: [bold]{url}/[/]  (log in with the key below)")
     console.print(f"demo workspace key (write scope): [bold]{secret}[/]\n")
     console.print("try:")
-    console.print(
-        f"  curl -s -H 'Authorization: Bearer {secret}' -F file=@{example} {url}/v1/analyze", soft_wrap=True
-    )
-    console.print(
-        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/images?label=cat&limit=5'", soft_wrap=True
-    )
-    console.print(
-        f"  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/search?q=coffee'\n", soft_wrap=True
-    )
+    for line in (
+        f"curl -s -H 'Authorization: Bearer {secret}' -F file=@{example} {url}/v1/analyze",
+        f"curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/images?label=cat&limit=5'",
+        f"curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/search?q=coffee'",
+    ):
+        console.print(f"  {escape(line)}", soft_wrap=True)
+    console.print("\nCtrl-C stops the server.")
+
+
+def _when_started(server: uvicorn.Server, then: Callable[[], None]) -> None:
+    """Run `then` once the server listens (so the key and curl lines come when they work)."""
+
+    def wait() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.1)
+        if server.started:
+            then()
+
+    threading.Thread(target=wait, name="announce", daemon=True).start()
 
 
 def serve(
@@ -104,7 +154,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default FEEDLENS_HOST (127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="default FEEDLENS_PORT (8000)")] = None,
     demo: Annotated[
-        Path | None, typer.Option(help="ingest this folder into workspace 'demo' (if empty) and print a key")
+        Path | None, typer.Option(help="ingest this folder into workspace 'demo' (if new) and print a key")
     ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Jobs left pending by a previous run resume."""
@@ -116,13 +166,28 @@ def serve(
     settings = services.settings
     host = host or settings.host
     port = port or settings.port
+    say = Console(stderr=True, highlight=False)
     services.check_storage()  # a full or read-only data folder: one line, exit 2, before listening
+    check_port(host, port)  # a busy port: one line, exit 2, before any model loads
+    if demo is not None and not demo.is_dir():
+        raise ConfigError(f"no such folder: {demo} (make samples creates samples/)")
+    say.print("checking models ...")
     if settings.clip.enabled:  # a CLIP model that does not fit: one line, exit 2, before listening
         services.text_encoder.load()
     if settings.objects_yolo.enabled and "objects" in services.analyzers:  # the same for a YOLO model
         services.pipeline(["objects"], helpers=False).load()
-    if demo is not None:
-        _demo(ctx, demo, host, port)
+    secret = _demo(ctx, demo, say) if demo is not None else None
+    url = f"http://{host}:{port}"
+    say.print(f"starting the API server on {url} (loading models) ...")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The app runs over the services this command already wired: the demo's loaded models are reused.
-    uvicorn.run(create_app(settings, services), host=host, port=port, log_level="info")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, services), host=host, port=port, log_level="info")
+    )
+    if demo is not None and secret is not None:
+        _when_started(server, lambda: _announce(say, url, demo, secret))
+    else:
+        _when_started(server, lambda: say.print(f"feedlens API ready on {url}  (docs: {url}/docs)"))
+    server.run()
+    if not server.started:  # uvicorn logged why (e.g. the port was taken meanwhile)
+        raise typer.Exit(1)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from feedlens.cli.context import AsJson, Workspace, open_workspace
 from feedlens.cli.render import number
+from feedlens.cli.tables import Col, out_console, print_table
 from feedlens.core.training import WORKSPACE
 
 if TYPE_CHECKING:
@@ -46,25 +46,18 @@ def _source(dataset: str) -> str | Path:
 
 
 def _print_version(model: dict[str, Any], console: Console) -> None:
+    from feedlens.training.advice import accuracy_text, int8_verdict
+
     m = model["metrics"]
-    int8 = m.get("int8") or {}
     console.print(
         f"version {model['version']} ({model['mode']}, {model['runtime']}) "
         f"{' '.join(model['aliases']) or ''}".rstrip(),
         highlight=False,
     )
-    console.print(
-        f"  {m.get('evaluated_on', 'test')} split: accuracy {number(m.get('accuracy'))}, macro-F1 "
-        f"{number(m.get('macro_f1'))}, ECE {number(m.get('ece'))}, {m.get('n')} images",
-        highlight=False,
-    )
-    if int8:
-        verdict = "kept" if int8.get("kept") else "rejected (over the accuracy bound)"
-        console.print(
-            f"  int8: {verdict}; accuracy change {int8.get('accuracy_change_points') or 0.0:+.1f} points, "
-            f"speed-up {number(int8.get('speedup'), 2)}x",
-            highlight=False,
-        )
+    console.print(f"  {accuracy_text(m)}", highlight=False)
+    verdict = int8_verdict(model.get("compression"))
+    if verdict is not None and (model.get("compression") or {}).get("kept"):  # a rejection is a warning below
+        console.print(f"  {verdict}", highlight=False)
     for warning in model.get("warnings", []):
         console.print(f"  [yellow]warning[/] {escape(warning)}", highlight=False)
 
@@ -122,6 +115,11 @@ def train(
     console = Console()
     _print_version(model, console)
     console.print(f"  report: feedlens models report {model['version']} -w {workspace}", highlight=False)
+    if promote:
+        from feedlens.training.advice import promotion_warnings
+
+        for warning in promotion_warnings(model):
+            Console(stderr=True).print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
 
 
 def evaluate(
@@ -145,22 +143,30 @@ def evaluate(
         typer.echo(report.to_json())
         return
     m = report.metrics
-    console = Console()
+    console = out_console()
     console.print(
         f"version {version} on {part} of {dataset}: accuracy {number(m['accuracy'])}, macro-F1 "
         f"{number(m['macro']['f1'])}, ECE {number(m['calibration']['ece'])}, {m['n_items']} images",
         highlight=False,
     )
-    table = Table("class", "support", "precision", "recall", "F1")
-    for row in m["per_class"]:
-        table.add_row(
-            row["class"],
+    columns = [
+        Col("class", flex=True, min_width=16),
+        Col("support"),
+        Col("precision"),
+        Col("recall"),
+        Col("F1"),
+    ]
+    rows = [
+        [
+            escape(row["class"]),
             str(row["support"]),
             number(row["precision"]),
             number(row["recall"]),
             number(row["f1"]),
-        )
-    console.print(table)
+        ]
+        for row in m["per_class"]
+    ]
+    print_table(columns, rows, console)
     if m.get("comparison"):
         delta = m["comparison"]["deltas"]["accuracy"]
         baseline = m["comparison"]["baseline_model"]["version"]
@@ -183,24 +189,41 @@ def list_versions(
     if as_json:
         typer.echo(json.dumps(versions, indent=2, default=str))
         return
-    table = Table(
-        "version", "aliases", "mode", "runtime", "accuracy", "macro-F1", "dataset", "parent", "created"
-    )
+    if not versions:
+        Console(stderr=True).print(
+            f"no trained {task} model in workspace {workspace} yet; train one: feedlens train -w {workspace}",
+            highlight=False,
+        )
+        return
+    columns = [
+        Col("version"),
+        Col("aliases", flex=True),
+        Col("mode", drop=3),
+        Col("runtime", drop=4),
+        Col("accuracy"),
+        Col("macro-F1"),
+        Col("dataset", drop=5),
+        Col("parent", drop=2),
+        Col("created", drop=6),
+    ]
     rows = training.registry.rows(workspace_id, task, [v["parent"] for v in versions])
+    table = []
     for v in versions:
         parent = rows.get(v["parent"]) if v["parent"] else None
-        table.add_row(
-            str(v["version"]),
-            ", ".join(v["aliases"]),
-            v["mode"],
-            v["runtime"],
-            number(v["metrics"].get("accuracy")),
-            number(v["metrics"].get("macro_f1")),
-            v["dataset_hash"][:12],
-            "-" if parent is None else str(parent.version),
-            v["created_at"][:19],
+        table.append(
+            [
+                str(v["version"]),
+                ", ".join(v["aliases"]),
+                v["mode"],
+                v["runtime"],
+                number(v["metrics"].get("accuracy")),
+                number(v["metrics"].get("macro_f1")),
+                v["dataset_hash"][:12],
+                "-" if parent is None else str(parent.version),
+                v["created_at"][:19],
+            ]
         )
-    Console().print(table)
+    print_table(columns, table)
 
 
 @app.command()
@@ -224,8 +247,12 @@ def promote(
 ) -> None:
     """Make a version the task's production model (what the API and ingest use)."""
     training, workspace_id = _open(ctx, workspace)
+    from feedlens.training.advice import promotion_warnings
+
     model = training.registry.promote(workspace_id, task, version, by="cli")
     Console().print(f"version {model['version']} is now production for {task}", highlight=False)
+    for warning in promotion_warnings(model):
+        Console(stderr=True).print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
 
 
 @app.command()
@@ -256,24 +283,35 @@ def ab(
     elif candidate is not None:
         registry.set_ab(workspace_id, task, candidate, "shadow" if shadow else "split", share, by="cli")
     status = registry.ab_status(workspace_id, task)
-    console = Console()
+    console = out_console()
     console.print(
         f"A/B {status['mode']}" + (f", share {status['share']:.2f}" if status["mode"] == "split" else "")
     )
-    table = Table("arm", "version", "predictions", "served", "labelled", "live accuracy", "served accuracy")
+    columns = [
+        Col("arm"),
+        Col("version"),
+        Col("predictions", drop=2),
+        Col("served", drop=3),
+        Col("labelled"),
+        Col("live accuracy"),
+        Col("served accuracy", drop=1),
+    ]
+    rows = []
     for arm in ("production", "candidate"):
         s = status[arm]
         if s is not None:
-            table.add_row(
-                arm,
-                str(s["version"]),
-                str(s["predictions"]),
-                str(s["served"]),
-                str(s["labelled"]),
-                number(s["accuracy"]),
-                number(s["served_accuracy"]),
+            rows.append(
+                [
+                    arm,
+                    str(s["version"]),
+                    str(s["predictions"]),
+                    str(s["served"]),
+                    str(s["labelled"]),
+                    number(s["accuracy"]),
+                    number(s["served_accuracy"]),
+                ]
             )
-    console.print(table)
+    print_table(columns, rows, console)
     if status["paired"]:
         p = status["paired"]
         console.print(
@@ -287,12 +325,24 @@ def ab(
 def history(ctx: typer.Context, workspace: Workspace = "default", task: Task = "categories") -> None:
     """Promotions, rollbacks and A/B changes, oldest first."""
     training, workspace_id = _open(ctx, workspace)
-    table = Table("when", "action", "version", "detail", "by")
-    for e in training.registry.history(workspace_id, task):
-        table.add_row(
-            e["created_at"][:19], e["action"], number(e["version"]), json.dumps(e["detail"]), e["created_by"]
-        )
-    Console().print(table)
+    columns = [
+        Col("when"),
+        Col("action"),
+        Col("version"),
+        Col("detail", flex=True, min_width=12),
+        Col("by", drop=1),
+    ]
+    rows = [
+        [
+            e["created_at"][:19],
+            e["action"],
+            number(e["version"]),
+            escape(json.dumps(e["detail"])),
+            e["created_by"],
+        ]
+        for e in training.registry.history(workspace_id, task)
+    ]
+    print_table(columns, rows)
 
 
 @app.command()

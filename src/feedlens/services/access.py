@@ -28,7 +28,16 @@ KEY_PREFIX = "fl_"
 _WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-__all__ = ["AccessError", "AccessService", "AuthError", "AuthFailure", "Principal", "RateLimiter", "Scope"]
+__all__ = [
+    "AccessError",
+    "AccessService",
+    "AuthError",
+    "AuthFailure",
+    "Bucket",
+    "Principal",
+    "RateLimiter",
+    "Scope",
+]
 
 
 class AccessError(FeedlensError):
@@ -203,35 +212,54 @@ def _key_view(key: ApiKey, workspace: str) -> dict[str, Any]:
     }
 
 
+class Bucket(StrEnum):
+    """Which of a key's two rate budgets a request spends (docs/api.md "Limits and concurrency")."""
+
+    API = "api"  # analysis, search, writes and every other call: the configured rate and burst
+    VIEWS = "views"  # thumbnails: cheap reads that a gallery makes by the hundred, VIEWS_FACTOR times more
+
+
+# A thumbnail is one small blob read: a page of images shows dozens at once, and none of them should take
+# from the budget meant for analysis, nor be refused while that budget lasts.
+VIEWS_FACTOR = 10
+
+
 class RateLimiter:
-    """Token bucket per key: `burst` requests at once, refilled at `per_minute` / 60 per second."""
+    """Token buckets per key and `Bucket`: API calls may make `burst` requests at once, refilled at
+    `per_minute` / 60 per second; views (thumbnails) have a bucket of their own, VIEWS_FACTOR times
+    larger and faster."""
 
     def __init__(self, per_minute: int, burst: int, clock: Any = time.monotonic) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, last refill time)
+        self._buckets: dict[tuple[int, Bucket], tuple[float, float]] = {}  # -> (tokens, last refill time)
         self._lock = threading.Lock()
 
-    def take(self, key: int) -> float:
+    def take(self, key: int, bucket: Bucket = Bucket.API) -> float:
         """0 if the request may go ahead, else the seconds until it may (for Retry-After)."""
+        scale = VIEWS_FACTOR if bucket is Bucket.VIEWS else 1
+        rate, burst = self.rate * scale, self.burst * scale
         with self._lock:
             now = self.clock()
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens, last = self._buckets.get((key, bucket), (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
             if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+                self._buckets[(key, bucket)] = (tokens - 1.0, now)
                 return 0.0
-            self._buckets[key] = (tokens, now)
-            return float((1.0 - tokens) / self.rate)
+            self._buckets[(key, bucket)] = (tokens, now)
+            return float((1.0 - tokens) / rate)
 
 
-def authorise(principal: Principal | None, needed: Scope, limiter: RateLimiter) -> Principal:
+def authorise(
+    principal: Principal | None, needed: Scope, limiter: RateLimiter, bucket: Bucket = Bucket.API
+) -> Principal:
     """The one admission check every protocol runs once it knows who is calling: a known key, within its
-    rate limit, with a scope that allows `needed`. Raises AuthError; each protocol renders it its way."""
+    rate limit (of `bucket`), with a scope that allows `needed`. Raises AuthError; each protocol renders it
+    its way."""
     if principal is None:
         raise AuthError(AuthFailure.INVALID, "unknown or revoked API key")
-    wait = limiter.take(principal.key_id)
+    wait = limiter.take(principal.key_id, bucket)
     if wait > 0:
         retry = max(1, int(wait + 0.999))
         raise AuthError(

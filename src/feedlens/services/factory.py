@@ -39,10 +39,13 @@ if TYPE_CHECKING:
     from feedlens.services.analytics import AnalyticsService
     from feedlens.services.brands.service import BrandService
     from feedlens.services.categories import CategoryService
+    from feedlens.services.faces.identity import FaceIdentityService
+    from feedlens.services.faces.people import PeopleService
     from feedlens.services.feedback import CorrectionService, ReviewService
     from feedlens.services.feedback.learning import ActiveLearning
     from feedlens.services.fetch import SafeFetcher
     from feedlens.services.ingest import Ingestor
+    from feedlens.services.insights import InsightsService
     from feedlens.services.jobs import JobService
     from feedlens.services.library import Library
     from feedlens.services.pipeline import Pipeline
@@ -283,6 +286,28 @@ class Services:
         return AnalyticsService(self.database, self.settings.review.hide_unreviewed, self.vocabulary)
 
     @cached_property
+    def insights(self) -> InsightsService:
+        """Audience insights (docs/insights.md): sentiment, monitoring, alerts, places, recommendations."""
+        from feedlens.services.insights import InsightsService
+
+        return InsightsService(self.database, self.blobs, self.settings)
+
+    @cached_property
+    def face_identity(self) -> FaceIdentityService:
+        """Face identity (docs/faces.md): off per workspace until switched on; faceres loads on first use."""
+        from feedlens.services.faces.identity import build_identity
+
+        return build_identity(self.database, self.store, self.settings.threads_per_worker)
+
+    @cached_property
+    def face_people(self) -> PeopleService:
+        """People from faces (docs/faces.md): only for workspaces that switched face identity on."""
+        from feedlens.services.faces.people import PeopleService
+
+        with self._lock:
+            return PeopleService(self.face_identity, self.database, self.blobs, self.decoder)
+
+    @cached_property
     def fetcher(self) -> SafeFetcher:
         from feedlens.services.fetch import SafeFetcher
 
@@ -301,6 +326,8 @@ class Services:
                 self.brands.after_ingest,  # logos and mentions
                 self.training.server.after_ingest,  # the production model's predictions (A/B)
                 self.review.after_ingest,  # the moderation review queue
+                self.insights.after_ingest,  # sentiment, places and alert rules (after brands)
+                self.face_people.after_ingest,  # people from faces, where identity is on (docs/faces.md)
             )
 
     def ingestor(self, analyzer_names: Sequence[str] | None = None) -> Ingestor:
@@ -358,6 +385,8 @@ class Services:
             self.search.flush()
         if "fetcher" in built:
             self.fetcher.close()
+        if "insights" in built:
+            self.insights.close()  # the alert webhooks' HTTP client
         self.database.dispose()
 
 

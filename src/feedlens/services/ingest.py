@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feedlens.core.errors import FeedlensError, ImageError, ImageErrorCode
@@ -26,6 +27,7 @@ from feedlens.services.fetch import SafeFetcher
 from feedlens.services.library import Library
 from feedlens.services.pipeline import Pipeline
 from feedlens.storage import repositories as repo
+from feedlens.storage.tables import Post
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class ItemOutcome:
     status: str  # added, duplicate, failed
     image_id: str | None = None
     error: dict[str, str] | None = None
+    # the item's post: "added" when this item stored it first, "updated" when it was stored before
+    post: str | None = None
 
 
 @dataclass
@@ -198,7 +202,16 @@ class Ingestor:
             image_id, created = self.library.save(session, workspace, data, report, versions, item.source)
             stored[digest] = image_id
             status = "added" if created else "duplicate"
+        post_status = None
         if item.post is not None:
+            known_post = session.scalar(
+                select(Post.id).where(
+                    Post.workspace_id == workspace,
+                    Post.platform == item.post.platform,
+                    Post.post_id == item.post.id,
+                )
+            )
             post_pk = repo.upsert_post(session, workspace, _post_fields(item.post), item.post.hashtags)
             repo.link_post_image(session, post_pk, image_id, item.position)
-        return ItemOutcome(item, status, image_id=image_id)
+            post_status = "added" if known_post is None else "updated"
+        return ItemOutcome(item, status, image_id=image_id, post=post_status)

@@ -73,7 +73,7 @@ def redact(
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"cannot write {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     # Privacy wants recall: always look for small faces too, whatever the analysis default.
-    thorough = services.settings.model_copy(update={"faces_tiling": True})
+    thorough = services.settings.model_copy(update={"faces_tiling": True, "faces_tile_everywhere": True})
     pipeline = services.pipeline([SOURCES[t][0] for t in targets], settings=thorough)
     [outcome] = pipeline.analyze_images([decoded.image])
     if isinstance(outcome, AnalysisFailure):

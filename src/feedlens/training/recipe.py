@@ -24,6 +24,7 @@ from PIL import Image
 
 from feedlens.core.errors import FeedlensError
 from feedlens.images import ImageDecoder
+from feedlens.training.crossval import cross_validates, folds, out_of_fold
 from feedlens.training.datasets import (
     DatasetError,
     Item,
@@ -183,7 +184,8 @@ def train_model(
     decoded = decode_all(dataset, decoder, resolve, options.skip_bad_images)
     data = decoded.dataset
     classes = list(data.classes)
-    parts = split_of(data, options)
+    parts = split_of(data, options)  # few labels: every one trains, figures are cross-validated
+    cross_validated = not parts.val and not parts.test and cross_validates(data, options.mode, options.split)
     balance = class_report(parts)
     if options.balance == "resample":
         parts = resample(parts)
@@ -193,16 +195,26 @@ def train_model(
     test_items = parts.test or parts.val or parts.train  # tiny sets: say which split was evaluated
     evaluated_on = "test" if parts.test else ("validation" if parts.val else "train")
     test = decoded.labelled(test_items, classes)
+    held_out: np.ndarray | None = None  # (N, K) out-of-fold probabilities when cross-validated
     if options.mode == "probe":
+        features = _features(train, classes, weights, options) if cross_validated else None
         model = probe(
             train,
             val,
             classes,
             weights,
             class_weights=None if weighting is None else weighting.tolist(),
+            train_features=features,
             threads=options.threads,
             progress=options.progress,
         )
+        if features is not None:
+            fold = folds(parts.train, options.seed)
+            y = np.asarray(train.labels, dtype=np.int64)
+            held_out = out_of_fold(
+                features, y, len(classes), fold, None if weighting is None else weighting.tolist()
+            )
+            evaluated_on = "cross-validation"
     else:
         config = FinetuneConfig(
             epochs=options.epochs, seed=options.seed, threads=options.threads, progress=options.progress
@@ -222,9 +234,8 @@ def train_model(
     model.save(out / ARTIFACTS["torch"])
     info = ModelInfo(version, data.dataset_hash(), {"mode": options.mode, **options.to_dict()})
     test_images = [decoded.images[i.key] for i in test_items]
-    report = evaluate_images(
-        model.predict_proba(test_images), test, test_items, decoded, classes, info, baseline, baseline_info
-    )
+    probabilities = model.predict_proba(test_images) if held_out is None else held_out
+    report = evaluate_images(probabilities, test, test_items, decoded, classes, info, baseline, baseline_info)
     report.write(out)
     fp32 = export_onnx(model, out / ARTIFACTS["onnx"])
     compression: dict[str, Any] | None = None
@@ -291,8 +302,23 @@ def evaluate_images(
 
 
 def split_of(data: LabelledDataset, options: TrainOptions) -> Split:
+    """The train/validation/test split; with few labels (crossval.cross_validates) all of them train."""
+    if cross_validates(data, options.mode, options.split):
+        return Split(
+            data, tuple(sorted(data.items, key=lambda i: i.key)), (), (), str(options.seed), 0.0, 0.0
+        )
     kind = stable_split if options.split == "stable" else split
     return kind(data, options.val_fraction, options.test_fraction, options.seed)
+
+
+def _features(
+    train: LabelledImages, classes: Sequence[str], weights: Path, options: TrainOptions
+) -> np.ndarray:
+    """(N, 1280) pooled backbone features of the training images: one pass for the probe and its folds."""
+    from feedlens.training.network import ClassifierNet, TrainedClassifier, load_backbone
+
+    net = ClassifierNet(load_backbone(weights), len(classes), train_blocks=None)
+    return TrainedClassifier(net, classes, mode="probe", threads=options.threads).features(train.images)
 
 
 def evaluation_items(
@@ -304,6 +330,7 @@ def evaluation_items(
         parts = split_of(data, options)
         if parts.test:
             return list(parts.test), "test"
+        return list(data.items), "training"  # few labels: all of them trained it (optimistic figures)
     return list(data.items), "all"
 
 

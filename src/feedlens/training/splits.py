@@ -111,8 +111,10 @@ class ClassReport:
 
 
 def class_report(data: LabelledDataset | Split, min_count: int = 10, min_share: float = 0.2) -> ClassReport:
-    """A class is under-represented when it has fewer than `min_count` items or fewer than `min_share` of the
-    largest class's; each one gets a warning naming the remedy (class weights or resampling)."""
+    """A class is under-represented when it has fewer than `min_share` of the largest class's items, or
+    fewer than `min_count` while the largest has `min_count` or more; each one gets a warning naming the
+    remedy (class weights or resampling). The largest class never is. When every class is under
+    `min_count`, one warning says the whole set is small instead of blaming each class."""
     dataset = data.dataset if isinstance(data, Split) else data
     totals = dataset.counts()
     counts: dict[str, dict[str, int]] = {name: {"total": n} for name, n in totals.items()}
@@ -126,8 +128,13 @@ def class_report(data: LabelledDataset | Split, min_count: int = 10, min_share: 
         f"class {name!r} is under-represented: {n} images (largest class {largest}); "
         "use class weights or resampling, and expect its metrics to be noisy"
         for name, n in totals.items()
-        if n < min_count or n < min_share * largest
+        if n < min_share * largest or n < min_count <= largest
     ]
+    if largest < min_count:
+        warnings.append(
+            f"few labels: every class has fewer than {min_count} images (from {min(totals.values())} to "
+            f"{largest}); label more to make the model and its figures dependable"
+        )
     return ClassReport(counts, largest / min(totals.values()), warnings)
 
 

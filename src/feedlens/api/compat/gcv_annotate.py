@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from feedlens.api.compat.gcv import FeatureType, ImageRequest, Likelihood
-from feedlens.api.compat.gcv_layout import Frame, crop_hints, poly, text_annotations
+from feedlens.api.compat.gcv_faces import face_annotations
+from feedlens.api.compat.gcv_layout import Frame, crop_hints, text_annotations
 from feedlens.core.results.base import AnalyzerResult, required_result
 from feedlens.core.results.brands import BrandsResult
 from feedlens.core.results.faces import FacesResult
@@ -162,47 +162,6 @@ def safe_search(safety: SafetyResult, levels: SafetyLevels) -> dict[str, Any]:
         "violence": Likelihood.UNKNOWN,
         "racy": racy,
     }
-
-
-def emotion_likelihood(probability: float | None) -> Likelihood:
-    """One emotion's probability (of a 7-way distribution) as a Likelihood."""
-    if probability is None:
-        return Likelihood.UNKNOWN
-    for bound, level in (
-        (0.8, Likelihood.VERY_LIKELY),
-        (0.5, Likelihood.LIKELY),
-        (0.25, Likelihood.POSSIBLE),
-    ):
-        if probability >= bound:
-            return level
-    return Likelihood.UNLIKELY if probability >= 0.1 else Likelihood.VERY_UNLIKELY
-
-
-EMOTIONS: Mapping[str, str] = MappingProxyType(
-    {
-        "joyLikelihood": "happy",
-        "sorrowLikelihood": "sad",
-        "angerLikelihood": "angry",
-        "surpriseLikelihood": "surprise",
-    }
-)
-
-
-def face_annotations(faces: FacesResult, frame: Frame, max_results: int) -> list[dict[str, Any]]:
-    out = []
-    for face in faces.faces[:max_results]:
-        box = poly(*frame.pixels(face.box))
-        annotation: dict[str, Any] = {
-            "boundingPoly": box,  # feedlens has one box (hairline to chin) for both polys
-            "fdBoundingPoly": box,
-            "detectionConfidence": float(face.confidence),
-        }
-        for name, emotion in EMOTIONS.items():
-            annotation[name] = emotion_likelihood(face.emotions.get(emotion))
-        for name in ("underExposedLikelihood", "blurredLikelihood", "headwearLikelihood"):
-            annotation[name] = Likelihood.UNKNOWN  # no per-face model for these
-        out.append(annotation)
-    return out
 
 
 def dominant_colors(properties: PropertiesResult, max_results: int) -> list[dict[str, Any]]:

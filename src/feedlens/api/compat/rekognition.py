@@ -15,7 +15,6 @@ import webcolors  # type: ignore[import-untyped]  # no type information shipped
 
 from feedlens.analyzers.properties import to_lab
 from feedlens.api.compat.rekognition_requests import LabelsRequest, TextRequest
-from feedlens.core.results.faces import FacesResult
 from feedlens.core.results.geometry import Box
 from feedlens.core.results.labels import Label, LabelsResult
 from feedlens.core.results.objects import DetectedObject, ObjectsResult
@@ -25,12 +24,6 @@ from feedlens.core.results.text import TextLine, TextResult
 from feedlens.core.vocabulary import Vocabulary
 
 MAX_TEXT_WORDS = 100  # DetectText returns at most 100 words
-MAX_FACES = 100  # DetectFaces returns the 100 largest faces
-# FER2013's seven classes onto Rekognition's emotion types; Rekognition's CONFUSED has no source (0).
-EMOTION_TYPES = {
-    "happy": "HAPPY", "sad": "SAD", "angry": "ANGRY", "disgust": "DISGUSTED", "surprise": "SURPRISED",
-    "fear": "FEAR", "neutral": "CALM",
-}  # fmt: skip
 # NudeNet detector class -> its path in Rekognition's moderation taxonomy (v7: L1, L2, L3), as deep as
 # the class says: "covered" classes are clothed regions (swimwear, underwear, tight clothes), which
 # Rekognition files under Swimwear or Underwear; the gender of covered buttocks and of a belly is unknown.
@@ -286,25 +279,3 @@ def detect_text(text: TextResult, request: TextRequest, version: str) -> dict[st
                 }
             )
     return {"TextDetections": detections, "TextModelVersion": version}
-
-
-# -- DetectFaces ----------------------------------------------------------------------------------------
-def detect_faces(faces: FacesResult, emotions: bool) -> dict[str, Any]:
-    details = []
-    for face in faces.faces[:MAX_FACES]:
-        detail: dict[str, Any] = {
-            "BoundingBox": bounding_box(face.box),
-            "Confidence": percent(face.confidence),
-            "Landmarks": [],
-        }
-        if emotions:
-            found = {
-                EMOTION_TYPES[name]: percent(p) for name, p in face.emotions.items() if name in EMOTION_TYPES
-            }
-            found.setdefault("CONFUSED", 0.0)
-            detail["Emotions"] = [
-                {"Type": kind, "Confidence": score}
-                for kind, score in sorted(found.items(), key=lambda e: -e[1])
-            ]
-        details.append(detail)
-    return {"FaceDetails": details}

@@ -216,7 +216,6 @@ def _region(region: Any) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def face_attributes(params: Mapping[str, Any]) -> bool:
-    """Whether emotions were asked for (ALL or EMOTIONS); every other attribute has no source."""
-    attributes = _names(params, "Attributes", FACE_ATTRIBUTES, len(FACE_ATTRIBUTES)) or ["DEFAULT"]
-    return "ALL" in attributes or "EMOTIONS" in attributes
+def face_attributes(params: Mapping[str, Any]) -> frozenset[str]:
+    """DetectFaces `Attributes`, validated: the names asked for, {"DEFAULT"} when none."""
+    return frozenset(_names(params, "Attributes", FACE_ATTRIBUTES, len(FACE_ATTRIBUTES)) or ["DEFAULT"])

@@ -23,8 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from feedlens.api.compat import rekognition as rk
+from feedlens.api.compat import rekognition_identity as identity
 from feedlens.api.compat import rekognition_requests as rq
 from feedlens.api.compat import sigv4, wire_schemas
+from feedlens.api.compat.rekognition_faces import detect_faces
 from feedlens.api.compat.rewrite import ProblemRewriter
 from feedlens.api.deps import State
 from feedlens.api.state import AppState
@@ -77,8 +79,9 @@ REKOGNITION_DOC: dict[str, Any] = {
     openapi_extra=REKOGNITION_DOC,
 )
 async def rekognition(request: Request, state: State) -> Response:
-    """DetectLabels, DetectModerationLabels, DetectText and DetectFaces with `Image.Bytes`, signed with
-    AWS SigV4 (access key `feedlens-<key id>`, secret from `feedlens keys aws KEY`). See docs/compat.md."""
+    """DetectLabels, DetectModerationLabels, DetectText and DetectFaces with `Image.Bytes`, plus CompareFaces
+    and the face-collection operations where the workspace has face identity on (docs/faces.md); signed
+    with AWS SigV4 (access key `feedlens-<key id>`, secret from `feedlens keys aws KEY`); docs/compat.md."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > rq.MAX_BODY_BYTES:
         return error_response(
@@ -169,6 +172,14 @@ def aws_auth_error(exc: AuthError) -> rq.RekognitionError:
 async def dispatch(request: Request, state: AppState, principal: Principal, body: bytes) -> dict[str, Any]:
     target = request.headers.get("x-amz-target", "")
     operation = target.removeprefix(rq.TARGET_PREFIX) if target.startswith(rq.TARGET_PREFIX) else ""
+    if operation in identity.OPERATIONS:  # CompareFaces, collections: opt-in per workspace (docs/faces.md)
+        return await identity.handle(operation, rq.parse_body(body), state, principal)
+    if operation == "RecognizeCelebrities":  # a refusal by design, said plainly (docs/faces.md)
+        raise rq.RekognitionError(
+            "UnknownOperationException",
+            "RecognizeCelebrities is not offered: feedlens holds no celebrity data and does not identify "
+            "public figures; use a face collection of your own (CompareFaces, SearchFacesByImage)",
+        )
     if operation not in rq.OPERATIONS:
         raise rq.RekognitionError(
             "UnknownOperationException",
@@ -206,10 +217,10 @@ async def dispatch(request: Request, state: AppState, principal: Principal, body
         image = rq.read_image(params, state.services.decoder.check_header)
         results, versions = await analyze(state, ANALYZERS[operation], image)
         return rk.detect_text(required_result(results, "text", TextResult), text_request, versions["text"])
-    emotions = rq.face_attributes(params)
+    attributes = rq.face_attributes(params)
     image = rq.read_image(params, state.services.decoder.check_header)
     results, _ = await analyze(state, ANALYZERS[operation], image)
-    return rk.detect_faces(required_result(results, "faces", FacesResult), emotions)
+    return detect_faces(required_result(results, "faces", FacesResult), attributes)
 
 
 def labels_analyzers(request: rq.LabelsRequest, enabled: Collection[str]) -> tuple[str, ...]:

@@ -70,3 +70,47 @@ async def corrections(image_id: str, state: State, who: Reader) -> dict[str, Any
     if found is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
     return {"image_id": image_id, "corrections": found}
+
+
+class ReplaceBody(BaseModel):
+    """The category an image shows instead of the one in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    with_: CategoryName = Field(alias="with")
+
+
+@router.delete("/v1/images/{image_id}/labels/{category}", tags=["images"])
+async def remove_label(image_id: str, category: CategoryName, state: State, who: Writer) -> dict[str, Any]:
+    """Remove a wrong label (shows or does not show `category`); recorded as a correction of kind `labels`.
+    404 `not_labelled` when the image has none for it."""
+    from feedlens.services.training.labels import LabelEdits
+
+    edits = LabelEdits(state.services.database)
+    done = await run_in_threadpool(edits.remove, who.workspace_id, image_id, [category], f"key:{who.key_id}")
+    if done is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return done
+
+
+@router.post("/v1/images/{image_id}/labels/{category}/replace", tags=["images"])
+async def replace_label(
+    image_id: str, category: CategoryName, body: ReplaceBody, state: State, who: Writer
+) -> dict[str, Any]:
+    """Replace a wrong label: the image shows `with`, not `category` (whose label is removed, not negated).
+    Recorded as a correction; 404 `not_labelled`, 422 `unknown_category` change nothing."""
+    from feedlens.services.training.labels import LabelEdits
+
+    edits = LabelEdits(state.services.database)
+    done = await run_in_threadpool(
+        edits.replace,
+        state.services.categories,
+        who.workspace_id,
+        image_id,
+        category,
+        body.with_,
+        f"key:{who.key_id}",
+    )
+    if done is None:
+        raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")
+    return done

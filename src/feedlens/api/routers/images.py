@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from feedlens.api.deps import Admin, Reader, State, Writer
+from feedlens.api.deps import Admin, Reader, State, Viewer, Writer
 from feedlens.api.filters import Filters
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import Problem, item_problem
@@ -53,7 +53,9 @@ def get_image(image_id: str, state: State, who: Reader) -> dict[str, Any]:
 
 
 @router.get("/v1/images/{image_id}/thumbnail", response_class=Response)
-def thumbnail(image_id: str, state: State, who: Reader) -> Response:
+def thumbnail(image_id: str, state: State, who: Viewer) -> Response:
+    """The stored WebP thumbnail. Rate-limited in the key's views bucket, not its analysis budget: a
+    gallery shows hundreds (docs/api.md "Limits and concurrency")."""
     data = state.services.library.thumbnail(who.workspace_id, image_id)
     if data is None:
         raise Problem(404, "not_found", f"no image {image_id!r} in this workspace")

@@ -260,7 +260,11 @@ async def evaluate(
 async def promote(
     version: VersionPath, state: State, who: Admin, task: Task = "categories"
 ) -> dict[str, Any]:
-    """Make a version the task's production model (what /v1/classify and ingest use)."""
-    return await run_in_threadpool(
+    """Make a version the task's production model (what /v1/classify and ingest use). The answer's
+    `promotion_warnings` say when its accuracy is low or unknown (too few test images)."""
+    from feedlens.training.advice import promotion_warnings
+
+    model: dict[str, Any] = await run_in_threadpool(
         state.services.training.registry.promote, who.workspace_id, task, version, f"key:{who.key_id}"
     )
+    return {**model, "promotion_warnings": promotion_warnings(model)}

@@ -8,23 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from feedlens.core.results.categories import CategoriesResult, CategoryScore
+from feedlens.services.categories.fusion import SOURCES, Fusion, fusion_for, raw_scores, zero_shot
 from feedlens.services.categories.heads import CategoryHead, head_features
+from feedlens.services.categories.normalise import Moments
 from feedlens.services.categories.zero_shot import (
-    FEATURES,
-    SOURCE_OF,
     CompiledTaxonomy,
     Evidence,
-    FusionWeights,
     contributions,
     features,
-    fusions,
     roll_up,
-    zero_shot,
 )
 
-CAPTION_COLUMNS = [
-    i for i, name in enumerate(FEATURES) if SOURCE_OF[name] == "caption" or name == "keyword_caption"
-]
 HEAD_THRESHOLD = 0.5  # trained heads use balanced class weights: their even odds are their natural cut
 
 
@@ -35,20 +29,48 @@ class TrainedModel:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """One batch's scores: zero-shot (N, C), log-odds terms per source (N, C, S), blended (N, C) or None."""
+
+    zero: np.ndarray
+    terms: np.ndarray
+    blended: np.ndarray | None
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.zero if self.blended is None else self.blended
+
+
+@dataclass(frozen=True)
 class Categoriser:
-    """`threshold` None: each category is assigned at its own threshold (its zero-shot model's, moved
-    towards the trained head's 0.5 by the head's share of the blend); a number overrides that for all."""
+    """`moments`: the workspace's running statistics of the raw scores (normalise.py), this batch
+    included; None reads each batch against itself (and the prior). `label_thresholds` (C,): per-category
+    thresholds learnt from the workspace's labels, else the fusion's. `threshold` overrides both for every
+    category. A trained head's share moves a category's threshold towards the head's 0.5."""
 
     compiled: CompiledTaxonomy
     threshold: float | None = None
     model: TrainedModel | None = None
-    fusion: Sequence[FusionWeights] | None = None  # per category; default `fusions(compiled)`
-    caption_weight: float = 1.0  # scales the caption's features: captions vary in how much they describe
+    fusion: Fusion | None = None  # None: the shipped one for the taxonomy's space (fusion.fusion_for)
+    caption_weight: float = 1.0  # scales the caption's terms: captions vary in how much they describe
+    moments: Moments | None = None
+    label_thresholds: np.ndarray | None = None
+
+    @property
+    def scoring(self) -> Fusion:
+        return self.fusion if self.fusion is not None else fusion_for(self.compiled)
+
+    def zero_shot_thresholds(self) -> np.ndarray:
+        """(C,) where zero-shot scores are assigned: the labels' thresholds, else the fusion's."""
+        if self.threshold is not None:
+            return np.full(len(self.compiled.names), self.threshold)
+        if self.label_thresholds is not None:
+            return np.asarray(self.label_thresholds, dtype=np.float64)
+        return np.full(len(self.compiled.names), self.scoring.threshold)
 
     def thresholds(self) -> np.ndarray:
         """(C,) assignment threshold of each category."""
-        models = fusions(self.compiled) if self.fusion is None else self.fusion
-        base = np.array([m.threshold if self.threshold is None else self.threshold for m in models])
+        base = self.zero_shot_thresholds()
         if self.model is None or self.threshold is not None:
             return base
         share = dict(zip(self.model.head.categories, self.model.head.blend_weights(), strict=True))
@@ -56,29 +78,40 @@ class Categoriser:
         out: np.ndarray = weights * HEAD_THRESHOLD + (1.0 - weights) * base
         return out
 
-    def scores(self, evidence: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Zero-shot (N, C), log-odds terms (N, C, F), and the blended scores (N, C) or None."""
+    def features(self, evidence: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray]:
+        """Features (N, C, F) and raw score components (N, K, C) of a batch."""
+        c = len(self.compiled.names)
         if not evidence:
-            c = len(self.compiled.names)
-            return np.zeros((0, c)), np.zeros((0, c, 0)), None
+            return np.zeros((0, c, 0)), raw_scores(self.compiled, [], np.zeros((0, c, 0)))
         feats = np.stack([features(self.compiled, e) for e in evidence])
-        if self.caption_weight != 1.0:
-            feats[..., CAPTION_COLUMNS] *= self.caption_weight
-        zero, terms = zero_shot(self.compiled, feats, self.fusion)
+        return feats, raw_scores(self.compiled, evidence, feats)
+
+    def scores(
+        self, evidence: Sequence[Evidence], computed: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Scored:
+        """Scores of a batch; `computed`: its (features, raw) when the caller has them already."""
+        c = len(self.compiled.names)
+        if not evidence:
+            return Scored(np.zeros((0, c)), np.zeros((0, c, len(SOURCES))), None)
+        feats, raw = computed if computed is not None else self.features(evidence)
+        moments = self.moments if self.moments is not None else Moments.of(raw)
+        zero, terms = zero_shot(self.compiled, feats, raw, moments, self.scoring, self.caption_weight)
+        zero = roll_up(self.compiled.taxonomy, zero)
         if self.model is None:
-            return zero, terms, None
+            return Scored(zero, terms, None)
         blended = zero.copy()
         trained = self.model.head.predict(head_features(evidence))
         weights = self.model.head.blend_weights()
         for k, name in enumerate(self.model.head.categories):
             if name in self.compiled.names:  # a model trained before a category was removed
-                c = self.compiled.names.index(name)
-                blended[:, c] = weights[k] * trained[:, k] + (1.0 - weights[k]) * zero[:, c]
-        return zero, terms, roll_up(self.compiled.taxonomy, blended)
+                j = self.compiled.names.index(name)
+                blended[:, j] = weights[k] * trained[:, k] + (1.0 - weights[k]) * zero[:, j]
+        return Scored(zero, terms, roll_up(self.compiled.taxonomy, blended))
 
-    def categorise(self, evidence: Sequence[Evidence]) -> list[CategoriesResult]:
-        zero, terms, blended = self.scores(evidence)
-        final = zero if blended is None else blended
+    def categorise(
+        self, evidence: Sequence[Evidence], computed: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> list[CategoriesResult]:
+        scored = self.scores(evidence, computed)
         head = self.model.head if self.model is not None else None
         trained = head.predict(head_features(evidence)) if head is not None and evidence else None
         weights = head.blend_weights() if head is not None else None
@@ -88,15 +121,15 @@ class Categoriser:
             scores = []
             for c, name in enumerate(self.compiled.names):
                 k = head.categories.index(name) if head is not None and name in head.categories else None
-                score = float(np.clip(final[i, c], 0.0, 1.0))
+                score = float(np.clip(scored.final[i, c], 0.0, 1.0))
                 scores.append(
                     CategoryScore(
                         name=name,
                         score=round(score, 6),
-                        assigned=bool(score >= thresholds[c]),
+                        assigned=bool(round(score, 6) >= thresholds[c]),
                         threshold=round(float(thresholds[c]), 4),
-                        evidence=contributions(terms[i, c]),
-                        zero_shot=round(float(zero[i, c]), 6) if blended is not None else None,
+                        evidence=contributions(scored.terms[i, c], SOURCES),
+                        zero_shot=round(float(scored.zero[i, c]), 6) if scored.blended is not None else None,
                         trained=round(float(trained[i, k]), 6)
                         if trained is not None and k is not None
                         else None,

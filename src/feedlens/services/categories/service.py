@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,7 +25,9 @@ from feedlens.core.errors import CodedError
 from feedlens.core.results.categories import CategoriesResult
 from feedlens.core.results.text import TextResult
 from feedlens.core.taxonomy import OTHER, Taxonomy
+from feedlens.services.categories import workspace_stats as wstats
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
+from feedlens.services.categories.fusion import COMPONENTS
 from feedlens.services.categories.heads import (
     REGULARISATION_C,
     CategoryHead,
@@ -33,6 +35,7 @@ from feedlens.services.categories.heads import (
     head_features,
     train_head,
 )
+from feedlens.services.categories.normalise import Moments
 from feedlens.services.categories.taxonomies import TaxonomyCompiler, default_taxonomy
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
 from feedlens.services.search import caption_text
@@ -71,6 +74,7 @@ class CategoryService:
         self._models: dict[tuple[int, int], TrainedModel] = {}
         self._lock = threading.Lock()
         self._versions = threading.Lock()  # one version number per new taxonomy or model in this process
+        self._label_thresholds = wstats.LabelThresholds()
 
     def _new_version(self, add: Callable[[Session], int]) -> int:
         """Run `add` (which takes max(version) + 1) so that concurrent writers get distinct numbers: a lock
@@ -192,9 +196,11 @@ class CategoryService:
         return out
 
     def categorise(
-        self, workspace: int, image_ids: Sequence[str], refresh_text: bool = False
+        self, workspace: int, image_ids: Sequence[str], refresh_text: bool = False, count: bool = True
     ) -> dict[str, CategoriesResult]:
-        """Categorise stored images and store the results (analyses + facets); returns them by image id."""
+        """Categorise stored images and store the results (analyses + facets); returns them by image id.
+        Scores are read against the workspace's statistics, which first count the images new to them
+        (`count`; a full recomputation has counted them already)."""
         categoriser = self.categoriser(workspace)
         out: dict[str, CategoriesResult] = {}
         for start in range(0, len(image_ids), BATCH):
@@ -202,7 +208,19 @@ class CategoryService:
             with self.database.session() as session:
                 evidence = self.evidence(session, chunk, refresh_text)
                 ids = list(evidence)
-                results = categoriser.categorise([evidence[i] for i in ids])
+                items = [evidence[i] for i in ids]
+                computed = categoriser.features(items)
+                compiled = categoriser.compiled
+                if count:
+                    moments = wstats.add(session, workspace, compiled, ids, computed[1])
+                    refreshed = wstats.read(session, workspace, compiled)[1]
+                else:
+                    moments, refreshed = wstats.read(session, workspace, compiled)
+                scorer = replace(categoriser, moments=moments)
+                if scorer.threshold is None:
+                    found = self._label_thresholds.get(session, workspace, scorer, refreshed, self.evidence)
+                    scorer = replace(scorer, label_thresholds=found)
+                results = scorer.categorise(items, computed)
                 for image_id, result in zip(ids, results, strict=True):
                     repo.add_analyses(
                         session, image_id, {cats.ANALYZER: result.to_dict()}, {cats.ANALYZER: result.version}
@@ -211,14 +229,30 @@ class CategoryService:
         return out
 
     def after_ingest(self, workspace: int, image_ids: list[str]) -> None:
-        """Ingest hook: categorise new images (and images newly linked to a post: the caption counts)."""
+        """Ingest hook: categorise new images (and images newly linked to a post: the caption counts);
+        recategorise the workspace while it is small and has doubled since its statistics were recomputed."""
         self.categorise(workspace, image_ids, refresh_text=True)
+        compiled = self._compiled_for(workspace)
+        with self.database.session() as session:
+            moments, refreshed = wstats.read(session, workspace, compiled)
+        if wstats.needs_refresh(moments, refreshed):
+            self.recategorize(workspace)
 
     def recategorize(self, workspace: int) -> int:
-        """Categorise every image of the workspace with the current taxonomy and model."""
+        """Categorise every image of the workspace with the current taxonomy and model, against statistics
+        recomputed over every image first (two passes over the stored evidence)."""
+        categoriser = self.categoriser(workspace)
+        total, images = Moments.empty(len(COMPONENTS), len(categoriser.compiled.names)), 0
+        for chunk in self._image_chunks(workspace):
+            with self.database.session() as session:
+                evidence = self.evidence(session, chunk)
+            total = total + Moments.of(categoriser.features(list(evidence.values()))[1])
+            images += len(evidence)
+        with self.database.session() as session:
+            wstats.replace(session, workspace, categoriser.compiled, total, images)
         done = 0
         for chunk in self._image_chunks(workspace):
-            done += len(self.categorise(workspace, chunk))
+            done += len(self.categorise(workspace, chunk, count=False))
         return done
 
     def _image_chunks(self, workspace: int) -> Iterator[list[str]]:

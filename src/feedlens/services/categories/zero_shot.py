@@ -1,25 +1,24 @@
-"""Zero-shot categorisation: how well an image fits each category before anyone has labelled anything.
+"""Zero-shot categorisation, image side: what categorisation reads of an image, and the per-category
+features of one image that need nothing but the image itself.
 
 Each (image, category) pair gets a feature vector from every source of evidence:
 
-    labels    roll-up of the classifier's probabilities into the category's WordNet concepts (max)
+    labels    roll-up of the classifier's probabilities into the category's WordNet `concepts` (max)
     signals   the most confident face (`faces`), or the amount of text read (`text`)
     visual    cosine of the image's content vector (ConSE, sentence space) with the category's phrases
     text      the same cosine for the embedding of the image's OCR text
     caption   the same cosine for the embedding of its posts' captions and hashtags
     keywords  a category keyword or hashtag found in the caption / in the image's text
 
-Cosines enter twice: as they are (less a constant) and relative to the image's mean over the taxonomy's
-categories, because some phrases sit near everything in sentence space and the relative form cancels
-that. A logistic model maps features to a calibrated probability; its weights were fitted on the
-development split of the evaluation set (benchmarks/categories_quality.py, docs/categories.md) and are
-the same for every category, so a category a team adds is scored like the built-in ones.
+Cosines enter as they are (less a constant) and relative to the image's mean over the taxonomy's
+categories. How these and the everyday-label bridge (bridge.py) become a score, read against the
+workspace's own distribution, is fusion.py's part; docs/categories.md explains the whole method.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from feedlens.core.results.base import AnalyzerResult
 from feedlens.core.results.text import TextResult
 from feedlens.core.taxonomy import Taxonomy, TaxonomyError, normalise_keyword, words
 from feedlens.runtime.text_encoder import ConceptTable, TextEncoder
+from feedlens.services.categories.normalise import Prior
 
 FEATURES = (
     "labels",
@@ -59,64 +59,13 @@ TEXT_CHARS_FULL = 40  # letters read for the `text` signal to count fully (a mem
 
 
 @dataclass(frozen=True, slots=True)
-class FusionWeights:
-    """Logistic model over FEATURES: p = sigmoid(bias + sum_f weight_f * x_f); `threshold` is the score
-    at which it assigns a category (the macro-F1 best on the development split)."""
-
-    bias: float
-    weights: Mapping[str, float]
-    threshold: float = 0.5
-
-    def vector(self) -> np.ndarray:
-        return np.array([self.weights.get(f, 0.0) for f in FEATURES], dtype=np.float64)
-
-
-# Fitted by `benchmarks/categories_quality.py --fit` on the development split (docs/categories.md), except
-# where that set has no evidence: its images show no faces and no lines of text, so `signals`, `text*` and
-# `keyword_text` keep set values: a clear signal counts like a strong label roll-up, and the image's own text
-# like its caption at half weight (OCR is noisier and memes often say something else than they show).
-FUSION = FusionWeights(
-    bias=-3.688,
-    weights={
-        "labels": 5.295,
-        "signals": 3.0,
-        "visual": 3.627,
-        "visual_rel": -2.795,  # collinear with `visual` once labels are in: the pair nets a small term
-        "text": -1.789,
-        "text_rel": 8.398,
-        "caption": -3.577,
-        "caption_rel": 16.795,
-        "keyword_caption": 6.216,
-        "keyword_text": 3.108,
-    },
-    threshold=0.25,
-)
-# Categories defined without WordNet concepts (most of a team's own) are scored by weights fitted without
-# the labels source: with it, the fit leans on labels and leaves phrases too little say. Fitted alike.
-FUSION_PHRASES = FusionWeights(
-    bias=-3.206,
-    weights={
-        "signals": 3.0,
-        "visual": 2.419,
-        "visual_rel": 6.902,
-        "text": -1.992,
-        "text_rel": 8.612,
-        "caption": -3.983,
-        "caption_rel": 17.223,
-        "keyword_caption": 5.244,
-        "keyword_text": 2.622,
-    },
-    threshold=0.15,
-)
-
-
-@dataclass(frozen=True, slots=True)
 class Evidence:
     """What categorisation reads of one image, all of it stored, so ingest and recategorize agree.
 
-    `concepts` maps WordNet ids of the labels result's classes and concepts to their scores. Vectors are
-    unit float32: `content` (384,), `visual` (1280,), `text_vector`/`caption_vector` (384,) or None when
-    the image has no text / no caption.
+    `concepts` maps WordNet ids of the labels result's classes and concepts to their scores; `labels` the
+    everyday labels' ids (classifier, faces, objects, poses) to theirs. Vectors are unit float32: `content`
+    (384,), `visual` (1280,), `text_vector`/`caption_vector` (384,) or None when the image has no text / no
+    caption.
     """
 
     concepts: Mapping[str, float]
@@ -127,6 +76,7 @@ class Evidence:
     caption: str
     caption_vector: np.ndarray | None
     face_score: float
+    labels: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_results(
@@ -141,10 +91,12 @@ class Evidence:
     ) -> Evidence:
         """From an image's analyzer results (typed; absent or None ones count as nothing found)."""
         concepts: dict[str, float] = {}
+        everyday: dict[str, float] = {}
         labels = results.get("labels")
         if isinstance(labels, LabelsResult):
             for wnid, score in [(c.wnid, c.score) for c in labels.classes] + list(labels.wordnet.items()):
                 concepts[wnid] = max(concepts.get(wnid, 0.0), score)
+            everyday = {label.id: label.score for label in labels.labels}
         faces = results.get("faces")
         text_result = results.get("text")
         text = text_result.full_text if isinstance(text_result, TextResult) else ""
@@ -157,17 +109,24 @@ class Evidence:
             caption=caption,
             caption_vector=caption_vector if caption.strip() else None,
             face_score=faces.faces[0].confidence if isinstance(faces, FacesResult) and faces.faces else 0.0,
+            labels=everyday,
         )
 
 
 @dataclass(frozen=True)
 class CompiledTaxonomy:
-    """A taxonomy ready to score against: phrase embeddings and resolved WordNet ids per category."""
+    """A taxonomy ready to score against: phrase embeddings and resolved WordNet ids per category, the
+    everyday-label bridge's weights (bridge.py) and the prior of its scores (reference.py). Without a
+    bridge (`bridge` None) only the WordNet roll-up speaks for labels; without a prior, a flat one."""
 
     taxonomy: Taxonomy
     version: int
     prototypes: tuple[np.ndarray, ...]  # per category (P_c, 384), unit rows: name, description, phrases
     concepts: tuple[frozenset[str], ...]  # per category, WordNet ids
+    bridge: np.ndarray | None = None  # (C, L) weight of each everyday label for each category
+    label_index: Mapping[str, int] = field(default_factory=dict)  # everyday label id -> column of `bridge`
+    prior: Prior | None = None  # (K, C) mean and sd of the raw score components (fusion.COMPONENTS)
+    joint: bool = False  # texts and content vectors come from one image-text model (CLIP), not ConSE
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -208,6 +167,7 @@ def resolve_concepts(taxonomy: Taxonomy, table: ConceptTable) -> list[frozenset[
 def compile_taxonomy(
     taxonomy: Taxonomy, version: int, encoder: TextEncoder, table: ConceptTable
 ) -> CompiledTaxonomy:
+    """Phrase embeddings and WordNet ids only (TaxonomyCompiler adds the bridge and the prior)."""
     concepts = resolve_concepts(taxonomy, table)
     texts = [c.texts for c in taxonomy.categories]
     flat = [t for group in texts for t in group]
@@ -219,7 +179,7 @@ def compile_taxonomy(
     return CompiledTaxonomy(taxonomy, version, tuple(prototypes), tuple(concepts))
 
 
-def _max_cosine(vector: np.ndarray | None, prototypes: Sequence[np.ndarray]) -> np.ndarray:
+def max_cosine(vector: np.ndarray | None, prototypes: Sequence[np.ndarray]) -> np.ndarray:
     """(C,) best cosine of `vector` with each category's phrases; NaN where there is no vector."""
     if vector is None:
         return np.full(len(prototypes), np.nan)
@@ -261,7 +221,7 @@ def features(compiled: CompiledTaxonomy, evidence: Evidence) -> np.ndarray:
         ("text", evidence.text_vector),
         ("caption", evidence.caption_vector),
     ):
-        cosines = _max_cosine(vector, compiled.prototypes)
+        cosines = max_cosine(vector, compiled.prototypes)
         present = np.isfinite(cosines)
         if present.any():
             # absent sources contribute 0 (no evidence either way), never a made-up cosine
@@ -273,25 +233,6 @@ def features(compiled: CompiledTaxonomy, evidence: Evidence) -> np.ndarray:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0)))
     return out
-
-
-def fusions(compiled: CompiledTaxonomy) -> list[FusionWeights]:
-    """The fusion model of each category: with or without the labels source."""
-    return [FUSION if concepts else FUSION_PHRASES for concepts in compiled.concepts]
-
-
-def zero_shot(
-    compiled: CompiledTaxonomy, feats: np.ndarray, models: Sequence[FusionWeights] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, C, F) -> calibrated probabilities (N, C) and per-feature log-odds terms (N, C, F).
-    `models`: one fusion model per category (default: `fusions(compiled)`). A parent category scores at
-    least as high as its best child."""
-    models = fusions(compiled) if models is None else models
-    weights = np.stack([m.vector() for m in models])  # (C, F)
-    bias = np.array([m.bias for m in models])  # (C,)
-    terms = feats * weights[None, :, :]
-    probs = sigmoid(bias[None, :] + terms.sum(axis=-1))
-    return roll_up(compiled.taxonomy, probs), terms
 
 
 def roll_up(taxonomy: Taxonomy, probs: np.ndarray) -> np.ndarray:
@@ -307,10 +248,7 @@ def roll_up(taxonomy: Taxonomy, probs: np.ndarray) -> np.ndarray:
     return out
 
 
-def contributions(terms: np.ndarray) -> dict[str, float]:
-    """(F,) log-odds terms of one (image, category) -> per-source sums, rounded, zero sources left out."""
-    sums: dict[str, float] = {}
-    for name, value in zip(FEATURES, terms, strict=True):
-        source = SOURCE_OF[name]
-        sums[source] = sums.get(source, 0.0) + float(value)
-    return {k: round(v, 3) for k, v in sums.items() if abs(v) >= 5e-4}
+def contributions(terms: np.ndarray, sources: Sequence[str]) -> dict[str, float]:
+    """(S,) log-odds terms of one (image, category), one per source in `sources` -> {source: term},
+    rounded, zero sources left out."""
+    return {k: round(float(v), 3) for k, v in zip(sources, terms, strict=True) if abs(v) >= 5e-4}

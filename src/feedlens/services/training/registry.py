@@ -18,6 +18,7 @@ from feedlens.core.errors import CodedError
 from feedlens.storage import registry as reg
 from feedlens.storage.database import Database
 from feedlens.storage.tables import ModelDeployment, TrainedModel
+from feedlens.training.advice import training_notes
 
 TASKS = ("categories",)  # what a trained model predicts; one task so far: a workspace's categories
 AB_MODES = ("off", "split", "shadow")
@@ -69,7 +70,8 @@ def describe(row: TrainedModel, deployment: Deployment | None = None) -> dict[st
         "metrics": row.metrics,
         "runtime": row.runtime,
         "compression": row.training.get("compression"),
-        "warnings": row.training.get("warnings", []),
+        # class balance (recorded at training) and what the figures mean (early stop, too few test images)
+        "warnings": [*row.training.get("warnings", []), *training_notes(row.training, row.metrics or {})],
         "created_by": row.created_by,
         "created_at": row.created_at.isoformat(),
     }

@@ -36,10 +36,27 @@ export async function api(path, { method = "GET", json, body, signal } = {}) {
   const data = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
     const error = new ApiError(response.status, typeof data === "object" ? data : null);
+    error.retryAfter = Number(response.headers.get("Retry-After") ?? NaN);
     if (response.status === 401) window.dispatchEvent(new CustomEvent("feedlens:unauthorized"));
     throw error;
   }
   return data;
+}
+
+/**
+ * api(), waiting and trying again (up to `tries` times) when the answer is 429 "too many requests" or 503
+ * "busy": as long as Retry-After says, else a growing pause. For the gallery's bulk actions.
+ */
+export async function apiPatient(path, options = {}, tries = 4) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api(path, options);
+    } catch (error) {
+      if (attempt >= tries || ![429, 503].includes(error.status)) throw error;
+      const wait = Number.isFinite(error.retryAfter) ? error.retryAfter * 1000 : 1000 * 2 ** attempt;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 export const thumbnailUrl = (id) => `/v1/images/${encodeURIComponent(id)}/thumbnail`;

@@ -3,9 +3,15 @@ import { api } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderGallery } from "./pages/gallery.js";
 import { renderImage } from "./pages/image.js";
+import { renderInsights } from "./pages/insights.js";
+import { renderAlerts } from "./pages/insights-alerts.js";
+import { renderAuthor } from "./pages/insights-author.js";
+import { renderPlaces } from "./pages/insights-map.js";
+import { renderRecommend } from "./pages/insights-recommend.js";
 import { renderLogin } from "./pages/login.js";
 import { renderLabelling } from "./pages/labelling.js";
 import { renderModels } from "./pages/models.js";
+import { renderPeople } from "./pages/people.js";
 import { renderReview } from "./pages/review.js";
 import { renderSearch } from "./pages/search.js";
 import { renderTrends } from "./pages/trends.js";
@@ -15,12 +21,20 @@ const PAGES = [
   { path: "gallery", label: "Gallery", render: renderGallery },
   { path: "search", label: "Search", render: renderSearch },
   { path: "trends", label: "Trends", render: renderTrends },
+  { path: "insights", label: "Insights", render: renderInsights },
+  { path: "places", label: "Places", render: renderPlaces },
+  { path: "alerts", label: "Alerts", render: renderAlerts },
+  { path: "recommend", label: "What to show next", render: renderRecommend },
   { path: "review", label: "Review queue", render: renderReview },
   { path: "labelling", label: "Labelling", render: renderLabelling },
   { path: "models", label: "Models", render: renderModels },
+  { path: "people", label: "People", render: renderPeople },
 ];
 // Pages reached from others, not from the navigation.
-const HIDDEN = [{ path: "image", label: "Image", render: renderImage }];
+const HIDDEN = [
+  { path: "image", label: "Image", render: renderImage },
+  { path: "author", label: "Author", render: renderAuthor },
+];
 
 const app = { session: null, cleanup: null };
 
@@ -47,6 +61,12 @@ function buildNav() {
   for (const page of PAGES) {
     nav.append(h("li", {}, h("a", { href: `#/${page.path}`, dataset: { path: page.path } }, page.label)));
   }
+}
+
+/** The phone's folded navigation: the Menu button opens and closes it; choosing a page closes it. */
+function setMenu(open) {
+  document.getElementById("menu-toggle").setAttribute("aria-expanded", String(open));
+  document.getElementById("top").classList.toggle("menu-open", open);
 }
 
 function markNav(path) {
@@ -93,6 +113,7 @@ async function route() {
     return;
   }
   markNav(path);
+  setMenu(false);
   document.title = `${page.label} · feedlens`;
   const cleanup = (await page.render(main, { id, params, session: app.session, navigate })) || null;
   if (!main.isConnected) {
@@ -121,6 +142,8 @@ async function logout() {
 async function start() {
   buildNav();
   document.getElementById("logout").addEventListener("click", logout);
+  const toggle = document.getElementById("menu-toggle");
+  toggle.addEventListener("click", () => setMenu(toggle.getAttribute("aria-expanded") !== "true"));
   document.getElementById("skip-link").addEventListener("click", (event) => {
     event.preventDefault(); // the hash is the router's
     document.getElementById("main").focus();

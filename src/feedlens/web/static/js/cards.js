@@ -1,6 +1,6 @@
 // Image cards shared by the gallery, search results and "more like this".
-import { thumbnailUrl } from "./api.js";
 import { altText, fmtScore, h } from "./dom.js";
+import { thumbnail } from "./thumbs.js";
 
 /** Top label, assigned categories and a non-safe verdict of an image view. */
 export function summary(image) {
@@ -10,22 +10,26 @@ export function summary(image) {
   return { label: labels[0]?.name, categories, verdict };
 }
 
-export function imageCard(image, { score, cosine } = {}) {
+/** A checkbox that selects the card's image (the gallery's bulk actions); onToggle(id, checked). */
+function selectBox(image, checked, onToggle) {
+  const id = `select-${image.id}`;
+  const box = h("input", { type: "checkbox", id, class: "select-image", value: image.id, checked });
+  box.addEventListener("change", () => onToggle(image.id, box.checked));
+  return h("div", { class: "select-box" }, box,
+    h("label", { for: id }, "Select", h("span", { class: "visually-hidden" }, ` ${altText(image)}`)));
+}
+
+export function imageCard(image, { score, cosine, select } = {}) {
   const { label, categories, verdict } = summary(image);
   const post = (image.posts || [])[0];
   return h(
     "li",
-    { class: "card image-card" },
+    { class: `card image-card${select?.checked ? " is-selected" : ""}`, dataset: { id: image.id } },
+    select ? selectBox(image, select.checked, select.onToggle) : null,
     h(
       "a",
       { href: `#/image/${encodeURIComponent(image.id)}`, class: "image-link" },
-      h("img", {
-        src: thumbnailUrl(image.id),
-        alt: altText(image),
-        loading: "lazy",
-        width: 240,
-        height: 180,
-      }),
+      thumbnail(image.id, { alt: altText(image), loading: "lazy", width: 240, height: 180 }),
       h("span", { class: "card-title" }, label || image.source || image.id),
     ),
     h(

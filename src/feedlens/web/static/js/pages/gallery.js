@@ -1,8 +1,11 @@
 // The workspace's images with filters (the GET /v1/images parameters), loaded a page at a time as the
-// list scrolls (or with the "Load more" button), following `next_cursor`.
+// list scrolls (or with the "Load more" button), following `next_cursor`; images dropped on the page are
+// added (upload.js), and the images selected can be labelled, approved, deleted or exported (bulk.js).
 import { api, query } from "../api.js";
+import { bulkBar } from "../bulk.js";
 import { imageCard } from "../cards.js";
 import { h, status } from "../dom.js";
+import { uploadPanel } from "../upload.js";
 
 const EMOTIONS = ["happy", "neutral", "sad", "surprise", "angry", "fear", "disgust"];
 const PAGE = 24;
@@ -60,7 +63,14 @@ export function apiFilters(params) {
   return out;
 }
 
-export async function renderGallery(main, { params, navigate }) {
+/** On a phone, `el` folded away under a summary line (the filters, adding images), so that the images
+ * come first; on wider screens `el` itself. */
+function fold(el, id, title) {
+  if (!window.matchMedia("(max-width: 700px)").matches) return el;
+  return h("details", { class: "fold card", id }, h("summary", {}, title), el);
+}
+
+export async function renderGallery(main, { params, navigate, session }) {
   const [cats, brands] = await Promise.all([
     api("/v1/categories").catch(() => ({ categories: [] })),
     api("/v1/brands").catch(() => ({ brands: [] })),
@@ -108,7 +118,25 @@ export async function renderGallery(main, { params, navigate }) {
   const grid = h("ul", { class: "grid", id: "gallery-grid", "aria-label": "Images" });
   const info = h("div", { "aria-live": "polite" });
   const more = h("button", { type: "button", class: "button-secondary", id: "load-more", hidden: true }, "Load more");
-  main.append(h("h1", {}, "Gallery"), form, info, grid, h("div", { class: "more" }, more));
+  const views = new Map(); // id -> the image's view, as listed: what the cards show and exports write
+  const bulk = bulkBar({
+    session, views, categories: cats.categories.map((c) => c.name),
+    onDeleted: (ids) => ids.forEach((id) => { views.delete(id); grid.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.remove(); }),
+  });
+  const card = (image) => imageCard(image, { select: { checked: bulk.selected.has(image.id), onToggle: bulk.toggle } });
+  const canWrite = session?.scope === "write" || session?.scope === "admin";
+  const upload = uploadPanel({
+    canWrite, scope: session?.scope, dropTarget: main,
+    onAdded: (view) => {
+      if (views.has(view.id)) return;
+      views.set(view.id, view);
+      grid.prepend(card(view)); // newest first, as the list is ordered
+    },
+  });
+  const active = [...params.keys()].filter((k) => !["dated", "limit"].includes(k)).length;
+  main.append(h("h1", {}, "Gallery"), fold(form, "filter-box", `Filters${active ? ` (${active} in force)` : ""}`),
+    h("div", { class: "gallery-tools" }, fold(upload, "upload-box", "Add images"), bulk.bar),
+    info, grid, h("div", { class: "more" }, more));
 
   const filters = apiFilters(params);
   const pageSize = Math.min(200, Math.max(1, Number(params.get("limit")) || PAGE)); // ?limit=: images a page
@@ -122,7 +150,11 @@ export async function renderGallery(main, { params, navigate }) {
     more.disabled = true;
     try {
       const page = await api(`/v1/images${query({ ...filters, limit: pageSize, cursor })}`);
-      page.items.forEach((image) => grid.append(imageCard(image)));
+      for (const image of page.items) {
+        if (views.has(image.id)) continue; // uploaded meanwhile, already shown
+        views.set(image.id, image);
+        grid.append(card(image));
+      }
       shown += page.items.length;
       cursor = page.next_cursor;
       more.hidden = !cursor;

@@ -2,7 +2,7 @@
 // text lines, unsafe regions, logos), the legend that shows or hides each kind, and the short "in the
 // picture" list. Every position is a fraction of the picture (the results' boxes are normalised 0..1), so
 // the drawing fits any aspect ratio and follows the picture when the window is resized, with no script.
-import { thumbnailUrl } from "../api.js";
+import { thumbnail } from "../thumbs.js";
 import { altText, fmtScore, h, pct, svg } from "../dom.js";
 
 export const LAYERS = [
@@ -132,7 +132,7 @@ export function overlay(image, regions) {
   const frame = h("div", { class: "overlay-frame", id: "image-frame" });
   // width and height give the picture its aspect ratio before it loads: nothing below it moves then
   const size = image.width > 0 && image.height > 0 ? { width: image.width, height: image.height } : {};
-  frame.append(h("img", { src: thumbnailUrl(image.id), alt: altText(image), id: "image-main", ...size }));
+  frame.append(thumbnail(image.id, { alt: altText(image), id: "image-main", ...size }));
   if (!regions.length) return frame;
   const quads = svg("svg", { class: "quads", viewBox: "0 0 1 1", preserveAspectRatio: "none", "aria-hidden": "true" });
   // no viewBox here: % coordinates keep joints round and lines even on any aspect ratio

@@ -1,7 +1,8 @@
 // One image: every analyzer's result, what they found drawn over the picture (objects, people's skeletons,
 // faces with their emotion, text lines, unsafe regions, logos: image-overlay.js), its posts, duplicates
 // and "more like this".
-import { api, thumbnailUrl } from "../api.js";
+import { api } from "../api.js";
+import { thumbnail } from "../thumbs.js";
 import { imageCard } from "../cards.js";
 import { fmtDate, fmtScore, h, pct, status } from "../dom.js";
 import { inPicture, legend, overlay, regionsOf } from "./image-overlay.js";
@@ -95,7 +96,7 @@ async function duplicates(image, box) {
     for (const [kind, ids] of groups) {
       items.push(h("li", {}, `${kind === "near" ? "Near duplicates" : "Similar scene"}: `,
         ids.map((id) => h("a", { href: `#/image/${encodeURIComponent(id)}`, class: "dup-link" },
-          h("img", { src: thumbnailUrl(id), alt: `${kind === "near" ? "near duplicate" : "similar scene"} ${id.slice(0, 8)}`, width: 64, height: 64 })))));
+          thumbnail(id, { alt: `${kind === "near" ? "near duplicate" : "similar scene"} ${id.slice(0, 8)}`, width: 64, height: 64 })))));
     }
     box.replaceChildren(items.length ? h("ul", {}, items) : h("p", {}, "No duplicates."));
   } catch (error) {

@@ -1,7 +1,8 @@
 // The labelling queue (active learning, docs/feedback.md): the unlabelled images the model is least sure
 // of, one at a time, labelled with a button (or number key) per category of the workspace's taxonomy; the
 // retraining loop's learning curve and a "retrain now" button underneath.
-import { api, query, thumbnailUrl } from "../api.js";
+import { api, query } from "../api.js";
+import { thumbnail } from "../thumbs.js";
 import { altText, fmtScore, h, pct, status } from "../dom.js";
 import { pollRun, problemText, runText, shortcuts } from "../keys.js";
 
@@ -122,7 +123,7 @@ export async function renderLabelling(main) {
       onclick: () => label(name),
     }, i < 9 ? h("kbd", {}, String(i + 1)) : null, " ", name));
     const skip = h("button", { type: "button", class: "button-secondary", "aria-keyshortcuts": "s", onclick: skipIt }, "Skip ", h("kbd", {}, "s"));
-    const img = h("img", { src: thumbnailUrl(pick.image_id), alt: `Image ${pick.image_id}`, id: "label-image" });
+    const img = thumbnail(pick.image_id, { alt: `Image ${pick.image_id}`, id: "label-image" });
     // better alt text (its top labels) once the image's results arrive
     api(`/v1/images/${encodeURIComponent(pick.image_id)}`, { signal: abort.signal }).then((image) => { img.alt = altText(image); }).catch(() => {});
     item.replaceChildren(

@@ -35,7 +35,31 @@ function versionRow(model, actions) {
     h("td", {}, h("div", { class: "row-actions" }, actions)));
 }
 
-function abSection(ab, models, onSubmit) {
+/** Versions that were production, oldest first, replaying promotions (push) and rollbacks (pop) as the
+ * server does: a rollback goes to the one before the last, so it needs two. */
+export function productionStack(events) {
+  const stack = [];
+  for (const e of events) {
+    if (e.action === "promote" && e.version !== null && e.version !== undefined) stack.push(e.version);
+    else if (e.action === "rollback") stack.pop();
+  }
+  return stack;
+}
+
+/** An alarm when production does worse than guessing on its own test images (0% included). */
+function productionAlarm(listing) {
+  const model = listing.models.find((m) => m.aliases.includes("production"));
+  const accuracy = model?.metrics?.accuracy;
+  if (typeof accuracy !== "number" || !model.classes.length) return null;
+  const chance = 1 / model.classes.length;
+  if (accuracy > chance && accuracy > 0) return null;
+  return h("section", { class: "alarm", id: "production-alarm", role: "alert", "aria-labelledby": "h-alarm" },
+    h("h2", { id: "h-alarm" }, `Production model v${model.version} gets ${pct(accuracy)} of its test images right`),
+    h("p", {}, `That is no better than guessing among its ${model.classes.length} categories (${pct(chance)}): new images are being sorted badly. `,
+      "Roll back to the version before it, promote a better version, or label more images and train again."));
+}
+
+function abSection(ab, models, onSubmit, admin) {
   const arm = (name, a) => h("tr", {},
     h("th", { scope: "row" }, name), h("td", {}, a ? `v${a.version}` : "–"),
     h("td", { class: "num" }, a?.predictions ?? "–"), h("td", { class: "num" }, a?.served ?? "–"),
@@ -67,7 +91,7 @@ function abSection(ab, models, onSubmit) {
       h("thead", {}, h("tr", {}, ["arm", "version", "predictions", "served", "live accuracy (labelled)", "served accuracy (labelled)"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, arm("production", ab.production), arm("candidate", ab.candidate))),
     h("p", {}, paired),
-    form,
+    admin ? form : h("p", { class: "help" }, "Starting or changing an A/B test needs an admin key."),
   ];
 }
 
@@ -84,9 +108,10 @@ export async function renderModels(main, { session }) {
       h("select", { id: "train-mode", name: "mode" }, h("option", { value: "probe" }, "probe (linear head, quick)"), h("option", { value: "finetune" }, "fine-tune (slow)"))),
     h("div", { class: "actions" }, h("button", { type: "submit", id: "train" }, "Train a new version")));
   const admin = session?.scope === "admin";
+  const alarm = h("div", { id: "alarm-box" });
   main.append(h("h1", {}, "Models"));
-  if (!admin) main.append(h("p", { class: "help" }, `Promoting, rolling back and A/B tests need an admin key; this one is ${session?.scope ?? "unknown"}.`));
-  main.append(live, registry, report,
+  if (!admin) main.append(h("p", { class: "help", id: "admin-note" }, `Promoting, rolling back and A/B tests need an admin key; this one is ${session?.scope ?? "unknown"}, so those buttons are not shown.`));
+  main.append(live, alarm, registry, report,
     h("div", { class: "models-lower" }, ab, h("section", { class: "card", "aria-labelledby": "h-train" },
       h("h2", { id: "h-train" }, "Train"),
       h("p", { class: "help" }, "On the workspace's images labelled with exactly one category; the new version is registered, not promoted."),
@@ -126,8 +151,12 @@ export async function renderModels(main, { session }) {
 
   async function load() {
     let listing;
+    let history;
     try {
-      listing = await api("/v1/models", { signal: abort.signal });
+      [listing, history] = await Promise.all([
+        api("/v1/models", { signal: abort.signal }),
+        api("/v1/models/history", { signal: abort.signal }).catch(() => ({ events: [] })),
+      ]);
     } catch (error) {
       if (error.name !== "AbortError") registry.replaceChildren(h("h2", { id: "h-registry" }, "Versions"), status(`Could not load the models: ${error.message}`, "error"));
       return;
@@ -135,19 +164,25 @@ export async function renderModels(main, { session }) {
     const head = ["version", "aliases", "mode", "classes", "accuracy", "macro F1", "ECE", "test images", "runtime", "int8", "warnings", "created", ""];
     const rows = listing.models.map((m) => versionRow(m, [
       h("button", { type: "button", class: "button-secondary", onclick: () => showReport(m.version) }, "Report", h("span", { class: "visually-hidden" }, ` of v${m.version}`)),
-      m.aliases.includes("production") ? null
+      !admin || m.aliases.includes("production") ? null // only admin keys may promote: others see no button
         : h("button", { type: "button", onclick: () => act(`Promoting v${m.version}`, `/v1/models/${m.version}/promote`) }, "Promote", h("span", { class: "visually-hidden" }, ` v${m.version}`)),
     ]));
+    // a rollback needs an earlier production model to go back to (else the API answers 409)
+    const stack = productionStack(history.events || []);
+    const back = admin && listing.production && stack.length >= 2 ? stack[stack.length - 2] : null;
+    alarm.replaceChildren(productionAlarm(listing) || "");
     registry.replaceChildren(
       h("div", { class: "chart-head" }, h("h2", { id: "h-registry" }, "Versions"),
-        h("button", { type: "button", class: "button-secondary", id: "rollback", onclick: () => act("Rolling back", "/v1/models/rollback") }, "Roll back production")),
-      h("p", { id: "production" }, listing.production ? `Production: v${listing.production}.` : "No production model yet: ingest and /v1/classify use the zero-shot categories."),
+        back === null ? null
+          : h("button", { type: "button", class: "button-secondary", id: "rollback", onclick: () => act(`Rolling back to v${back}`, "/v1/models/rollback") }, `Roll back production to v${back}`)),
+      h("p", { id: "production" }, listing.production ? `Production: v${listing.production}.`
+        : "No production model yet: new images get their categories from the built-in rules, without a trained model."),
       listing.models.length
         ? h("div", { class: "table-scroll" }, h("table", { class: "data models", id: "models-table" },
           h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows)))
         : status("No trained version yet: label images with one category each, then train."));
     ab.replaceChildren(h("h2", { id: "h-ab" }, "A/B test"),
-      ...abSection(listing.ab, listing.models, (body) => act("Changing the A/B test", "/v1/models/ab", "PUT", body, "h-ab")));
+      ...abSection(listing.ab, listing.models, (body) => act("Changing the A/B test", "/v1/models/ab", "PUT", body, "h-ab"), admin));
   }
 
   trainForm.addEventListener("submit", async (event) => {

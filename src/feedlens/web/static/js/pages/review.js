@@ -1,9 +1,10 @@
 // The moderation review queue (docs/feedback.md "Moderation review"): one image at a time, blurred until the
 // reviewer reveals it, approved / rejected / escalated from the keyboard with a reason; the calibration of
 // the unsafe flag by those decisions underneath.
-import { api, query, thumbnailUrl } from "../api.js";
+import { api, query } from "../api.js";
 import { altText, fmtDate, fmtScore, h, pct, status } from "../dom.js";
 import { problemText, shortcuts } from "../keys.js";
+import { thumbnail } from "../thumbs.js";
 
 const DECISIONS = [
   { decision: "approve", key: "a", label: "Approve", help: "safe: keep it" },
@@ -25,7 +26,7 @@ function keyHelp() {
 /** The image, blurred (thumbnail and flagged regions) until revealed; regions from the safety result. */
 function preview(image, revealed) {
   const frame = h("div", { class: `overlay-frame review-frame${revealed ? "" : " is-blurred"}`, id: "review-frame" },
-    h("img", { src: thumbnailUrl(image.id), alt: altText(image), id: "review-image" }));
+    thumbnail(image.id, { alt: altText(image), id: "review-image" }));
   for (const region of image.results?.safety?.regions || []) {
     const label = `${region.category}: ${region.type} ${fmtScore(region.score)}`;
     const box = h("div", { class: "region region-unsafe review-region", title: label }, h("span", { class: "region-label" }, label));
@@ -59,7 +60,8 @@ function calibrationTable(cal) {
   const fmt = (x) => (x === null || x === undefined ? "–" : pct(x));
   return h("table", { class: "data", id: "calibration-table" },
     h("caption", {}, `Unsafe flag "risk ≥ threshold" judged by ${cal.decisions} decision${cal.decisions === 1 ? "" : "s"} (${cal.unsafe} rejected, ${cal.safe} approved)`),
-    h("thead", {}, h("tr", {}, ["threshold", "flagged", "precision", "recall", ""].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ["risk threshold", "images flagged", "right when flagged (precision)", "rejected images caught (recall)", ""]
+      .map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, cal.grid.map((p) => {
       const notes = [p.threshold === current ? "current" : null, p.threshold === suggested ? "suggested" : null].filter(Boolean);
       return h("tr", { class: notes.length ? "row-marked" : null },
@@ -77,7 +79,7 @@ function calibrationChart(cal, charts) {
     });
     charts.push(new window.Chart(canvas, {
       type: "line",
-      data: { datasets: [line("precision", "precision", "#0072B2"), line("recall", "recall", "#D55E00")] },
+      data: { datasets: [line("right when flagged (precision)", "precision", "#0072B2"), line("rejected images caught (recall)", "recall", "#D55E00")] },
       options: {
         responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } },
         scales: { x: { type: "linear", min: 0, max: 1, title: { display: true, text: "risk threshold" } }, y: { min: 0, max: 1 } },
@@ -92,17 +94,23 @@ async function renderCalibration(box, charts) {
   charts.length = 0;
   try {
     const cal = await api("/v1/review/moderation/calibration");
-    const current = `Current suggestive threshold ${cal.current.threshold.toFixed(2)}: precision ${cal.current.precision === null ? "–" : pct(cal.current.precision)}, recall ${cal.current.recall === null ? "–" : pct(cal.current.recall)}.`;
+    const share = (x) => (x === null || x === undefined ? null : pct(x));
+    const now = cal.current;
+    const current = share(now.precision) === null
+      ? `Today an image is flagged when its risk is ${now.threshold.toFixed(2)} or more. Too few decisions yet to say how well that works.`
+      : `Today an image is flagged when its risk is ${now.threshold.toFixed(2)} or more. Of the images it flagged, people rejected ${share(now.precision)} (precision); of the images people rejected, it had flagged ${share(now.recall) ?? "–"} (recall).`;
     const suggested = cal.suggested
-      ? `Lowest threshold reaching precision ${pct(cal.target_precision)}: ${cal.suggested.threshold.toFixed(2)} (recall ${pct(cal.suggested.recall ?? 0)}).`
-      : `No threshold reaches precision ${pct(cal.target_precision)} yet.`;
+      ? `To be right ${pct(cal.target_precision)} of the time when it flags, the threshold would be ${cal.suggested.threshold.toFixed(2)}: it would then catch ${pct(cal.suggested.recall ?? 0)} of the images people rejected.`
+      : `No threshold is right ${pct(cal.target_precision)} of the time yet: more decisions are needed to suggest one.`;
     const verdicts = cal.current_verdicts;
-    box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration"), h("div", { class: "calibration-body" },
-      h("div", {}, h("p", {}, current), h("p", {}, suggested),
-        h("p", {}, `The verdicts the images had (both thresholds) flagged ${verdicts.flagged}: precision ${verdicts.precision === null ? "–" : pct(verdicts.precision)}, recall ${verdicts.recall === null ? "–" : pct(verdicts.recall)}.`),
-        h("p", { class: "help" }, "Approved images count as safe, rejected ones as unsafe (the newest decision per image); escalations are left out. Set FEEDLENS_SAFETY_SUGGESTIVE_THRESHOLD to apply a threshold."),
+    box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration: how well the unsafe flag works"), h("div", { class: "calibration-body" },
+      h("div", {}, h("p", {}, current), h("p", { id: "calibration-suggested" }, suggested),
+        h("p", {}, share(verdicts.precision) === null && share(verdicts.recall) === null
+          ? `The verdicts the images were given flagged ${verdicts.flagged}; too few decisions yet to judge them.`
+          : `The verdicts the images were given flagged ${verdicts.flagged}: people rejected ${share(verdicts.precision) ?? "–"} of those, and ${share(verdicts.recall) ?? "–"} of the images people rejected had been flagged.`),
+        h("p", { class: "help" }, "Each approved image counts as safe and each rejected one as unsafe (the latest decision per image); escalated images are left out. To use another threshold, set FEEDLENS_SAFETY_SUGGESTIVE_THRESHOLD and restart the server."),
         cal.decisions ? calibrationChart(cal, charts) : null),
-      h("details", { open: true }, h("summary", {}, "Precision and recall per threshold"), calibrationTable(cal))));
+      h("details", { open: true }, h("summary", {}, "Each threshold: how many images it flags and how often it is right"), calibrationTable(cal))));
   } catch (error) {
     box.replaceChildren(h("h2", { id: "h-calibration" }, "Calibration"), status(`Could not load the calibration: ${error.message}`, "error"));
   }
@@ -136,11 +144,13 @@ export async function renderReview(main, { params, navigate }) {
     : "Blurred: the picture and its flagged regions (outlined) stay blurred until you reveal them.");
 
   function drawList() {
+    // each entry has a small thumbnail, blurred like the image shown until it is revealed
     list.replaceChildren(...view.items.map((item, i) => h("li", {},
       h("button", {
         type: "button", class: "queue-entry", "aria-current": i === view.index ? "true" : null,
         onclick: () => select(i),
-      }, `${item.verdict ?? "?"} · risk ${fmtScore(item.risk)} · uncertainty ${fmtScore(item.uncertainty)}`))));
+      }, thumbnail(item.image_id, { alt: "blurred preview", class: "queue-thumb", width: 48, height: 48, loading: "lazy" }),
+      h("span", {}, `${item.verdict ?? "?"} · risk ${fmtScore(item.risk)} · uncertainty ${fmtScore(item.uncertainty)}`)))));
   }
 
   function drawDetail() {

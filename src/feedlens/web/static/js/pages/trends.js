@@ -7,18 +7,36 @@ import { h, status } from "../dom.js";
 const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D00", "#000000", "#7F7F7F", "#B30059"];
 const SENTIMENT_COLOURS = { positive: "#009E73", neutral: "#7F7F7F", negative: "#D55E00" };
 
+/** The n-th colour: the palette's, then hues a golden angle apart (a taxonomy has more than ten
+ * categories, and no two may share a colour). */
+function nthColour(n) {
+  if (n < PALETTE.length) return PALETTE[n];
+  return `hsl(${Math.round((n * 137.508) % 360)}, 65%, ${n % 2 ? 38 : 52}%)`;
+}
+
+/** A name's colour, the same in every chart and on every visit: its place in `order` (the taxonomy's
+ * categories, the registered brands) when it has one, else a hash of the name. */
+export function colourOf(name, order = []) {
+  if (SENTIMENT_COLOURS[name]) return SENTIMENT_COLOURS[name];
+  const at = order.indexOf(name);
+  if (at >= 0) return nthColour(at);
+  let hash = 0;
+  for (const ch of String(name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return nthColour(order.length + (hash % 360)); // past the named ones: clear of their colours
+}
+
 /** rows [{period, <key>, images}] -> {labels: periods, datasets: one per value} */
-export function pivot(rows, key, value = "images") {
+export function pivot(rows, key, value = "images", order = []) {
   const periods = [...new Set(rows.map((r) => r.period))].sort();
   const names = [...new Set(rows.map((r) => r[key]))];
   const index = new Map(rows.map((r) => [`${r.period}\u0000${r[key]}`, r[value]]));
   return {
     labels: periods,
-    datasets: names.map((name, i) => ({
+    datasets: names.map((name) => ({
       label: name,
       data: periods.map((p) => index.get(`${p}\u0000${name}`) || 0),
-      backgroundColor: SENTIMENT_COLOURS[name] || PALETTE[i % PALETTE.length],
-      borderColor: SENTIMENT_COLOURS[name] || PALETTE[i % PALETTE.length],
+      backgroundColor: colourOf(name, order),
+      borderColor: colourOf(name, order),
     })),
   };
 }
@@ -40,7 +58,10 @@ function chartBlock(id, title, path, params, data, config, charts) {
     return block;
   }
   const canvas = h("canvas", { role: "img", "aria-label": `${title}: chart; the data table follows` });
-  block.append(h("div", { class: "canvas-box" }, canvas),
+  const box = h("div", { class: "canvas-box" }, canvas);
+  // a bar per row on the side (top hashtags): tall enough that every label is written, none skipped
+  if (config.options?.indexAxis === "y") box.style.height = `${Math.max(260, 60 + 24 * config.data.labels.length)}px`;
+  block.append(box,
     h("details", {}, h("summary", {}, "Data table"), table(data)));
   if (window.Chart) {
     charts.push(new window.Chart(canvas, {
@@ -90,6 +111,12 @@ export async function renderTrends(main, { params, navigate }) {
   if (!window.Chart) board.before(status("Chart.js is not installed (run `make setup`); the data is shown as tables.", "error"));
   const span = windowParams(params);
   const kind = params.get("kind") || "headline";
+  // the order colours are given in: each category and brand keeps its colour in every chart
+  const [cats, brandList] = await Promise.all([
+    api("/v1/categories").catch(() => ({ categories: [] })),
+    api("/v1/brands").catch(() => ({ brands: [] })),
+  ]);
+  const order = { category: cats.categories.map((c) => c.name), brand: brandList.brands.map((b) => b.name) };
   const specs = [
     ["categories", "Images per category", "/v1/analytics/categories", span],
     ["labels", kind === "label" ? "Images per label" : "Images per main label", "/v1/analytics/labels", { ...span, kind }],
@@ -110,24 +137,29 @@ export async function renderTrends(main, { params, navigate }) {
   const stacked = { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } };
   const counts = { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } };
   const configs = {
-    categories: (d) => ({ type: "bar", data: pivot(d.rows, "category"), options: stacked }),
-    labels: (d) => ({ type: "line", data: pivot(d.rows, "label"), options: counts }),
-    brands: (d) => ({ type: "line", data: pivot(d.rows, "brand"), options: counts }),
+    categories: (d) => ({ type: "bar", data: pivot(d.rows, "category", "images", order.category), options: stacked }),
+    // labels have no fixed order: sorted, each label of this chart gets a colour of its own
+    labels: (d) => ({ type: "line", data: pivot(d.rows, "label", "images", [...new Set(d.rows.map((r) => r.label))].sort()), options: counts }),
+    brands: (d) => ({ type: "line", data: pivot(d.rows, "brand", "images", order.brand), options: counts }),
     sentiment: (d) => ({ type: "bar", data: pivot(d.rows, "sentiment"), options: stacked }),
     safety: (d) => ({
       type: "line",
       data: { labels: d.rows.map((r) => r.period), datasets: [{ label: "unsafe share (%)", data: d.rows.map((r) => r.unsafe_share * 100), borderColor: PALETTE[3], backgroundColor: PALETTE[3] }] },
       options: { scales: { y: { beginAtZero: true, suggestedMax: 100 } } },
     }),
+    // a bar per category (or brand) in its own colour, grouped by likes, comments and shares
     engagement: (d, key) => ({
       type: "bar",
-      data: { labels: d.rows.map((r) => r[key]), datasets: ["likes", "comments", "shares"].map((m, i) => ({ label: m, data: d.rows.map((r) => r[m]), backgroundColor: PALETTE[i] })) },
+      data: {
+        labels: ["likes", "comments", "shares"],
+        datasets: d.rows.map((r) => ({ label: r[key], data: [r.likes, r.comments, r.shares], backgroundColor: colourOf(r[key], order[key]) })),
+      },
       options: counts,
     }),
     hashtags: (d) => ({
       type: "bar",
       data: { labels: d.rows.map((r) => `#${r.hashtag}`), datasets: [{ label: "posts", data: d.rows.map((r) => r.posts), backgroundColor: PALETTE[0] }] },
-      options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
+      options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false } } } },
     }),
   };
   board.replaceChildren();

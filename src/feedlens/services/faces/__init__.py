@@ -1,0 +1,1 @@
+"""Faces beyond detection: identity (opt-in per workspace, erasable)."""
