@@ -328,15 +328,26 @@ def test_labels_then_training(client: httpx.Client, keys: dict[str, str], librar
 
     response = client.post("/v1/categories/train", headers=auth(keys["write"]))
     assert response.status_code == 200, response.text
-    report = response.json()
-    assert report["version"] == 1 and report["taxonomy_version"] == 3
-    assert report["images"] == len(NAMES) and report["recategorized"] == len(NAMES)
-    assert report["positives"]["our product"] == 1 and report["positives"]["food & drink"] == 1
-    assert report["skipped"] == []  # every category has a labelled example and a counter-example
+    report = response.json()  # the registry's route: a registered version, now production
+    assert report["version"] == 1 and report["taxonomy_version"] == 3 and report["source"] == "registry"
+    # images with one category train it (chelsea has two, motorcycle only "not" labels)
+    assert report["images"] == 2 and report["recategorized"] == len(NAMES)
+    assert report["positives"] == {"our product": 1, "food & drink": 1} and report["mode"] == "probe"
+    assert set(report["skipped"]) == {"animals & pets", "cats"}  # zero-shot only
+    production = get(client, keys["read"], "/v1/models")
+    assert production["production"] == 1 and production["models"][0]["created_by"].startswith("key:")
 
     models = get(client, keys["read"], "/v1/categories/models")["models"]
-    assert [m["version"] for m in models] == [1] and models[0]["taxonomy_version"] == 3
-    assert models[0]["metrics"]["images"] == len(NAMES)
+    assert [(m["version"], m["source"], m["current"]) for m in models] == [(1, "registry", True)]
+    assert sorted(models[0]["classes"]) == ["food & drink", "our product"]
+    too_few = client.post("/v1/categories/train", headers=auth(keys["write"]), json={"mode": "finetune"})
+    is_problem(too_few, 409, "not_enough_labels")
+    assert "at least 10 labelled images in every category" in too_few.json()["detail"]
+    is_problem(
+        client.post("/v1/categories/train", headers=auth(keys["write"]), json={"mode": "deep"}),
+        422,
+        "invalid_request",
+    )
     cat = categories_of(client, keys["read"], library.ids["chelsea.png"])
     assert cat["model_version"] == 1 and cat["taxonomy_version"] == 3
     assert "animals & pets" in cat["assigned"]

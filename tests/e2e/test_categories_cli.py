@@ -283,12 +283,19 @@ def test_train_models_counts_recategorize(feedlens: Cli, labelled: Run) -> None:
     assert labelled.code == 0
     trained = feedlens("categories", "train", "-w", "team")
     assert trained.code == 0, trained.stderr
-    assert trained.stdout.startswith("model version 1 (taxonomy version 1): 9 labelled images")
-    assert f"  {PETS}\t1 positive" in trained.stdout and "zero-shot only" in trained.stdout
-    assert "9 images recategorised" in trained.stderr
+    # the registry's route: version 1 of `feedlens models`, production at once
+    assert re.match(
+        r"model version 1 \(probe, now production; taxonomy version 1\): \d+ labelled", trained.stdout
+    )
+    assert f"  {PETS}\t1 labelled" in trained.stdout and "zero-shot only" in trained.stdout
+    assert "9 images recategorised" in trained.stderr and "feedlens models report 1" in trained.stdout
     models = feedlens("categories", "models", "-w", "team")
-    assert models.code == 0 and re.search(r"│ 1 +│ 1 +│ 9 +│", models.stdout), models.stdout
-    assert "vehicles 2" in models.stdout
+    assert models.code == 0 and re.search(r"│ 1 +│ registry +│ yes +│", models.stdout), models.stdout
+    assert "vehicles" in models.stdout
+    production = feedlens("models", "list", "-w", "team", "--json").json()
+    assert [(m["version"], m["aliases"]) for m in production] == [(1, ["production"])]
+    too_few = feedlens("categories", "train", "-w", "team", "--mode", "finetune")
+    assert too_few.code == 2 and "[not_enough_labels]" in too_few.stderr and "at least 10" in too_few.stderr
 
     today = datetime.now(UTC).date()
     rows = list(

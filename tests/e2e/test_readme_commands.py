@@ -212,7 +212,10 @@ def test_every_readme_command_works_as_printed(
     assert "in 2 posts" in outputs["duplicates -w"].stdout  # readable groups, not raw JSON
     assert "clusters" in outputs["clusters -w"].stderr or "cluster" in outputs["clusters -w"].stdout
     assert "images: 10 added, 0 already stored, 0 failed" in outputs["ingest samples/"].stderr
-    assert "version 1 is now production" in outputs["models promote"].stdout
+    # `categories train` made version 1 production (one route); `train` added version 2, promoted here
+    assert "now production" in outputs["categories train"].stdout
+    assert "version 2 is now production" in outputs["models promote"].stdout
+    assert "recategorised with the production model" in outputs["models promote"].stderr
     # the one sample photo that labelled/ leaves unlabelled, named (not a bare id)
     assert "hubble_deep_field.jpg" in outputs["al next"].stdout
     print("slowest README commands:", sorted(timings, reverse=True)[:5])

@@ -386,7 +386,7 @@ def cli_library(
     feed.write_text("".join(json.dumps(r) + "\n" for r in rows))
     done = server.cli("ingest", str(photos), str(feed), "-w", cli_team)
     assert done.returncode == 0, done.stderr
-    assert "4 added, 3 already stored, 0 failed" in done.stderr
+    assert "images: 4 added, 0 already stored, 0 failed; posts: 3 added" in done.stderr
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     w, h = chelsea.size
     (root / "query.jpg").write_bytes(encode(chelsea.crop((int(w * 0.1), 0, w, h)), "JPEG", quality=85))
@@ -424,7 +424,7 @@ def test_cli_search_similar_duplicates_clusters_rebuild(
         "unrelated": ("search", UNRELATED[0], *ws),
         "file": ("similar", str(cli_library / "query.jpg"), "--json", *ws),
         "id": ("similar", ids["chelsea.png"], "--json", *ws),
-        "duplicates": ("duplicates", *ws),
+        "duplicates": ("duplicates", "--json", *ws),
         "clusters": ("clusters", "--json", "--min-size", "2", *ws),
         "no_image": ("similar", "not-a-file-or-id", *ws),
     }

@@ -112,6 +112,14 @@ def test_train_report_promote_classify(
     is_problem(client.post("/v1/models/1/promote", headers=auth(w)), 403, "forbidden")
     promoted = client.post("/v1/models/1/promote", headers=auth(a))
     assert promoted.status_code == 200 and promoted.json()["aliases"] == ["production"]
+    run_url = f"/v1/models/runs/{promoted.json()['recategorize']['id']}"  # the categories follow production
+    deadline = time.monotonic() + 300
+    while (run := client.get(run_url, headers=auth(r)).json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.5)
+    assert run["status"] == "succeeded" and run["result"] >= 1, run
+    stored_categories = client.get(f"/v1/images/{next(iter(labelled))}", headers=auth(r)).json()
+    assert stored_categories["results"]["categories"]["model_version"] == 1
     answer = client.post("/v1/classify", headers=auth(r), files={"file": ("x.png", png_of(held))})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -206,6 +214,9 @@ def test_bad_requests(client: httpx.Client, keys: dict[str, str], server: Server
         client.post("/v1/models/train", headers=auth(w), json={"mode": "deep"}), 422, "invalid_request"
     )
     is_problem(client.post("/v1/models/train", headers=auth(w), json={"epochs": 0}), 422, "invalid_request")
+    few = client.post("/v1/models/train", headers=auth(w), json={"mode": "finetune"})  # 8 labels a category
+    is_problem(few, 409, "not_enough_labels")
+    assert "at least 10 labelled images in every category" in few.json()["detail"]
     is_problem(
         client.put("/v1/models/ab", headers=auth(a), json={"candidate": 2, "mode": "split", "share": 2}),
         422,

@@ -290,6 +290,8 @@ def test_every_page_fits_a_phone(browser: Browser, demo: Demo) -> None:
 # -- trends --------------------------------------------------------------------------------------------------
 COLOURS = """(id) => { const chart = Chart.getChart(document.querySelector(`#chart-${id} canvas`));
     return Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.backgroundColor])); }"""
+DRAWN = """(id) => { const canvas = document.querySelector(`#chart-${id} canvas`);
+    const chart = canvas && Chart.getChart(canvas); return !!(chart && chart.data.datasets.length); }"""
 TAGS = [{"hashtag": f"tag{i:02d}", "posts": 60 - i} for i in range(40)]
 HASHTAGS = {"columns": ["hashtag", "posts"], "rows": TAGS}
 
@@ -304,6 +306,8 @@ def test_trends_write_every_hashtag_and_keep_each_category_colour(page: Page, de
         "() => Chart.getChart(document.querySelector('#chart-hashtags canvas')).scales.y.ticks.length"
     )
     assert written == len(TAGS)  # no label skipped
+    for chart in ("categories", "engagement-category"):  # each chart draws when its own answer arrives
+        page.wait_for_function(DRAWN, arg=chart)
     per_day = page.evaluate(COLOURS, "categories")
     engagement = page.evaluate(COLOURS, "engagement-category")
     assert per_day and engagement
@@ -320,5 +324,6 @@ def test_trends_write_every_hashtag_and_keep_each_category_colour(page: Page, de
     page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile("bucket=week"))
     expect(page.locator("#chart-categories canvas")).to_be_visible()
+    page.wait_for_function(DRAWN, arg="categories")
     assert page.evaluate(COLOURS, "categories") == per_day
     shot(page, "trends-colours")

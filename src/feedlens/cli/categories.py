@@ -34,7 +34,8 @@ taxonomy_app = typer.Typer(
     help="The workspace's categories: show, set (versioned), start from the default.", no_args_is_help=True
 )
 categories_app = typer.Typer(
-    help="Trained category models and images per category and day.", no_args_is_help=True
+    help="Train (through the model registry), list models, images per category and day.",
+    no_args_is_help=True,
 )
 
 MAX_ERRORS_SHOWN = 20
@@ -264,33 +265,57 @@ def _reporting_ingestor(inner: Ingestor, advance: Callable[[int], None], stop: t
 
 # -- models, counts, recategorize ----------------------------------------------------------------------
 @categories_app.command("train")
-def categories_train(ctx: typer.Context, workspace: Workspace = "default") -> None:
-    """Train a category model on the workspace's labels (seconds), then recategorise with it."""
+def categories_train(
+    ctx: typer.Context,
+    workspace: Workspace = "default",
+    mode: Annotated[
+        str, typer.Option("--mode", help="probe (seconds) or finetune (minutes; 10+ labels per category)")
+    ] = "probe",
+) -> None:
+    """Train on the workspace's labels (the same recipe and registry as `feedlens train`), make the new
+    version production and recategorise with it."""
+    from feedlens.training.advice import accuracy_text
+
     _, service, workspace_id = _open(ctx, workspace)
-    report = service.train(workspace_id)
+    report = service.train(workspace_id, mode, created_by="cli")
     typer.echo(
-        f"model version {report.version} (taxonomy version {report.taxonomy_version}): "
-        f"{report.images} labelled images"
+        f"model version {report.version} ({report.mode}, now production; taxonomy version "
+        f"{report.taxonomy_version}): {report.images} labelled images"
     )
     for category, n in report.positives.items():
-        typer.echo(f"  {category}\t{n} positive")
+        typer.echo(f"  {category}\t{n} labelled")
     if report.skipped:
-        typer.echo(f"  zero-shot only (need a positive and a negative): {', '.join(report.skipped)}")
-    Console(stderr=True).print(f"{report.recategorized} images recategorised", highlight=False)
+        typer.echo(f"  zero-shot only (no images labelled with just it): {', '.join(report.skipped)}")
+    typer.echo(f"  {accuracy_text(report.metrics)}")
+    err = Console(stderr=True)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+    err.print(f"{report.recategorized} images recategorised", highlight=False)
+    typer.echo(f"  report: feedlens models report {report.version} -w {workspace}")
 
 
 @categories_app.command("models")
 def categories_models(ctx: typer.Context, workspace: Workspace = "default") -> None:
-    """The workspace's trained models, newest (current) first."""
+    """The workspace's models, newest first: the registry's (the production one drives the categories),
+    then older category models (read-only)."""
     _, service, workspace_id = _open(ctx, workspace)
-    table = Table("version", "taxonomy", "images", "trained categories", "created")
+    table = Table("version", "from", "current", "images", "categories", "created")
     for model in service.models(workspace_id):
         metrics = model["metrics"] or {}
+        if model["source"] == "registry":
+            images, names = str(metrics.get("n") or ""), ", ".join(model["classes"])
+        else:
+            positives = metrics.get("positives") or {}
+            images, names = (
+                str(metrics.get("images", "")),
+                ", ".join(f"{c} {n}" for c, n in positives.items()),
+            )
         table.add_row(
             str(model["version"]),
-            str(model["taxonomy_version"]),
-            str(metrics.get("images", "")),
-            escape(", ".join(f"{c} {n}" for c, n in (metrics.get("positives") or {}).items())),
+            "registry" if model["source"] == "registry" else "older model",
+            "yes" if model["current"] else "",
+            images,
+            escape(names),
             model["created_at"],
         )
     Console().print(table)

@@ -45,6 +45,12 @@ def _source(dataset: str) -> str | Path:
     return dataset if dataset == WORKSPACE else Path(dataset)
 
 
+def _recategorise(training: TrainingService, workspace_id: int, task: str) -> None:
+    """A new production model: the workspace's categories follow it (services/categories/models.py)."""
+    done = training.categories.recategorize(workspace_id) if task == "categories" else 0
+    Console(stderr=True).print(f"{done} images recategorised with the production model", highlight=False)
+
+
 def _print_version(model: dict[str, Any], console: Console) -> None:
     from feedlens.training.advice import accuracy_text, int8_verdict
 
@@ -109,6 +115,7 @@ def train(
     model = training.train(workspace_id, _source(dataset), options, task=task, created_by="cli")
     if promote:
         model = training.registry.promote(workspace_id, task, model["version"], by="cli")
+        _recategorise(training, workspace_id, task)
     if as_json:
         typer.echo(json.dumps(model, indent=2, default=str))
         return
@@ -245,12 +252,13 @@ def promote(
     workspace: Workspace = "default",
     task: Task = "categories",
 ) -> None:
-    """Make a version the task's production model (what the API and ingest use)."""
+    """Make a version the task's production model (what the API, ingest and the categories use)."""
     training, workspace_id = _open(ctx, workspace)
     from feedlens.training.advice import promotion_warnings
 
     model = training.registry.promote(workspace_id, task, version, by="cli")
     Console().print(f"version {model['version']} is now production for {task}", highlight=False)
+    _recategorise(training, workspace_id, task)
     for warning in promotion_warnings(model):
         Console(stderr=True).print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
 
@@ -261,6 +269,7 @@ def rollback(ctx: typer.Context, workspace: Workspace = "default", task: Task = 
     training, workspace_id = _open(ctx, workspace)
     model = training.registry.rollback(workspace_id, task, by="cli")
     Console().print(f"rolled back: version {model['version']} is production for {task}", highlight=False)
+    _recategorise(training, workspace_id, task)
 
 
 @app.command()

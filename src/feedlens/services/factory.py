@@ -242,7 +242,9 @@ class Services:
 
         with self._lock:
             compiler = TaxonomyCompiler(self.store, self.text_encoder)
-            return CategoryService(self.database, compiler, self.settings)
+            # the registry's production model drives the categories (services/categories/models.py)
+            models = lambda: self.training.category_models  # noqa: E731
+            return CategoryService(self.database, compiler, self.settings, models=models)
 
     @cached_property
     def brands(self) -> BrandService:

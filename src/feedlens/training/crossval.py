@@ -19,6 +19,9 @@ from feedlens.training.datasets import Item, LabelledDataset
 
 CV_BELOW = 10  # the smallest category has fewer labels than this: train on all, cross-validate
 MAX_FOLDS = 5
+# Fine-tuning holds back validation and test images (70/15/15) and stops early on the validation loss:
+# below this many labels per category that is one image or none per part, so it learns from noise.
+FINETUNE_MIN_LABELS = CV_BELOW
 
 
 def cross_validates(data: LabelledDataset, mode: str, split: str) -> bool:
@@ -26,6 +29,20 @@ def cross_validates(data: LabelledDataset, mode: str, split: str) -> bool:
     smallest category between 2 and CV_BELOW - 1 labels; one label cannot be scored by a model without it)."""
     smallest = min(data.counts().values())
     return mode == "probe" and split == "stratified" and 2 <= smallest < CV_BELOW
+
+
+def finetune_shortfall(counts: dict[str, int]) -> str | None:
+    """Why `counts` (category -> labelled images) are too few to fine-tune on, or None when enough."""
+    short = {name: n for name, n in counts.items() if n < FINETUNE_MIN_LABELS}
+    if not short:
+        return None
+    listed = ", ".join(
+        f"{name!r} has {n} ({FINETUNE_MIN_LABELS - n} more)" for name, n in sorted(short.items())
+    )
+    return (
+        f"fine-tuning needs at least {FINETUNE_MIN_LABELS} labelled images in every category: {listed}; "
+        "label more, or train a probe (--mode probe), which learns from every label you have"
+    )
 
 
 def folds(items: Sequence[Item], seed: str | int) -> list[int]:

@@ -1,10 +1,10 @@
 """Categories: the workspace's taxonomy (versioned), its categories and per-day counts, labels on images,
-trained category models and recategorising."""
+training (an alias of the model registry's route) and recategorising."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -51,6 +51,15 @@ class LabelsBody(BaseModel):
         if not self.categories and not self.not_:
             raise ValueError("give at least one category in `categories` or `not`")
         return self
+
+
+class CategoryTrainBody(BaseModel):
+    """How to train: `probe` (default; with few labels it learns from all and cross-validates) or
+    `finetune` (refused with 409 `not_enough_labels` below 10 labelled images per category)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["probe", "finetune"] = "probe"
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -129,16 +138,21 @@ async def recategorize(state: State, who: Writer) -> dict[str, Any]:
 
 
 @router.post("/v1/categories/train")
-async def train(state: State, who: Writer) -> dict[str, Any]:
-    """Train a category model on the workspace's labels, make it current and recategorise with it;
-    409 `not_enough_labels` when no category has both a positive and a negative example."""
-    report = await run_in_threadpool(state.services.categories.train, who.workspace_id)
+async def train(state: State, who: Writer, body: CategoryTrainBody | None = None) -> dict[str, Any]:
+    """Train on the workspace's labels through the model registry (as `POST /v1/models/train`, but
+    waiting for it), register the version, make it production and recategorise with it. 409
+    `not_enough_labels` without images labelled with one category in two categories or more, or when
+    fine-tuning has too few; the message says how many are needed."""
+    mode = body.mode if body is not None else "probe"
+    by = f"key:{who.key_id}"
+    report = await run_in_threadpool(state.services.categories.train, who.workspace_id, mode, by)
     return dataclasses.asdict(report)
 
 
 @router.get("/v1/categories/models")
 async def category_models(state: State, who: Reader) -> dict[str, Any]:
-    """The workspace's trained category models, newest (current) first."""
+    """The registry's versions, newest first (`current`: the production one, which drives the categories),
+    then older category models trained before the routes were merged (`source: category_models`)."""
     return {"models": await run_in_threadpool(state.services.categories.models, who.workspace_id)}
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from feedlens.api.deps import Reader, State, Writer
 from feedlens.services.insights.alerts import RuleSpec
+
+RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # the column's range: larger ids are a 422, not a 500
 
 router = APIRouter(tags=["insights"])
 
@@ -89,7 +91,7 @@ async def add_rule(body: RuleIn, state: State, who: Writer) -> RuleOut:
 
 
 @router.delete("/v1/insights/alerts/rules/{rule_id}", status_code=204)
-async def remove_rule(rule_id: int, state: State, who: Writer) -> Response:
+async def remove_rule(rule_id: RuleId, state: State, who: Writer) -> Response:
     """Delete a rule and its alerts."""
     await run_in_threadpool(state.services.insights.alerts.remove_rule, who.workspace_id, rule_id)
     return Response(status_code=204)
@@ -99,7 +101,7 @@ async def remove_rule(rule_id: int, state: State, who: Writer) -> Response:
 async def list_alerts(
     state: State,
     who: Reader,
-    rule_id: int | None = None,
+    rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlertList:
     """Alerts, newest period first (every ingest batch checks the rules; POST .../check does it now)."""

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from feedlens.api.deps import Admin, Reader, State, Writer
 from feedlens.api.inputs import read_image_input
 from feedlens.api.problems import Problem
+from feedlens.api.state import AppState
 from feedlens.services.training import WORKSPACE, TrainOptions
 
 router = APIRouter(tags=["models"])
@@ -60,6 +61,14 @@ def _accepted(run: Any) -> JSONResponse:
     return JSONResponse(run.to_dict(), status_code=202, headers={"Location": f"/v1/models/runs/{run.id}"})
 
 
+def _recategorise(state: AppState, workspace: int) -> dict[str, Any]:
+    """A new production model drives the workspace's categories: recategorise it in the background."""
+    run = state.runs.submit(
+        workspace, "recategorize", lambda: state.services.categories.recategorize(workspace)
+    )
+    return dict(run.to_dict())
+
+
 # -- static paths first: `/v1/models/{version}` would otherwise swallow them ------------------------------
 @router.get("/v1/models")
 async def list_models(state: State, who: Reader, task: Task = "categories") -> dict[str, Any]:
@@ -74,8 +83,11 @@ async def list_models(state: State, who: Reader, task: Task = "categories") -> d
 @router.post("/v1/models/train", status_code=202)
 async def train(body: TrainBody, state: State, who: Writer, task: Task = "categories") -> JSONResponse:
     """Train a new version on the workspace's labels in the background: 202 with a run to poll
-    (`Location`); the run's result is the registered version with its metrics."""
+    (`Location`); the run's result is the registered version with its metrics. Fine-tuning with under 10
+    labelled images in a category: 409 `not_enough_labels` at once."""
     options = TrainOptions(**body.model_dump())
+    if options.mode == "finetune":  # 409 now, not a failed run later
+        await run_in_threadpool(state.services.training.check_finetune, who.workspace_id)
     by = f"key:{who.key_id}"
     run = state.runs.submit(
         who.workspace_id,
@@ -93,10 +105,12 @@ async def get_run(run_id: str, state: State, who: Reader) -> dict[str, Any]:
 
 @router.post("/v1/models/rollback")
 async def rollback(state: State, who: Admin, task: Task = "categories") -> dict[str, Any]:
-    """Production goes back to the model it replaced; 409 `nothing_to_roll_back` at the first one."""
-    return await run_in_threadpool(
+    """Production goes back to the model it replaced; 409 `nothing_to_roll_back` at the first one.
+    `recategorize`: the background run that recategorises the workspace with it."""
+    model: dict[str, Any] = await run_in_threadpool(
         state.services.training.registry.rollback, who.workspace_id, task, f"key:{who.key_id}"
     )
+    return {**model, "recategorize": _recategorise(state, who.workspace_id)}
 
 
 @router.get("/v1/models/ab")
@@ -261,10 +275,12 @@ async def promote(
     version: VersionPath, state: State, who: Admin, task: Task = "categories"
 ) -> dict[str, Any]:
     """Make a version the task's production model (what /v1/classify and ingest use). The answer's
-    `promotion_warnings` say when its accuracy is low or unknown (too few test images)."""
+    `promotion_warnings` say when its accuracy is low or unknown (too few test images); `recategorize`:
+    the background run (poll `/v1/models/runs/{id}`) that recategorises the workspace with it."""
     from feedlens.training.advice import promotion_warnings
 
     model: dict[str, Any] = await run_in_threadpool(
         state.services.training.registry.promote, who.workspace_id, task, version, f"key:{who.key_id}"
     )
-    return {**model, "promotion_warnings": promotion_warnings(model)}
+    recategorize = _recategorise(state, who.workspace_id)
+    return {**model, "promotion_warnings": promotion_warnings(model), "recategorize": recategorize}

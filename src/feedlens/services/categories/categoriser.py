@@ -1,4 +1,5 @@
-"""Score images against a compiled taxonomy, zero-shot and, where a trained model exists, blended."""
+"""Score images against a compiled taxonomy, zero-shot and, where a trained model exists, blended with its
+probabilities (the registry's production model, or an older stored category head)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from feedlens.core.results.categories import CategoriesResult, CategoryScore
 from feedlens.services.categories.fusion import SOURCES, Fusion, fusion_for, raw_scores, zero_shot
-from feedlens.services.categories.heads import CategoryHead, head_features
+from feedlens.services.categories.heads import BLEND_PRIOR, CategoryHead, head_features
 from feedlens.services.categories.normalise import Moments
 from feedlens.services.categories.zero_shot import (
     CompiledTaxonomy,
@@ -24,8 +25,34 @@ HEAD_THRESHOLD = 0.5  # trained heads use balanced class weights: their even odd
 
 @dataclass(frozen=True)
 class TrainedModel:
+    """The trained model that categorises with zero-shot: the workspace's production model from the model
+    registry (`model_id` set; its probabilities (N, K) come with each batch, computed from the images), or
+    a category model of the older `category_models` table (`head`: it scores stored features itself).
+    `positives` (K,): labelled images of each category it was trained on (the blend's weights)."""
+
     version: int
-    head: CategoryHead
+    head: CategoryHead | None = None
+    categories: tuple[str, ...] = ()
+    positives: tuple[int, ...] = ()
+    model_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.head is not None:  # a stored head names its own categories and counts
+            object.__setattr__(self, "categories", tuple(self.head.categories))
+            object.__setattr__(self, "positives", tuple(int(n) for n in self.head.positives))
+
+    def blend_weights(self, prior: float = BLEND_PRIOR) -> np.ndarray:
+        """(K,) share of the trained probability in the blended score: n / (n + prior)."""
+        n = np.asarray(self.positives, dtype=np.float64)
+        out: np.ndarray = n / (n + prior)
+        return out
+
+    def predict(self, evidence: Sequence[Evidence], trained: np.ndarray | None) -> np.ndarray | None:
+        """(N, K) probabilities: the head's on stored features, else `trained` as given (NaN rows: images
+        the model could not score); None when there is nothing to blend."""
+        if self.head is not None:
+            return self.head.predict(head_features(evidence))
+        return trained
 
 
 @dataclass(frozen=True)
@@ -73,7 +100,7 @@ class Categoriser:
         base = self.zero_shot_thresholds()
         if self.model is None or self.threshold is not None:
             return base
-        share = dict(zip(self.model.head.categories, self.model.head.blend_weights(), strict=True))
+        share = dict(zip(self.model.categories, self.model.blend_weights(), strict=True))
         weights = np.array([share.get(name, 0.0) for name in self.compiled.names])
         out: np.ndarray = weights * HEAD_THRESHOLD + (1.0 - weights) * base
         return out
@@ -87,9 +114,13 @@ class Categoriser:
         return feats, raw_scores(self.compiled, evidence, feats)
 
     def scores(
-        self, evidence: Sequence[Evidence], computed: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        evidence: Sequence[Evidence],
+        computed: tuple[np.ndarray, np.ndarray] | None = None,
+        trained: np.ndarray | None = None,
     ) -> Scored:
-        """Scores of a batch; `computed`: its (features, raw) when the caller has them already."""
+        """Scores of a batch; `computed`: its (features, raw) when the caller has them already; `trained`
+        (N, K): a registry model's probabilities of the batch (TrainedModel.predict)."""
         c = len(self.compiled.names)
         if not evidence:
             return Scored(np.zeros((0, c)), np.zeros((0, c, len(SOURCES))), None)
@@ -97,30 +128,39 @@ class Categoriser:
         moments = self.moments if self.moments is not None else Moments.of(raw)
         zero, terms = zero_shot(self.compiled, feats, raw, moments, self.scoring, self.caption_weight)
         zero = roll_up(self.compiled.taxonomy, zero)
-        if self.model is None:
+        probabilities = None if self.model is None else self.model.predict(evidence, trained)
+        if self.model is None or probabilities is None:
             return Scored(zero, terms, None)
         blended = zero.copy()
-        trained = self.model.head.predict(head_features(evidence))
-        weights = self.model.head.blend_weights()
-        for k, name in enumerate(self.model.head.categories):
+        scored = ~np.isnan(probabilities).any(axis=1)  # images without the model's answer stay zero-shot
+        weights = self.model.blend_weights()
+        for k, name in enumerate(self.model.categories):
             if name in self.compiled.names:  # a model trained before a category was removed
                 j = self.compiled.names.index(name)
-                blended[:, j] = weights[k] * trained[:, k] + (1.0 - weights[k]) * zero[:, j]
+                mixed = weights[k] * probabilities[:, k] + (1.0 - weights[k]) * zero[:, j]
+                blended[:, j] = np.where(scored, mixed, zero[:, j])
         return Scored(zero, terms, roll_up(self.compiled.taxonomy, blended))
 
     def categorise(
-        self, evidence: Sequence[Evidence], computed: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        evidence: Sequence[Evidence],
+        computed: tuple[np.ndarray, np.ndarray] | None = None,
+        trained: np.ndarray | None = None,
     ) -> list[CategoriesResult]:
-        scored = self.scores(evidence, computed)
-        head = self.model.head if self.model is not None else None
-        trained = head.predict(head_features(evidence)) if head is not None and evidence else None
+        """One result per image; `trained` (N, K) as for `scores`."""
+        scored = self.scores(evidence, computed, trained)
+        model = self.model
+        probabilities = model.predict(evidence, trained) if model is not None and evidence else None
+        head = model if model is not None and probabilities is not None else None
         weights = head.blend_weights() if head is not None else None
         thresholds = self.thresholds()
         results = []
         for i in range(len(evidence)):
             scores = []
+            known = probabilities is not None and not np.isnan(probabilities[i]).any()
             for c, name in enumerate(self.compiled.names):
                 k = head.categories.index(name) if head is not None and name in head.categories else None
+                k = k if known else None
                 score = float(np.clip(scored.final[i, c], 0.0, 1.0))
                 scores.append(
                     CategoryScore(
@@ -130,8 +170,8 @@ class Categoriser:
                         threshold=round(float(thresholds[c]), 4),
                         evidence=contributions(scored.terms[i, c], SOURCES),
                         zero_shot=round(float(scored.zero[i, c]), 6) if scored.blended is not None else None,
-                        trained=round(float(trained[i, k]), 6)
-                        if trained is not None and k is not None
+                        trained=round(float(probabilities[i, k]), 6)
+                        if probabilities is not None and k is not None
                         else None,
                         weight=round(float(weights[k]), 4) if weights is not None and k is not None else 0.0,
                     )

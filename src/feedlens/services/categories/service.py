@@ -1,5 +1,5 @@
 """Categories of a workspace: its taxonomy (versioned), categorising images from their stored results,
-labels, trained models, recategorising, and per-day counts.
+labels, training (through the model registry: models.py), recategorising, and per-day counts.
 
 Categorisation reads only stored data (analyses, vectors, posts), so categorising at ingest and
 `feedlens recategorize` after a taxonomy or model change give the same answer for the same inputs. The
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -28,12 +28,14 @@ from feedlens.core.taxonomy import OTHER, Taxonomy
 from feedlens.services.categories import workspace_stats as wstats
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
 from feedlens.services.categories.fusion import COMPONENTS
-from feedlens.services.categories.heads import (
-    REGULARISATION_C,
-    CategoryHead,
-    TrainingDataError,
-    head_features,
-    train_head,
+from feedlens.services.categories.heads import CategoryHead
+from feedlens.services.categories.models import (
+    CategoryModels,
+    TrainReport,
+    as_array,
+    legacy_entry,
+    registry_entry,
+    report_of,
 )
 from feedlens.services.categories.normalise import Moments
 from feedlens.services.categories.taxonomies import TaxonomyCompiler, default_taxonomy
@@ -55,21 +57,19 @@ class CategoryError(CodedError):
     """A request about categories that cannot be honoured (unknown category, too few labels)."""
 
 
-@dataclass(frozen=True)
-class TrainReport:
-    version: int
-    taxonomy_version: int
-    images: int
-    positives: dict[str, int]
-    skipped: list[str]  # categories without both a positive and a negative example
-    recategorized: int
-
-
 class CategoryService:
-    def __init__(self, database: Database, compiler: TaxonomyCompiler, settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        compiler: TaxonomyCompiler,
+        settings: Settings,
+        models: Callable[[], CategoryModels] | None = None,
+    ) -> None:
         self.database = database
         self.compiler = compiler
         self.settings = settings
+        # the model registry, built on first use (None: only the older category models, never training)
+        self._registry = models
         self._compiled: dict[tuple[int, int], CompiledTaxonomy] = {}
         self._models: dict[tuple[int, int], TrainedModel] = {}
         self._lock = threading.Lock()
@@ -139,8 +139,22 @@ class CategoryService:
                 self._compiled[key] = compiled
         return compiled
 
+    def registry(self) -> CategoryModels | None:
+        return self._registry() if self._registry is not None else None
+
     def categoriser(self, workspace: int) -> Categoriser:
+        """The workspace's categoriser: zero-shot blended with the registry's production model, else with
+        the newest older category model, else zero-shot alone."""
         compiled = self._compiled_for(workspace)
+        registry = self.registry()
+        model = registry.production(workspace) if registry is not None else None
+        if model is None:
+            model = self._legacy_model(workspace)
+        config = self.settings.categories
+        return Categoriser(compiled, config.threshold, model, caption_weight=config.caption_weight)
+
+    def _legacy_model(self, workspace: int) -> TrainedModel | None:
+        """The newest model of the `category_models` table (trained before the one route), if any."""
         with self.database.session() as session:
             row = cats.current_model(session, workspace)
             key = (workspace, row.version) if row is not None else None
@@ -148,8 +162,14 @@ class CategoryService:
             if row is not None and model is None:
                 model = TrainedModel(row.version, CategoryHead.from_bytes(row.weights))
                 self._models[(workspace, row.version)] = model
-        config = self.settings.categories
-        return Categoriser(compiled, config.threshold, model, caption_weight=config.caption_weight)
+        return model
+
+    def _trained(self, workspace: int, model: TrainedModel | None, ids: Sequence[str]) -> dict[str, Any]:
+        """A registry model's probabilities of `ids` by image id ({} for none or an older head)."""
+        registry = self.registry()
+        if model is None or model.model_id is None or registry is None:
+            return {}
+        return registry.probabilities(workspace, model, ids)
 
     # -- categorising ----------------------------------------------------------------------------------
     def evidence(
@@ -205,6 +225,7 @@ class CategoryService:
         out: dict[str, CategoriesResult] = {}
         for start in range(0, len(image_ids), BATCH):
             chunk = list(image_ids[start : start + BATCH])
+            answers = self._trained(workspace, categoriser.model, chunk)  # before the session: it writes
             with self.database.session() as session:
                 evidence = self.evidence(session, chunk, refresh_text)
                 ids = list(evidence)
@@ -220,7 +241,9 @@ class CategoryService:
                 if scorer.threshold is None:
                     found = self._label_thresholds.get(session, workspace, scorer, refreshed, self.evidence)
                     scorer = replace(scorer, label_thresholds=found)
-                results = scorer.categorise(items, computed)
+                model = categoriser.model
+                trained = as_array(answers, ids, len(model.categories)) if answers and model else None
+                results = scorer.categorise(items, computed, trained)
                 for image_id, result in zip(ids, results, strict=True):
                     repo.add_analyses(
                         session, image_id, {cats.ANALYZER: result.to_dict()}, {cats.ANALYZER: result.version}
@@ -320,46 +343,28 @@ class CategoryService:
                 for row in cats.labels_of_image(session, image_id)
             ]
 
-    def train(self, workspace: int) -> TrainReport:
-        """Train a model on the workspace's labels, store it as the next version and recategorise."""
+    def train(self, workspace: int, mode: str = "probe", created_by: str = "") -> TrainReport:
+        """`categories train`: train through the model registry's recipe on the workspace's labels (images
+        labelled with exactly one category), register the version, make it production and recategorise.
+        Too few labels (none, one category, fine-tuning below its minimum): `not_enough_labels`."""
+        registry = self.registry()
+        if registry is None:
+            raise CategoryError("training_unavailable", "this service was built without the model registry")
         taxonomy, taxonomy_version = self.taxonomy(workspace)
-        with self.database.session() as session:
-            labelled = cats.workspace_labels(session, workspace)
-            evidence = self.evidence(session, sorted(labelled))
-        ids = [i for i in sorted(labelled) if i in evidence]
-        label_sets = [labelled[i][0] & set(taxonomy.names) for i in ids]
-        if not ids:
-            raise CategoryError("not_enough_labels", "the workspace has no labelled images")
-        try:
-            head = train_head(head_features([evidence[i] for i in ids]), label_sets, taxonomy.names)
-        except TrainingDataError as exc:
-            raise CategoryError("not_enough_labels", str(exc)) from None
-        positives = {name: int(n) for name, n in zip(head.categories, head.positives, strict=True)}
-        skipped = [n for n in taxonomy.names if n not in head.categories]
-        version = self._new_version(
-            lambda session: cats.add_model(
-                session,
-                workspace,
-                taxonomy_version,
-                head.to_bytes(),
-                params={"kind": "linear-probe", "features": "visual+content+caption", "C": REGULARISATION_C},
-                metrics={"images": len(ids), "positives": positives, "skipped": skipped},
-            )
-        )
-        recategorized = self.recategorize(workspace)
-        return TrainReport(version, taxonomy_version, len(ids), positives, skipped, recategorized)
+        model = registry.train(workspace, mode, created_by)
+        return report_of(model, taxonomy.names, taxonomy_version, self.recategorize(workspace))
 
     def models(self, workspace: int) -> list[dict[str, Any]]:
+        """The registry's versions (newest first; `current`: production drives the categories), then the
+        older category models, read-only (`current` for the newest while nothing is in production)."""
+        registry = self.registry()
+        production = registry.production(workspace) if registry is not None else None
+        versions = registry.versions(workspace) if registry is not None else []
         with self.database.session() as session:
+            older = list(cats.models(session, workspace))
             return [
-                {
-                    "version": m.version,
-                    "taxonomy_version": m.taxonomy_version,
-                    "params": m.params,
-                    "metrics": m.metrics,
-                    "created_at": m.created_at.isoformat(),
-                }
-                for m in cats.models(session, workspace)
+                *(registry_entry(m, production) for m in sorted(versions, key=lambda m: -m["version"])),
+                *(legacy_entry(m, production is None and i == 0) for i, m in enumerate(older)),
             ]
 
     # -- counts ----------------------------------------------------------------------------------------

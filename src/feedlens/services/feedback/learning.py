@@ -186,6 +186,8 @@ class ActiveLearning:
             promote, reason = False, "no held-out images neither model trained on: label more images"
         if promote:
             registry.promote(workspace, task, candidate.version, by=created_by or "feedback-loop")
+            if task == "categories":  # the production model drives the stored images' categories too
+                self.training.categories.recategorize(workspace)
         record = {
             "task": task,
             "labels": len(data),

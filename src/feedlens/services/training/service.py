@@ -20,6 +20,7 @@ from feedlens.core.training import WORKSPACE
 from feedlens.images import ImageDecoder
 from feedlens.runtime.store import ModelStore
 from feedlens.services.categories import CategoryService
+from feedlens.services.training.categorising import RegistryCategoryModels
 from feedlens.services.training.registry import ModelRegistry, RegistryError, check_task
 from feedlens.services.training.serving import ModelServer
 from feedlens.storage import categories as cats
@@ -27,6 +28,7 @@ from feedlens.storage import repositories as repo
 from feedlens.storage.blobs import BlobStore
 from feedlens.storage.database import Database
 from feedlens.training import datasets
+from feedlens.training.crossval import finetune_shortfall
 from feedlens.training.datasets import DatasetError, LabelledDataset, Problem, ProblemCode, Resolver
 from feedlens.training.recipe import ARTIFACTS, TrainOptions, TrainOutcome, evaluate_model, train_model
 from feedlens.training.report import EvaluationReport, ModelInfo
@@ -72,6 +74,7 @@ class TrainingService:
         self._categories = categories
         self.registry = ModelRegistry(database)
         self.server = ModelServer(database, blobs, decoder, self.registry)
+        self.category_models = RegistryCategoryModels(self)
 
     @property
     def categories(self) -> CategoryService:
@@ -115,6 +118,15 @@ class TrainingService:
         return dataset_from_path(Path(source)), None
 
     # -- training ------------------------------------------------------------------------------------------
+    def check_finetune(self, workspace: int) -> None:
+        """Refuse fine-tuning on the workspace's labels up front (`not_enough_labels`, 409) when a category
+        has too few: the API checks before it queues a run."""
+        single, classes, _ = self.single_labels(workspace)
+        counts = {name: sum(1 for c in single.values() if c == name) for name in classes}
+        shortfall = finetune_shortfall(counts) if counts else None
+        if shortfall is not None:
+            raise RegistryError("not_enough_labels", shortfall)
+
     def _baseline(self, workspace: int, task: str, classes: list[str]) -> tuple[Any, ModelInfo | None]:
         """The production model as the report's comparison, when it predicts the same classes."""
         deployment = self.registry.deployment(workspace, task)
@@ -140,6 +152,10 @@ class TrainingService:
         check_task(task)
         options = options or TrainOptions()
         data, resolve = self.dataset(workspace, source)
+        # explicit fine-tuning only; the feedback loop (stable split) gates its own retraining
+        shortfall = finetune_shortfall(data.counts()) if options.mode == "finetune" else None
+        if shortfall is not None and options.split == "stratified":
+            raise RegistryError("not_enough_labels", shortfall)
         baseline, baseline_info = self._baseline(workspace, task, list(data.classes))
         work = Path(tempfile.mkdtemp(prefix="train-", dir=self._scratch()))
         try:
