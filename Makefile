@@ -39,11 +39,11 @@ $(STAMPS)/web: src/feedlens/web/package.json src/feedlens/web/package-lock.json 
 # Verifies every artifact's hash and fetches/builds only what is missing or corrupt.
 models: $(STAMPS)/deps $(STAMPS)/system
 	$(BIN)/feedlens store pull
-	$(BIN)/feedlens store calibrate --if-needed
 
 # First run: ingests the sample photos and a small invented feed of posts for them into workspace "demo"; every run: prints a fresh demo key and a
 # curl example, then serves the API (and its docs at /docs) on 127.0.0.1:8000 until Ctrl-C.
 run: setup
+	$(BIN)/feedlens store calibrate --if-needed
 	@echo "set up; now: feedlens serve --demo $(SAMPLES) (it says what it does; Ctrl-C stops it)"
 	$(BIN)/feedlens serve --demo $(SAMPLES)
 

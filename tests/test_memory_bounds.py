@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from feedlens.analyzers.registry import ANALYZER_NAMES
+from tests.support.fresh import fresh
 
 BUDGET_MB = 300  # over the ordinary photo's peak; the old letterbox alone took +9.5 GB on 16x50000
 
@@ -52,7 +53,7 @@ print(json.dumps({"before": before, "after": peak_mb(), "errors": errors}))
 def test_extreme_strips_stay_within_the_memory_budget(names: str, sample_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "FEEDLENS_DATA_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, names, str(sample_dir / "astronaut.png")],
+        fresh([sys.executable, "-c", _PROGRAM, names, str(sample_dir / "astronaut.png")]),
         env=env,
         capture_output=True,
         text=True,
