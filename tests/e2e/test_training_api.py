@@ -275,7 +275,11 @@ def test_labeling_queue_and_retraining_loop(
         cycles = client.get("/v1/review/learning", headers=auth(r)).json()["cycles"]
         time.sleep(1)
     assert cycles and cycles[0]["trigger"] == "labels" and cycles[0]["labels"] == len(labelled) + len(held)
-    assert cycles[0]["production_version"] == 1 and cycles[0]["holdout"] > 0
+    first = cycles[0]
+    assert first["production_version"] == 1
+    # production v1 learnt from every label (few labels: cross-validated), so only new labels that fall in
+    # the stable test part can be held out; with none, the cycle says so and promotes nothing
+    assert first["holdout"] > 0 or ("no held-out images" in first["reason"] and not first["promoted"]), first
     run = finish(client, w, client.post("/v1/review/retrain", headers=auth(w), json={"margin": 1.0}))
     assert run["status"] == "succeeded", run
     assert not run["result"]["promoted"]  # nothing improves by a whole point of macro-F1
