@@ -28,6 +28,7 @@ from PIL import Image
 from feedlens.config import CLIP_MEAN, CLIP_STD
 from tests.e2e.server import FEEDLENS, RELAXED_LIMITS, Server, free_port
 from tests.support.api import auth, store
+from tests.support.config_errors import assert_one_line_error
 
 pytestmark = pytest.mark.slow
 
@@ -210,17 +211,9 @@ def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    # serve says what it is doing ("checking models ..."), then one line says what is wrong
-    errors = [line for line in lines if not line.endswith(" ...")]
-    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr, result.stderr
-
-
 def test_a_missing_file_stops_serve(models: Path, tmp_path: Path) -> None:
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **clip_env(models, TEXT_MODEL=str(models / "gone.onnx"))}
-    _one_line_error(
+    assert_one_line_error(
         _serve(env, "serve", "--port", str(free_port())), "FEEDLENS_CLIP__TEXT_MODEL: no such file"
     )
 
@@ -228,9 +221,10 @@ def test_a_missing_file_stops_serve(models: Path, tmp_path: Path) -> None:
 def test_a_wrong_shape_stops_a_command_that_needs_the_model(models: Path, tmp_path: Path) -> None:
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **clip_env(models, IMAGE_MODEL=str(models / "vision-64.onnx"))}
     assert _serve(env, "workspaces", "create", "w").returncode == 0  # commands without models still run
-    _one_line_error(_serve(env, "search", "red", "-w", "w"), "set FEEDLENS_CLIP__IMAGE_SIZE=64")
+    assert_one_line_error(_serve(env, "search", "red", "-w", "w"), "set FEEDLENS_CLIP__IMAGE_SIZE=64")
 
 
 def test_a_wrong_shape_stops_serve(models: Path, tmp_path: Path) -> None:
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **clip_env(models, IMAGE_MODEL=str(models / "vision-64.onnx"))}
-    _one_line_error(_serve(env, "serve", "--port", str(free_port())), "set FEEDLENS_CLIP__IMAGE_SIZE=64")
+    served = _serve(env, "serve", "--port", str(free_port()))
+    assert_one_line_error(served, "set FEEDLENS_CLIP__IMAGE_SIZE=64")

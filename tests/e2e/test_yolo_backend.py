@@ -28,6 +28,7 @@ from PIL import Image
 
 from tests.e2e.server import FEEDLENS, RELAXED_LIMITS, Server, free_port
 from tests.support.api import auth
+from tests.support.config_errors import assert_one_line_error
 from tests.support.yolo import SIZE, export, tiny_yolo
 
 pytestmark = pytest.mark.slow
@@ -134,17 +135,9 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    # serve says what it is doing ("checking models ..."), then one line says what is wrong
-    errors = [line for line in lines if not line.endswith(" ...")]
-    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr, result.stderr
-
-
 def test_a_missing_model_stops_serve(models: Path, tmp_path: Path) -> None:
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **yolo_env(models / "gone.onnx")}
-    _one_line_error(
+    assert_one_line_error(
         _run(env, "serve", "--port", str(free_port())), "FEEDLENS_OBJECTS_YOLO__MODEL: no such file"
     )
 
@@ -154,10 +147,10 @@ def test_a_model_of_the_wrong_width_stops_analyze(models: Path, tmp_path: Path) 
     image.write_bytes(_png((255, 0, 0)))
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **yolo_env(models / "narrow.onnx")}
     result = _run(env, "analyze", str(image), "--analyzers", "objects")
-    _one_line_error(result, "FEEDLENS_OBJECTS_YOLO__MODEL: ")
+    assert_one_line_error(result, "FEEDLENS_OBJECTS_YOLO__MODEL: ")
     assert "with 4 + 5 classes (its `names` metadata) = 9" in result.stderr
 
 
 def test_a_model_of_the_wrong_width_stops_serve(models: Path, tmp_path: Path) -> None:
     env = {"FEEDLENS_DATA_DIR": str(tmp_path), **yolo_env(models / "narrow.onnx")}
-    _one_line_error(_run(env, "serve", "--port", str(free_port())), "FEEDLENS_OBJECTS_YOLO__MODEL: ")
+    assert_one_line_error(_run(env, "serve", "--port", str(free_port())), "FEEDLENS_OBJECTS_YOLO__MODEL: ")
