@@ -167,7 +167,10 @@ class ActiveLearning:
         production = (
             registry.rows(workspace, task, [production_id]).get(production_id) if production_id else None
         )
-        seen = set(production.training.get("seen_keys", [])) if production is not None else set()
+        # neither model may be scored on an image it trained on; the stable split's one exception (a class
+        # with no training item borrows one) can put a test item in either model's training set
+        seen = set(candidate.training.get("seen_keys", []))
+        seen |= set(production.training.get("seen_keys", [])) if production is not None else set()
         parts = stable_split(data, opts.val_fraction, opts.test_fraction, opts.seed)
         holdout = [i for i in parts.test if i.key not in seen]
         images = server.stored_images(workspace, [i.key for i in holdout])
