@@ -4,7 +4,7 @@ Data: the Tux Paint stamp photos (tests/support/tuxpaint.py), 12 categories, fla
 and JPEG-encoded, as a `LabelledDataset`; pooled EfficientNet-Lite0 features from the backbone .pth
 (`simulation.dataset_features`, cached by dataset hash under --cache). Per seed a stratified 30% test split
 is held out, the loop starts from one label per class and adds a batch per round; the classifier is the
-linear probe (logistic regression on standardised features). Macro-F1 on the test split vs labels.
+linear probe (logistic regression on features scaled to unit mean norm). Macro-F1 on the test split vs labels.
 
 Compared: `uncertainty+diversity` (margin, k-means over the 10n most uncertain), `uncertainty` (the n most
 uncertain, to see what diversity adds) and `random`. Labels needed: the first label count at which a

@@ -48,9 +48,10 @@ from feedlens.core.taxonomy import parse_taxonomy
 from feedlens.services.categories import TaxonomyCompiler
 from feedlens.services.categories.categoriser import Categoriser, TrainedModel
 from feedlens.services.categories.heads import head_features, train_head
-from feedlens.services.categories.normalise import Moments, label_thresholds
+from feedlens.services.categories.normalise import Moments, label_thresholds, zero_shot_trust
 from feedlens.services.categories.zero_shot import CompiledTaxonomy
 from feedlens.services.factory import build_services
+from feedlens.training.crossval import CV_BELOW
 from feedlens.training.datasets import from_labels
 from feedlens.training.probe import DEFAULT_C, fit_linear_head, select_linear_head
 from feedlens.training.recipe import TrainOptions, split_of
@@ -104,7 +105,8 @@ def registry_probe(domain: Domain, s: Split, visual: np.ndarray) -> tuple[Traine
     """The model `categories train` registers (services/training/categorising.py, mode probe), fitted from
     the stored pooled vectors: the labels as the route's dataset (`from_labels`), its split (`split_of`:
     below CV_BELOW labels a category all of them train, else 15% validation and 15% test are held back),
-    balanced class weights and `select_linear_head` (C by validation loss when there is validation).
+    balanced class weights and `select_linear_head` (C by validation loss when there is validation, else
+    DEFAULT_C).
     Returns the model as the categoriser blends it and its probabilities (R, K) of the held-out images."""
     names = [SUBJECTS[c] for c in s.categories]
     key = {domain.items[i].key: int(i) for i in s.labelled}
@@ -155,7 +157,8 @@ def blended(
     labelled = [domain.evidence[i] for i in s.labelled]
     zero = categoriser.scores(labelled, (feats[s.labelled], raw[s.labelled])).zero
     learnt = label_thresholds(zero, pos, ~pos, categoriser.zero_shot_thresholds())
-    trained = replace(categoriser, model=model, label_thresholds=learnt)
+    trust = zero_shot_trust(zero, pos, ~pos)
+    trained = replace(categoriser, model=model, label_thresholds=learnt, zero_shot_trust=trust)
     rest = [domain.evidence[i] for i in s.rest]
     final = trained.scores(rest, (feats[s.rest], raw[s.rest]), probabilities).final
     alone = np.zeros_like(final)
@@ -271,10 +274,13 @@ def render(
         "Probe: scikit-learn `LogisticRegression()` (C = 1) on the 1280-d pooled backbone vector; best C: "
         f"the best of {list(PROBE_CS)} chosen on the held-out images themselves (an upper bound for it). "
         "`categories train`: the model the registry trains (mode probe: the route's own split, below "
-        "10 labels a category every label trains, from 10 on 15% validation and 15% test are held back; "
-        "balanced weights, C by validation loss) fitted from the same stored vectors, blended with "
-        "zero-shot by its training labels per category (n / (n + 2)), zero-shot thresholds learnt from "
-        "the labels, every image read against the domain's statistics. Older head: the `category_models` "
+        f"{CV_BELOW} labels a category every label trains, from {CV_BELOW} on 15% validation and 15% test "
+        "are held back; balanced weights, features scaled to unit mean norm, C = "
+        f"{DEFAULT_C:g} without validation, else by validation loss) fitted from the same stored vectors, "
+        "blended with zero-shot per category by n / (n + 2 t) (n training labels, t: how well zero-shot's "
+        "scores separate the category's labelled images, 2 AUC - 1), its own cut at 2 / K (at most 0.5), "
+        "zero-shot thresholds learnt from the labels, every image read against the domain's statistics. "
+        "Older head: the `category_models` "
         "route it replaces (one-vs-rest on visual + content + caption vectors, C = 10, every label).",
         "",
         "| domain | k | categories | held out | zero-shot top-1 | probe top-1 | `categories train` top-1 "

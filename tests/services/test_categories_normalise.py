@@ -24,6 +24,7 @@ from feedlens.services.categories.normalise import (
     label_thresholds,
     standardise,
     statistics,
+    zero_shot_trust,
 )
 from feedlens.services.categories.workspace_stats import REFRESH_UP_TO, needs_refresh
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
@@ -187,8 +188,9 @@ def test_workspace_label_thresholds_need_two_labels_a_side_and_are_cached(
     assert read == []  # nothing read when no category can move
     labelled.update({"i1": ({"a"}, set()), "i4": ({"B"}, set()), "i2": (set(), {"b"})})
     found = cache.get(NO_SESSION, 1, categoriser, 0, evidence_of)
-    assert found is not None and found.shape == (2,) and read == [["i0", "i1", "i2", "i3", "i4"]]
-    assert not np.allclose(found, categoriser.zero_shot_thresholds())  # the labels moved both
+    assert found is not None and found.thresholds.shape == (2,) and read == [["i0", "i1", "i2", "i3", "i4"]]
+    assert not np.allclose(found.thresholds, categoriser.zero_shot_thresholds())  # the labels moved both
+    assert found.trust.tolist() == [1.0, 1.0]  # zero-shot's scores separate both sides' labels perfectly
     assert cache.get(NO_SESSION, 1, categoriser, 0, evidence_of) is found and len(read) == 1  # cached
     cache.get(NO_SESSION, 1, categoriser, 5, evidence_of)  # a recomputation of the statistics reads again
     assert len(read) == 2
@@ -199,3 +201,17 @@ def unit_vector(a: float, b: float) -> np.ndarray:
     v = np.array([a, b, 0.0, 0.0], dtype=np.float32)
     out: np.ndarray = v / np.linalg.norm(v)
     return out
+
+
+def test_zero_shot_trust_from_labels() -> None:
+    scores = np.array([[0.9, 0.5], [0.8, 0.5], [0.3, 0.5], [0.2, 0.5], [0.85, 0.5]])
+    pos = np.array([[1, 1], [1, 1], [0, 0], [0, 0], [0, 0]], dtype=bool)
+    neg = ~pos
+    neg[:, 0] = [False, False, True, True, False]
+    trust = zero_shot_trust(scores, pos, neg)
+    assert trust[0] == 1.0  # its scores put both positives above both negatives
+    assert trust[1] == 0.0  # the same score for every image: no better than chance
+    mixed = zero_shot_trust(scores, pos, ~pos)  # image 4 (0.85) is a negative above one positive (0.8)
+    assert mixed[0] == pytest.approx(2 * (5 / 6) - 1)
+    few = zero_shot_trust(scores, pos & (np.arange(5)[:, None] == 0), neg)
+    assert few.tolist() == [1.0, 1.0]  # one positive is not enough: the prior blend stands

@@ -204,3 +204,27 @@ def test_trained_model_blends_with_zero_shot() -> None:
     fixed = Categoriser(compiled(), 0.9, TrainedModel(7, head), fusion).categorise([evidence()])[0]
     assert {c.threshold for c in fixed.categories} == {0.9} and fixed.assigned == ("other",)
     assert result.version == "custom@3/model-7"
+
+
+def test_zero_shot_counts_as_far_as_the_labels_trust_it() -> None:
+    """A registry model (probabilities given per batch) blends by n / (n + prior * trust); its own cut is
+    twice the uniform probability of its K categories (at most even odds)."""
+    model = TrainedModel(2, None, ("memes", "people"), (5, 0), model_id=9)
+    fusion = Fusion(bias=-10.0, labels=0.0, visual=0.0, lead=0.0, threshold=0.2)
+    given = np.array([[0.9, 0.1]])
+    names = compiled().names
+    half_trust = np.where(np.array(names) == "memes", 0.5, 1.0)
+    trusted = Categoriser(compiled(), None, model, fusion)
+    half = Categoriser(compiled(), None, model, fusion, zero_shot_trust=half_trust)
+    chance = Categoriser(compiled(), None, model, fusion, zero_shot_trust=np.zeros(len(names)))
+    shares = [c.model_shares()[0] for c in (trusted, half, chance)]
+    assert shares == pytest.approx([5 / (5 + BLEND_PRIOR), 5 / (5 + BLEND_PRIOR / 2), 1.0])
+    assert chance.model_shares()[1] == 0.0  # no labelled image of a category: the model has no say in it
+    memes = [
+        next(s for s in c.categorise([evidence()], None, given)[0].categories if s.name == "memes")
+        for c in (trusted, chance)
+    ]
+    assert memes[0].score < memes[1].score == pytest.approx(0.9, abs=1e-3)  # zero-shot said 0 here
+    assert memes[1].threshold == pytest.approx(0.5)  # 2 / K = 1 for two categories: capped at even odds
+    seven = TrainedModel(2, None, tuple("abcdefg"), (3,) * 7, model_id=9)
+    assert seven.natural_cut() == pytest.approx(2 / 7)

@@ -132,7 +132,8 @@ def test_retraining_cycles_promote_only_improvements(loop: Loop) -> None:
     # training item borrows a test item: the first model, trained on half the labels, may have seen one)
     registry = learning.training.registry
     seen = set(registry.rows(ws, "categories", [production])[production].training["seen_keys"])
-    seen |= set(registry.artifact(ws, "categories", third["candidate_version"], "torch")[1].training["seen_keys"])
+    candidate = registry.artifact(ws, "categories", third["candidate_version"], "torch")[1]
+    seen |= set(candidate.training["seen_keys"])
     test_part = set(_holdout_keys(learning, ws))
     assert third["holdout"] == len(test_part - seen) > 0
 

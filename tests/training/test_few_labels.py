@@ -32,7 +32,8 @@ def test_five_labels_per_class_all_train_and_folds_hold_every_class() -> None:
     assert not cross_validates(data, "finetune", "stratified") and not cross_validates(
         data, "probe", "stable"
     )
-    assert not cross_validates(_ids({"a": 10, "b": 12}), "probe", "stratified")
+    assert cross_validates(_ids({"a": 10, "b": 12}), "probe", "stratified")  # below CV_BELOW = 20
+    assert not cross_validates(_ids({"a": 20, "b": 22}), "probe", "stratified")
     assert not cross_validates(_ids({"a": 1, "b": 5}), "probe", "stratified")  # one label cannot be scored
     parts = split_of(data, TrainOptions())
     assert len(parts.train) == 17 and not parts.val and not parts.test

@@ -54,7 +54,7 @@ def test_probe_learns_the_categories(data: StampSet, weights: Path) -> None:
     assert probs.shape == (len(data.test), len(data.classes))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert model.mode == "probe" and model.class_names == data.classes
-    assert [h["c"] for h in model.history] == [0.01, 0.1, 1.0, 10.0] and "val_loss" in model.history[0]
+    assert [h["c"] for h in model.history] == [0.1, 1.0, 10.0, 100.0] and "val_loss" in model.history[0]
     assert_learned(model, data)
 
 

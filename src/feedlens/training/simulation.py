@@ -2,7 +2,8 @@
 
 Per seed: a stratified test split (`test_fraction`) is held out and never labelled; the rest is the pool.
 The loop starts from `initial_per_class` labels per class (the same for every strategy), then each round
-fits a linear probe (`probe.fit_linear_head`: logistic regression on standardised features, C = DEFAULT_C)
+fits a linear probe (`probe.fit_linear_head`: logistic regression on features scaled to unit mean norm,
+C = DEFAULT_C)
 on the labelled images, scores the unlabelled pool, lets the strategy pick `batch_size` images, and the
 oracle reveals their labels. After every fit the test macro-F1 is recorded against the number of labels.
 
@@ -276,7 +277,7 @@ def simulate(
         "pool_size": pool_size,
         "test_size": len(y) - pool_size,
         "c": c,
-        "classifier": "logistic regression on standardised features (probe.fit_linear_head)",
+        "classifier": "logistic regression on features scaled to unit mean norm (probe.fit_linear_head)",
     }
     return SimulationResult(
         tuple(class_names), tuple(strategies), tuple(seeds), grid, arrays, found, settings

@@ -41,11 +41,22 @@ class TrainedModel:
             object.__setattr__(self, "categories", tuple(self.head.categories))
             object.__setattr__(self, "positives", tuple(int(n) for n in self.head.positives))
 
-    def blend_weights(self, prior: float = BLEND_PRIOR) -> np.ndarray:
-        """(K,) share of the trained probability in the blended score: n / (n + prior)."""
+    def blend_weights(self, prior: float = BLEND_PRIOR, trust: np.ndarray | None = None) -> np.ndarray:
+        """(K,) share of the trained probability in the blended score: n / (n + prior * trust), where
+        `trust` (K,) in [0, 1] says how well zero-shot read each category's labels (1 when not given): a
+        zero-shot no better than chance on the labels leaves the model alone."""
         n = np.asarray(self.positives, dtype=np.float64)
-        out: np.ndarray = n / (n + prior)
+        weight = prior * (np.ones_like(n) if trust is None else np.asarray(trust, dtype=np.float64))
+        out: np.ndarray = np.where(n > 0, n / np.maximum(n + weight, 1e-12), 0.0)
         return out
+
+    def natural_cut(self) -> float:
+        """Where the model's own probability assigns a category: even odds for a stored one-vs-rest head;
+        for the registry's softmax over K categories, twice the uniform 1 / K (at most even odds), since a
+        picture that fits two of seven categories splits its probability between them."""
+        if self.head is not None or not self.categories:
+            return HEAD_THRESHOLD
+        return min(HEAD_THRESHOLD, 2.0 / len(self.categories))
 
     def predict(self, evidence: Sequence[Evidence], trained: np.ndarray | None) -> np.ndarray | None:
         """(N, K) probabilities: the head's on stored features, else `trained` as given (NaN rows: images
@@ -82,6 +93,7 @@ class Categoriser:
     caption_weight: float = 1.0  # scales the caption's terms: captions vary in how much they describe
     moments: Moments | None = None
     label_thresholds: np.ndarray | None = None
+    zero_shot_trust: np.ndarray | None = None  # (C,) from the labels (normalise.zero_shot_trust); None: 1
 
     @property
     def scoring(self) -> Fusion:
@@ -100,10 +112,20 @@ class Categoriser:
         base = self.zero_shot_thresholds()
         if self.model is None or self.threshold is not None:
             return base
-        share = dict(zip(self.model.categories, self.model.blend_weights(), strict=True))
+        share = dict(zip(self.model.categories, self.model_shares(), strict=True))
         weights = np.array([share.get(name, 0.0) for name in self.compiled.names])
-        out: np.ndarray = weights * HEAD_THRESHOLD + (1.0 - weights) * base
+        out: np.ndarray = weights * self.model.natural_cut() + (1.0 - weights) * base
         return out
+
+    def model_shares(self) -> np.ndarray:
+        """(K,) the trained model's share of each of its categories' blended score (0 without a model)."""
+        if self.model is None:
+            return np.zeros(0)
+        if self.zero_shot_trust is None:
+            return self.model.blend_weights()
+        names = self.compiled.names
+        trust = [self.zero_shot_trust[names.index(n)] if n in names else 1.0 for n in self.model.categories]
+        return self.model.blend_weights(trust=np.asarray(trust))
 
     def features(self, evidence: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, C, F) and raw score components (N, K, C) of a batch."""
@@ -133,7 +155,7 @@ class Categoriser:
             return Scored(zero, terms, None)
         blended = zero.copy()
         scored = ~np.isnan(probabilities).any(axis=1)  # images without the model's answer stay zero-shot
-        weights = self.model.blend_weights()
+        weights = self.model_shares()
         for k, name in enumerate(self.model.categories):
             if name in self.compiled.names:  # a model trained before a category was removed
                 j = self.compiled.names.index(name)
@@ -152,7 +174,7 @@ class Categoriser:
         model = self.model
         probabilities = model.predict(evidence, trained) if model is not None and evidence else None
         head = model if model is not None and probabilities is not None else None
-        weights = head.blend_weights() if head is not None else None
+        weights = self.model_shares() if head is not None else None
         thresholds = self.thresholds()
         results = []
         for i in range(len(evidence)):

@@ -124,6 +124,26 @@ def label_thresholds(
     return np.clip(out, 0.01, 0.99)
 
 
+def zero_shot_trust(scores: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """(C,) how far a workspace's labels say zero-shot can be trusted, per category, in [0, 1].
+
+    `scores` (N, C) are the labelled images' zero-shot scores, `positives` / `negatives` (N, C) as for
+    `label_thresholds`. Zero-shot never learnt from these labels, so how well its scores separate a
+    category's labelled positives from its negatives is an honest measure: 2 * AUC - 1 (0 at chance or
+    worse). A category with fewer than MIN_LABELS of either keeps 1 (the prior blend stands). It sets how
+    much zero-shot counts beside a trained model (Categoriser): on a source where zero-shot reads the
+    categories badly (wallpapers, bench:categories-kshot) the labels' model carries the answer.
+    """
+    out = np.ones(scores.shape[1])
+    for c in range(scores.shape[1]):
+        pos, neg = scores[positives[:, c], c], scores[negatives[:, c], c]
+        if len(pos) < MIN_LABELS or len(neg) < MIN_LABELS:
+            continue
+        above = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+        out[c] = float(np.clip(2.0 * above - 1.0, 0.0, 1.0))
+    return out
+
+
 def _best_f1_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
     values = np.unique(np.concatenate([pos, neg]))
     cuts = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])

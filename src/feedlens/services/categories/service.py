@@ -239,8 +239,9 @@ class CategoryService:
                     moments, refreshed = wstats.read(session, workspace, compiled)
                 scorer = replace(categoriser, moments=moments)
                 if scorer.threshold is None:
-                    found = self._label_thresholds.get(session, workspace, scorer, refreshed, self.evidence)
-                    scorer = replace(scorer, label_thresholds=found)
+                    fit = self._label_thresholds.get(session, workspace, scorer, refreshed, self.evidence)
+                    if fit is not None:
+                        scorer = replace(scorer, label_thresholds=fit.thresholds, zero_shot_trust=fit.trust)
                 model = categoriser.model
                 trained = as_array(answers, ids, len(model.categories)) if answers and model else None
                 results = scorer.categorise(items, computed, trained)

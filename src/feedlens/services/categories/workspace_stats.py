@@ -11,13 +11,16 @@ recomputation, every image is recategorised against fresh statistics: at most ab
 categorising each image once. `feedlens recategorize` and a taxonomy change always recompute.
 
 Labels. A category with at least two labelled images on each side gets the threshold that best separates
-its labelled images' zero-shot scores (normalise.label_thresholds), cached until labels or statistics move.
+its labelled images' zero-shot scores (normalise.label_thresholds), and how far those scores separate them
+says how much zero-shot counts beside a trained model (normalise.zero_shot_trust); both cached until labels
+or statistics move.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import select
@@ -25,7 +28,13 @@ from sqlalchemy.orm import Session
 
 from feedlens.services.categories.categoriser import Categoriser
 from feedlens.services.categories.fusion import COMPONENTS
-from feedlens.services.categories.normalise import MIN_LABELS, Moments, label_matrices, label_thresholds
+from feedlens.services.categories.normalise import (
+    MIN_LABELS,
+    Moments,
+    label_matrices,
+    label_thresholds,
+    zero_shot_trust,
+)
 from feedlens.services.categories.zero_shot import CompiledTaxonomy, Evidence
 from feedlens.storage import categories as cats
 from feedlens.storage import category_stats as stats
@@ -91,12 +100,19 @@ def needs_refresh(moments: Moments, refreshed: int) -> bool:
     return 0 < images <= REFRESH_UP_TO and images >= REFRESH_GROWTH * refreshed and images > refreshed
 
 
+class LabelFit(NamedTuple):
+    """What a workspace's labels say about zero-shot: thresholds (C,) and trust (C,) in [0, 1]."""
+
+    thresholds: np.ndarray
+    trust: np.ndarray
+
+
 class LabelThresholds:
-    """Per-category thresholds from a workspace's labels, cached by (workspace, taxonomy version, labels,
-    statistics at the last recomputation)."""
+    """Per-category thresholds and zero-shot trust from a workspace's labels, cached by (workspace, taxonomy
+    version, labels, statistics at the last recomputation)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, int, int, int], np.ndarray | None] = {}
+        self._cache: dict[tuple[int, int, int, int], LabelFit | None] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -106,8 +122,8 @@ class LabelThresholds:
         categoriser: Categoriser,
         refreshed: int,
         evidence_of: Callable[[Session, list[str]], Mapping[str, Evidence]],
-    ) -> np.ndarray | None:
-        """(C,) thresholds, or None when no category has enough labels."""
+    ) -> LabelFit | None:
+        """The labels' fit, or None when no category has enough labels."""
         labelled = cats.workspace_labels(session, workspace)
         compiled = categoriser.compiled
         key = (workspace, compiled.version, sum(len(p) + len(n) for p, n in labelled.values()), refreshed)
@@ -116,12 +132,15 @@ class LabelThresholds:
                 return self._cache[key]
         ids = sorted(labelled)[-MAX_LABELLED:]
         pos, neg = label_matrices(compiled.names, labelled, ids)
-        found: np.ndarray | None = None
+        found: LabelFit | None = None
         if ((pos.sum(axis=0) >= MIN_LABELS) & (neg.sum(axis=0) >= MIN_LABELS)).any():
             evidence = evidence_of(session, ids)
             keep = [k for k, image_id in enumerate(ids) if image_id in evidence]
             zero = categoriser.scores([evidence[ids[k]] for k in keep]).zero
-            found = label_thresholds(zero, pos[keep], neg[keep], categoriser.zero_shot_thresholds())
+            found = LabelFit(
+                label_thresholds(zero, pos[keep], neg[keep], categoriser.zero_shot_thresholds()),
+                zero_shot_trust(zero, pos[keep], neg[keep]),
+            )
         with self._lock:
             self._cache[key] = found
         return found
