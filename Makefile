@@ -20,7 +20,7 @@ $(STAMPS)/system: scripts/install-system-deps.sh
 # torch goes in first, alone, so pip takes the local CPU wheel and nothing later drags in CUDA.
 $(STAMPS)/deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[convert,train,dev]'
+	$(BIN)/pip install -q -e '.[convert,train,dev,cluster]'
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/samples: scripts/make_samples.py $(STAMPS)/deps
@@ -60,8 +60,10 @@ typecheck: $(STAMPS)/deps
 layers: $(STAMPS)/deps
 	$(BIN)/lint-imports
 
+# Two workers, a test file each at a time (module-scoped servers stay in one worker): much of the suite waits
+# on servers, browsers and child processes, so two workers on two cores finish well before one.
 unit: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test: setup lint typecheck layers unit
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 FEEDLENS = str(Path(sys.executable).parent / "feedlens")
-BLOCKED = ("torch", "kornia", "faiss", "sklearn", "captum", "matplotlib", "transformers")
+BLOCKED = ("torch", "kornia", "faiss", "sklearn", "captum", "matplotlib", "transformers", "ray")
 
 # A meta-path finder that refuses the heavy packages: importing one raises, so a command that starts must
 # not have touched them. Run in a fresh interpreter through `python -c`.

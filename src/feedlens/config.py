@@ -168,6 +168,13 @@ class SearchSettings(BaseModel):
     near_phash_cosine: float = Field(0.80, ge=0.0, le=1.0, description="cosine needed with a pHash match")
     similar_cosine: float = Field(0.58, ge=0.0, le=1.0, description="visual cosine for 'similar'")
     save_interval_s: float = Field(30.0, ge=0.0, description="persist changed indexes at most this often")
+    removal_check_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=3600.0,
+        description="a search counts the table to find vectors another process or replica erased at most "
+        "this often (new vectors are picked up on every search; erasures here at once)",
+    )
 
 
 class InsightsSettings(BaseModel):
@@ -211,6 +218,34 @@ class InsightsSettings(BaseModel):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
+
+
+class JobSettings(BaseModel):
+    """Batch jobs claimed from the database (services/job_queue.py, docs/scale-out.md):
+    FEEDLENS_JOBS__LEASE_SECONDS=60 and so on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lease_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="a replica's claim on batch items, renewed while it works; another replica takes over "
+        "items whose claim ran out (their replica died)",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="times an item is started before it fails as too many attempts"
+    )
+    poll_seconds: float = Field(
+        1.0, gt=0.0, le=60.0, description="how often an idle worker looks for work other replicas submitted"
+    )
+    replica_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="this process's name in claims, unique per running replica; default host:port under "
+        "`feedlens serve` (a restart takes its own claims back at once), else host-pid-random",
+    )
 
 
 # OpenAI CLIP's image normalisation (its preprocess and Hugging Face's CLIPImageProcessor).
@@ -320,6 +355,27 @@ class YoloSettings(BaseModel):
                 f"FEEDLENS_OBJECTS_YOLO__CLASSES: {self.classes.name} is not {', '.join(YOLO_CLASS_FILES)}"
             )
         return self
+
+
+class ClusterSettings(BaseModel):
+    """Ingest on a Ray cluster (`feedlens ingest --ray`, docs/scale-out.md):
+    FEEDLENS_CLUSTER__CPUS_PER_ACTOR=2 and so on; the cluster's address is FEEDLENS_RAY_ADDRESS."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpus_per_actor: int = Field(
+        1, ge=1, le=256, description="CPUs each analysis actor reserves (and its model threads)"
+    )
+    actors: int | None = Field(
+        None, ge=1, le=10_000, description="analysis actors; default the cluster's CPUs / cpus_per_actor"
+    )
+    chunk_images: int = Field(
+        512,
+        ge=1,
+        le=1_000_000,
+        description="images read and sent per round: bounds the driver's memory; actors (and their models) "
+        "start once per round",
+    )
 
 
 class Settings(BaseSettings):
@@ -451,12 +507,19 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     learning: LearningSettings = LearningSettings()
     clip: ClipSettings = ClipSettings()  # unset: the sentence-space stand-in (docs/search.md)
+    ray_address: str | None = Field(
+        None,
+        description="a Ray cluster `ingest` analyses on (host:port, or `auto` for the one this node joined); "
+        "needs PostgreSQL (docs/scale-out.md)",
+    )
+    cluster: ClusterSettings = ClusterSettings()
     insights: InsightsSettings = InsightsSettings()  # docs/insights.md
     jobs_worker: bool = Field(
         True,
-        description="process batch jobs in this server; with several servers on one database keep it on "
-        "in exactly one (jobs are not yet claimed across processes)",
+        description="process batch jobs in this server; servers sharing one PostgreSQL claim items under "
+        "leases, so any number may keep it on (docs/scale-out.md)",
     )
+    jobs: JobSettings = JobSettings()
     host: str = Field("127.0.0.1", description="address `feedlens serve` listens on")
     port: int = Field(8000, ge=1, le=65535)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +21,7 @@ from feedlens.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from feedlens.services.factory import Services
+    from feedlens.services.ingest import IngestItem, ItemOutcome
 
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
@@ -35,21 +38,38 @@ def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="image files, folders, feed exports (.jsonl/.csv)")],
     workspace: Workspace = "default",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="analyse on this Ray cluster (host:port, auto); needs PostgreSQL; env FEEDLENS_RAY_ADDRESS",
+        ),
+    ] = None,
 ) -> None:
     """Store and analyse images and posts in a workspace. Idempotent and resumable: a rerun skips what
     is stored (same bytes, same post id) and finishes what a killed or interrupted run left."""
-    again = command_line("ingest", *(str(p) for p in paths), "--workspace", workspace)
-    ingest_paths(ctx, paths, workspace, again)
+    address = ray or services_from(ctx).settings.ray_address
+    cluster = ("--ray", address) if address else ()
+    again = command_line("ingest", *(str(p) for p in paths), "--workspace", workspace, *cluster)
+    ingest_paths(ctx, paths, workspace, again, ray=address)
 
 
-def ingest_paths(ctx: typer.Context, paths: list[Path], workspace: str, again: str) -> IngestTally:
+def ingest_paths(
+    ctx: typer.Context, paths: list[Path], workspace: str, again: str, ray: str | None = None
+) -> IngestTally:
     """Ingest with progress; `again` is the command that finishes an interrupted run. A first Ctrl-C
-    stops at the next batch boundary (exit 130, what is stored is said), a second at once."""
+    stops at the next batch boundary (exit 130, what is stored is said), a second at once. `ray`: the
+    address of a Ray cluster that analyses (services/cluster/ray_ingest.py); storing stays here."""
     from feedlens.services.sources import items_from_paths
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    if ray:  # refused before anything is stored: a cluster needs PostgreSQL
+        from feedlens.services.cluster.ray_ingest import check_cluster_store
+
+        check_cluster_store(services_from(ctx).settings)
     services, workspace_id = open_workspace(ctx, workspace, create=True)
     items = list(items_from_paths(paths))
     ingestor = services.default_ingestor
@@ -57,14 +77,16 @@ def ingest_paths(ctx: typer.Context, paths: list[Path], workspace: str, again: s
 
     def work(stop: threading.Event) -> None:
         reporter.loading()
-        ingestor.pipeline.load()  # models load before the bar starts counting
+        if not ray:
+            ingestor.pipeline.load()  # models load before the bar starts counting
         reporter.start(len(items))
-        for batch in batched(items, ingestor.batch_size):
-            if stop.is_set():
-                return
-            for outcome in ingestor.process_batch(workspace_id, batch):  # one transaction per batch
-                tally.count(outcome)
-            reporter.advance(len(batch))
+        with closing(_committed_batches(services, workspace_id, items, ray)) as committed:
+            for outcomes in committed:  # one transaction per batch
+                for outcome in outcomes:
+                    tally.count(outcome)
+                reporter.advance(len(outcomes))
+                if stop.is_set():
+                    return
 
     def on_quit() -> str:
         return (
@@ -94,6 +116,20 @@ def ingest_paths(ctx: typer.Context, paths: list[Path], workspace: str, again: s
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     return tally
+
+
+def _committed_batches(
+    services: Services, workspace_id: int, items: list[IngestItem], ray: str | None
+) -> Generator[list[ItemOutcome]]:
+    """Each batch's outcomes once it is stored: analysed here, or on the Ray cluster at `ray`."""
+    ingestor = services.default_ingestor
+    if ray:
+        from feedlens.services.cluster.ray_ingest import ClusterIngestor
+
+        yield from ClusterIngestor(ingestor, services.settings, ray).ingest(workspace_id, items)
+        return
+    for batch in batched(items, ingestor.batch_size):
+        yield ingestor.process_batch(workspace_id, batch)
 
 
 def reanalyze(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -169,6 +170,9 @@ def serve(
     say = Console(stderr=True, highlight=False)
     services.check_storage()  # a full or read-only data folder: one line, exit 2, before listening
     check_port(host, port)  # a busy port: one line, exit 2, before any model loads
+    if settings.jobs_worker and settings.jobs.replica_id is None:
+        # named by host and port: a restarted server takes back at once what its killed self had claimed
+        services.jobs.queue.replica = f"{socket.gethostname()[:40]}:{port}"
     if demo is not None and not demo.is_dir():
         raise ConfigError(f"no such folder: {demo} (make samples creates samples/)")
     say.print("checking models ...")

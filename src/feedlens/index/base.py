@@ -47,6 +47,8 @@ class VectorIndex(Protocol):
     and a search waits only while a change is being applied (not while a rebuild is being computed).
     """
 
+    note: dict[str, Any]  # the owner's JSON facts, saved in the file's header and read back with it
+
     @property
     def dim(self) -> int:
         """Length of every vector."""

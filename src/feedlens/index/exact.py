@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,7 @@ class ExactIndex:
         self._pos: dict[str, int] = {}
         self._writer = threading.Lock()
         self._rw = RWLock()
+        self.note: dict[str, Any] = {}  # the owner's facts saved with it (e.g. what it was synced up to)
 
     @property
     def dim(self) -> int:
@@ -183,7 +184,7 @@ class ExactIndex:
     def save(self, path: Path) -> None:
         def write(f: BinaryIO) -> None:
             n = len(self._ids)
-            write_header(f, {"backend": "exact", "dim": self._dim, "count": n})
+            write_header(f, {"backend": "exact", "dim": self._dim, "count": n, "note": self.note})
             write_array(f, id_array(self._ids))
             write_array(f, self._matrix[:n])
 
@@ -199,6 +200,7 @@ class ExactIndex:
     def read(cls, f: BinaryIO, path: Path) -> Self:
         header = read_header(f, path)
         index = cls(expect_backend(header, "exact", path))
+        index.note = dict(header.get("note") or {})
         ids, matrix = read_array(f, path), read_array(f, path)
         if matrix.shape != (len(ids), index.dim) or matrix.dtype != np.float32:
             raise VectorIndexError(f"{path}: {len(ids)} ids but a {matrix.dtype} {matrix.shape} matrix")

@@ -118,6 +118,7 @@ class FaissIndex:
         self._live_bits: npt.NDArray[np.uint8] | None = None  # `_live` packed, while there are tombstones
         self._writer = threading.Lock()
         self._rw = RWLock()
+        self.note: dict[str, Any] = {}  # the owner's facts saved with it (e.g. what it was synced up to)
 
     @classmethod
     def build(
@@ -318,7 +319,7 @@ class FaissIndex:
         return None
 
     def save(self, path: Path) -> None:
-        header = {"backend": "faiss", "dim": self._dim, "params": asdict(self.params)}
+        header = {"backend": "faiss", "dim": self._dim, "params": asdict(self.params), "note": self.note}
 
         def write(f: BinaryIO) -> None:
             write_header(f, {**header, "structure": "hnsw" if self.is_hnsw else "flat", "count": len(self)})
@@ -339,6 +340,7 @@ class FaissIndex:
         header = read_header(f, path)
         dim = expect_backend(header, "faiss", path)
         index = cls(dim, params or FaissParams.from_dict(header.get("params") or {}))
+        index.note = dict(header.get("note") or {})
         labels = read_array(f, path).tolist()
         try:
             loaded = _faiss().read_index(_faiss().PyCallbackIOReader(f.read))

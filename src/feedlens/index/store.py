@@ -52,7 +52,9 @@ def load_index(path: Path, backend: str | None = None, params: FaissParams | Non
     if backend is None or backend == saved:
         return index
     ids, vectors = index.items()
-    return new_index(backend, index.dim, params, ids, vectors)
+    converted = new_index(backend, index.dim, params, ids, vectors)
+    converted.note = index.note
+    return converted
 
 
 def new_index(

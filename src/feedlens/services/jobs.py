@@ -1,8 +1,10 @@
 """Batch jobs: accepted at once, stored, processed in the background, resumed after a restart.
 
 Uploaded bytes are staged in the blob store before the job row commits, so an accepted job never
-depends on memory. An item becomes `done`/`failed` in the same transaction that stores its image, so
-a restart resumes exactly the items still `pending`: none lost, none done twice.
+depends on memory. Workers (one thread per server, any number of servers on one database) lease items
+from the queue in the database (services/job_queue.py); an item becomes `done`/`failed` in the same
+transaction that stores its image, and only while its lease is still the worker's, so a restart or
+another replica resumes exactly the items still `pending`: none lost, none done twice.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ from sqlalchemy.orm import Session
 
 from feedlens.services.feeds import PostRecord
 from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
+from feedlens.services.job_queue import (
+    DONE,
+    FAILED,
+    PENDING,
+    ClaimedItem,
+    JobQueue,
+    LeaseLostError,
+    default_replica_id,
+)
 from feedlens.services.library import Library, printable, utc
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Job, JobItem
 
 log = logging.getLogger(__name__)
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+__all__ = ["DONE", "FAILED", "PENDING", "BatchItem", "JobService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +47,17 @@ class BatchItem:
 
 
 class JobService:
-    def __init__(self, library: Library, ingestor: Ingestor) -> None:
+    def __init__(self, library: Library, ingestor: Ingestor, replica: str | None = None) -> None:
         self.library = library
         self.ingestor = ingestor
+        jobs = library.settings.jobs
+        self.queue = JobQueue(
+            library.database,
+            replica or jobs.replica_id or default_replica_id(),
+            jobs.lease_seconds,
+            jobs.max_attempts,
+        )
+        self.poll_seconds = jobs.poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,6 +127,10 @@ class JobService:
 
     # -- worker side -----------------------------------------------------------------------------------
     def start(self) -> None:
+        # a previous process under this replica id is gone (serve checked its port is free): take its
+        # claims back now rather than after their leases run out
+        if released := self.queue.release_all():
+            log.info("took back %d batch items this replica (%s) held before", released, self.queue.replica)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
         self._thread.start()
@@ -126,53 +149,56 @@ class JobService:
                 log.exception("job worker step failed")
                 worked = False
             if not worked:
-                self._wake.wait(timeout=1.0)
+                # other replicas' submissions and expired leases are only seen by looking again
+                self._wake.wait(timeout=self.poll_seconds)
                 self._wake.clear()
 
     def run_once(self) -> bool:
-        """Process one chunk of the oldest unfinished job; False when there is nothing to do."""
-        with self.library.database.session() as session:
-            job = session.scalar(select(Job).where(Job.status == PENDING).order_by(Job.created_at).limit(1))
-            if job is None:
-                return False
-            rows = list(
-                session.scalars(
-                    select(JobItem)
-                    .where(JobItem.job_id == job.id, JobItem.status == PENDING)
-                    .order_by(JobItem.position)
-                    .limit(self.ingestor.batch_size)
-                )
-            )
-            workspace, job_id = job.workspace_id, job.id
-            if not rows:
-                job.status = DONE
-            items = [self._to_ingest(row) for row in rows]
-            ids = [row.id for row in rows]
-        if not rows:
-            # A crash between an item's commit and freeing its upload leaves the file behind: sweep.
+        """Lease and process one chunk of the oldest job with free items; False when there is nothing."""
+        claim = self.queue.claim(self.ingestor.batch_size)
+        if claim is None:
+            return self._finish(None)
+        if not claim.items:
+            self._finish(claim.job_id)  # its last items were given up
+            return True
+        ids = [item.id for item in claim.items]
+        try:
+            with _Heartbeat(self.queue, ids):
+                items = [self._to_ingest(item) for item in claim.items]
+
+                def mark(session: Session, outcomes: list[ItemOutcome]) -> None:
+                    for item_id, outcome in zip(ids, outcomes, strict=True):
+                        status = FAILED if outcome.status == FAILED else DONE
+                        self.queue.complete(session, item_id, status, outcome.image_id, outcome.error)
+
+                self.ingestor.process_batch(claim.workspace, items, on_commit=mark)
+        except LeaseLostError as e:  # another replica owns them now; what we stored was rolled back
+            log.warning("gave up a chunk of job %s: %s", claim.job_id, e)
+            return True
+        except BaseException:
+            self.queue.release(ids)  # retried at once, by any replica (the attempt is counted)
+            raise
+        # Staged bytes are in the library now (or were bad): free those no pending item still needs.
+        self._free_staged({i.source_blob for i in items if i.source_blob})
+        self._finish(claim.job_id)
+        return True
+
+    def _finish(self, job_id: str | None) -> bool:
+        """Close jobs with nothing pending (this one, or any: a replica may have died before closing its
+        job) and sweep their staged uploads; True if one was closed."""
+        finished = self.queue.finish_jobs(job_id)
+        for done in finished:
+            # a crash between an item's commit and freeing its upload leaves the file behind: sweep
             with self.library.database.session() as session:
                 leftovers = set(
                     session.scalars(
                         select(JobItem.staged_blob).where(
-                            JobItem.job_id == job_id, JobItem.staged_blob.is_not(None)
+                            JobItem.job_id == done, JobItem.staged_blob.is_not(None)
                         )
                     )
                 )
             self._free_staged({b for b in leftovers if b})
-            return True
-
-        def mark(session: Session, outcomes: list[ItemOutcome]) -> None:
-            for item_id, outcome in zip(ids, outcomes, strict=True):
-                row = session.get(JobItem, item_id)
-                assert row is not None
-                row.status = FAILED if outcome.status == FAILED else DONE
-                row.image_id = outcome.image_id
-                row.error = outcome.error
-
-        self.ingestor.process_batch(workspace, items, on_commit=mark)
-        # Staged bytes are in the library now (or were bad): free those no pending item still needs.
-        self._free_staged({i.source_blob for i in items if i.source_blob})
-        return True
+        return bool(finished)
 
     def _free_staged(self, staged: set[str]) -> None:
         if not staged:
@@ -188,7 +214,7 @@ class JobService:
         for blob in staged - needed:
             self.library.blobs.delete("staging", blob)
 
-    def _to_ingest(self, row: JobItem) -> _StagedItem:
+    def _to_ingest(self, row: ClaimedItem) -> _StagedItem:
         post = PostRecord.model_validate(row.post) if row.post else None
         if row.staged_blob is not None:
             if not self.library.blobs.exists("staging", row.staged_blob):
@@ -202,3 +228,31 @@ class JobService:
 @dataclass(frozen=True, slots=True)
 class _StagedItem(IngestItem):
     source_blob: str | None = None
+
+
+class _Heartbeat:
+    """Renews a claim's lease every third of its length while the chunk is being processed: a slow
+    chunk keeps its items; a killed process stops renewing and another replica takes them over."""
+
+    def __init__(self, queue: JobQueue, item_ids: list[int]) -> None:
+        self.queue = queue
+        self.item_ids = item_ids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="jobs-lease", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = self.queue.lease.total_seconds() / 3
+        while not self._stop.wait(interval):
+            try:
+                if not self.queue.renew(self.item_ids):
+                    return  # nothing of ours left to renew (committed, or taken over)
+            except Exception:  # a database hiccup: the next beat tries again before the lease ends
+                log.warning("could not renew the lease of job items %s", self.item_ids, exc_info=True)

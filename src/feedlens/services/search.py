@@ -16,16 +16,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedlens.config import Settings
 from feedlens.core.filters import ImageFilter
 from feedlens.core.results import LabelsResult
+from feedlens.index.base import VectorIndex
 from feedlens.index.store import IndexStore
 from feedlens.runtime.text_encoder import TextEncoder
 from feedlens.storage import embeddings as vectors
@@ -38,9 +39,6 @@ log = logging.getLogger(__name__)
 
 VISUAL, CONTENT, SEMANTIC = "visual", "content", "semantic"
 DIMS = {VISUAL: 1280, CONTENT: 384, SEMANTIC: 384}  # with MiniLM; `SearchService.dims` follows its encoder
-SYNC_MARGIN = timedelta(
-    seconds=120
-)  # re-reads a little more than needed; covers clock steps and commits in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +102,8 @@ class SearchService:
         self.text_calibration = Calibration(settings.search.text_center, settings.search.text_scale)
         self.image_calibration = Calibration(settings.search.image_center, settings.search.image_scale)
         self._lock = threading.Lock()
-        self._marks: dict[tuple[int, str], tuple[object, ...]] = {}
         self._saved: dict[tuple[int, str], float] = {}
-        self._synced: dict[tuple[int, str], datetime] = {}
+        self._counted: dict[tuple[int, str], float] = {}  # when erasures elsewhere were last looked for
 
     # -- writing (visual and content vectors are written by the library with the image) ------------------
     def refresh_semantic(self, session: Session, image_ids: Sequence[str]) -> int:
@@ -130,55 +127,74 @@ class SearchService:
 
     # -- keeping the index in step ---------------------------------------------------------------------
     def sync(self, workspace: int, kind: str, force: bool = False) -> None:
-        """Make the in-memory index equal the table: cheap (a count and a max) when nothing changed.
+        """Make the in-memory index equal the table (`force`: reading every vector again)."""
+        with self._lock:
+            self._sync(workspace, kind, force, count=True)
 
-        Vectors written since the last sync are (re)added, so an updated vector replaces the old one;
-        ids no longer in the table are removed. After a restart "the last sync" is the index file's
-        save time less a margin, so only what changed since is read back.
-        """
+    def _catch_up(self, workspace: int, kind: str) -> None:
+        """Before a search: load what was written since (cheap), count for erasures now and then."""
         key = (workspace, kind)
         with self._lock:
-            with self.database.session() as session:
-                mark = self._watermark(session, workspace, kind)
-                if not force and self._marks.get(key) == mark:
-                    return
-                if kind == SEMANTIC:  # content stored but not yet fused (new, re-analysed, or a crash)
-                    pending = vectors.missing(session, workspace, SEMANTIC, having=CONTENT)
-                    if pending:
-                        self.refresh_semantic(session, pending)
-                        mark = self._watermark(session, workspace, kind)
-                started = datetime.now(UTC)
-                index = self.indexes.get(workspace, kind, self.dims[kind])
-                stale = set(index.ids()) - vectors.ids(session, workspace, kind)
-                if stale:
-                    index.remove(sorted(stale))
-                changed = vectors.changed_since(session, workspace, kind, None if force else self._since(key))
-                for start in range(0, len(changed), 4096):
-                    found = vectors.get(session, changed[start : start + 4096], kind)
-                    if found:
-                        index.add(list(found), np.stack(list(found.values())))
-            self._marks[key] = mark
-            self._synced[key] = started - SYNC_MARGIN
-            if stale or changed:
-                self._maybe_save(key)
+            due = time.monotonic() - self._counted.get(key, -math.inf) >= self.settings.search.removal_check_s
+            self._sync(workspace, kind, False, count=due)
+
+    def _sync(self, workspace: int, kind: str, force: bool, count: bool) -> None:
+        """Vectors with `seq` at or above the bound the index has read up to (kept in its note, so saved
+        with it) are (re)added, by whichever process wrote them; an updated vector replaces the old one.
+        With `count`: if the index holds another number of vectors than the table, ids are compared."""
+        key = (workspace, kind)
+        index = self.indexes.get(workspace, kind, self.dims[kind])
+        since = None if force else index.note.get("seq")
+        if kind == SEMANTIC:  # content stored but not yet fused (new, re-analysed, or a crash)
+            self._fuse_pending(workspace, since)
+        stale: set[str] = set()
+        with self.database.session() as session:
+            bound = vectors.sequence_bound(session)  # before reading: rows below it are all visible below
+            changed = vectors.changed_from(session, workspace, kind, since)
+            for start in range(0, len(changed), 4096):
+                found = vectors.get(session, changed[start : start + 4096], kind)
+                if found:
+                    index.add(list(found), np.stack(list(found.values())))
+            if count:
+                self._counted[key] = time.monotonic()
+                if len(index) != vectors.count(session, workspace, kind):
+                    stale = self._reconcile(session, workspace, kind, index)
+        index.note = {**index.note, "seq": bound}
+        if stale or changed:
+            self._maybe_save(key)
 
     @staticmethod
-    def _watermark(session: Session, workspace: int, kind: str) -> tuple[object, ...]:
-        # semantic vectors derive from content ones: a content change must wake the semantic sync too
-        kinds = (kind, CONTENT) if kind == SEMANTIC else (kind,)
-        return tuple(vectors.watermark(session, workspace, k) for k in kinds)
+    def _reconcile(session: Session, workspace: int, kind: str, index: VectorIndex) -> set[str]:
+        """Compare ids: drop those erased elsewhere; load any the bound passed over (an index file from
+        another database, or rows committed since the read above). Returns the ids that changed."""
+        table, held = vectors.ids(session, workspace, kind), set(index.ids())
+        stale, lacking = held - table, sorted(table - held)
+        index.remove(sorted(stale))
+        for start in range(0, len(lacking), 4096):
+            found = vectors.get(session, lacking[start : start + 4096], kind)
+            if found:
+                index.add(list(found), np.stack(list(found.values())))
+        return stale | set(lacking)
 
-    def _since(self, key: tuple[int, str]) -> datetime | None:
-        if key in self._synced:
-            return self._synced[key]
-        path = self.indexes.path(*key)
-        if not path.exists():
-            return None
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC) - SYNC_MARGIN
+    def _fuse_pending(self, workspace: int, since: int | None) -> None:
+        """Fuse captions into content vectors that have no semantic one yet, among those written since."""
+        with self.database.session() as session:
+            if since is None:
+                pending = vectors.missing(session, workspace, SEMANTIC, having=CONTENT)
+            else:
+                fresh = vectors.changed_from(session, workspace, CONTENT, since)
+                pending = sorted(set(fresh) - set(vectors.get(session, fresh, SEMANTIC))) if fresh else []
+        if not pending:
+            return
+        try:
+            with self.database.session() as session:
+                self.refresh_semantic(session, pending)
+        except IntegrityError:  # another replica fused the same images at the same moment: theirs stand
+            log.info("semantic vectors of %d images were written elsewhere meanwhile", len(pending))
 
     def _maybe_save(self, key: tuple[int, str]) -> None:
-        """Persist at most every `save_interval_s`; the table is the truth, so a lost save only costs a
-        re-sync at the next start."""
+        """Persist at most every `save_interval_s`; the table is the truth, so a lost save only costs
+        reading again what was written since the saved bound, at the next start."""
         now = time.monotonic()
         if now - self._saved.get(key, 0.0) >= self.settings.search.save_interval_s:
             self.indexes.save(*key)
@@ -195,7 +211,6 @@ class SearchService:
             for kind, dim in self.dims.items():
                 index = self.indexes.get(workspace, kind, dim)
                 index.remove(list(image_ids))
-                self._marks.pop((workspace, kind), None)
                 # purge: an erased vector must leave the saved file too, not linger as an HNSW tombstone
                 self.indexes.save(workspace, kind, purge=True)
 
@@ -232,7 +247,7 @@ class SearchService:
         min_score: float | None,
         exclude: Sequence[str] = (),
     ) -> list[Hit]:
-        self.sync(workspace, kind)
+        self._catch_up(workspace, kind)
         allowed = self._allowed(workspace, filters)
         if allowed is not None and not allowed:
             return []
@@ -308,10 +323,11 @@ class SearchService:
         with self._lock:
             for kind, dim in self.dims.items():
                 with self.database.session() as session:
+                    bound = vectors.sequence_bound(session)
                     wanted = sorted(vectors.ids(session, workspace, kind))
                     found = vectors.get(session, wanted, kind)
                 matrix = np.stack(list(found.values())) if found else np.zeros((0, dim), np.float32)
-                self.indexes.rebuild(workspace, kind, list(found), matrix)
-                self._marks.pop((workspace, kind), None)
+                rebuilt = self.indexes.rebuild(workspace, kind, list(found), matrix)
+                rebuilt.note = {"seq": bound}  # saved with the next save (until then a restart reads all)
                 out[kind] = len(found)
         return out

@@ -127,7 +127,30 @@ def migrate(engine: Engine) -> None:
         return
     from alembic import command
 
-    command.upgrade(alembic_config(engine), "head")
+    with _migration_lock(engine):
+        if current_revision(engine) == head_revision():  # another replica migrated while we waited
+            return
+        command.upgrade(alembic_config(engine), "head")
+
+
+_MIGRATION_LOCK = 0x66656564  # any constant: PostgreSQL advisory locks are named by a number
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Servers starting together on one PostgreSQL: one migrates, the others wait and find it done.
+    (SQLite serves one process; its file lock is enough there.)"""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        conn.commit()  # the lock belongs to the connection, not to this transaction
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            conn.commit()
 
 
 def schema_is_current(engine: Engine) -> bool:

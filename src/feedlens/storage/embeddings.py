@@ -1,15 +1,45 @@
-"""Reading and writing image vectors (float32 bytes) in the embeddings table."""
+"""Reading and writing image vectors (float32 bytes) in the embeddings table.
+
+Every written row gets a `seq` that only grows, so an index that remembers the bound it has read up to
+loads just the newer rows (services/search.py), also rows another process or replica wrote:
+
+- PostgreSQL: the writing transaction's 64-bit id. Transactions may commit out of order, so a reader's
+  bound is the oldest transaction still running when it reads (`pg_snapshot_xmin`): every row below the
+  bound is committed and was read; rows at or above it are read (again) next time.
+- SQLite: max(seq) + 1, taken under its single writer lock, so commit order is seq order.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from feedlens.storage.tables import Embedding, Image, utcnow
+
+# xid8 has no cast to bigint; its text form is the number (monotonic for the cluster's life, no wraparound)
+_PG_XACT = "pg_current_xact_id()::text::bigint"
+_PG_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _next_seq(session: Session) -> ColumnElement[int]:
+    if _is_postgres(session):
+        return literal_column(_PG_XACT)
+    # deleting first (put) already holds SQLite's write lock, so no other writer can take the same number
+    return select(func.coalesce(func.max(Embedding.seq), 0) + 1).scalar_subquery()
+
+
+def sequence_bound(session: Session) -> int:
+    """Rows with seq below this are committed, and visible to a read that starts after this call."""
+    if _is_postgres(session):
+        return int(session.execute(select(literal_column(_PG_XMIN))).scalar_one())
+    return int(session.scalar(select(func.coalesce(func.max(Embedding.seq), 0) + 1)) or 1)
 
 
 def put(session: Session, image_id: str, kind: str, model: str, vector: np.ndarray) -> None:
@@ -23,6 +53,7 @@ def put(session: Session, image_id: str, kind: str, model: str, vector: np.ndarr
             dim=int(vector.shape[0]),
             vector=vector.tobytes(),
             created_at=utcnow(),
+            seq=_next_seq(session),
         )
     )
 
@@ -66,26 +97,29 @@ def of_workspace(
     return {i: found[i] for i in wanted if i in found}
 
 
-def changed_since(session: Session, workspace: int, kind: str, since: datetime | None) -> list[str]:
-    """Images whose `kind` vector was written after `since` (all of them for None)."""
+def changed_from(session: Session, workspace: int, kind: str, bound: int | None) -> list[str]:
+    """Images whose `kind` vector has seq >= `bound` (all of them for None): an index range scan."""
     query = (
         select(Embedding.image_id)
         .join(Image, Image.id == Embedding.image_id)
         .where(Image.workspace_id == workspace, Embedding.kind == kind)
     )
-    if since is not None:
-        query = query.where(Embedding.created_at > since)
+    if bound is not None:
+        query = query.where(Embedding.seq >= bound)
     return list(session.scalars(query))
 
 
-def watermark(session: Session, workspace: int, kind: str) -> tuple[int, datetime | None]:
-    """(count, newest created_at) of a workspace's vectors of one kind: changes whenever they change."""
-    row = session.execute(
-        select(func.count(), func.max(Embedding.created_at))
-        .join(Image, Image.id == Embedding.image_id)
-        .where(Image.workspace_id == workspace, Embedding.kind == kind)
-    ).one()
-    return int(row[0]), row[1]
+def count(session: Session, workspace: int, kind: str) -> int:
+    """How many `kind` vectors the workspace has."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Embedding)
+            .join(Image, Image.id == Embedding.image_id)
+            .where(Image.workspace_id == workspace, Embedding.kind == kind)
+        )
+        or 0
+    )
 
 
 def missing(session: Session, workspace: int, kind: str, having: str) -> list[str]:

@@ -191,6 +191,8 @@ class Embedding(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # grows with every write (storage/embeddings.py): what a search index has read up to
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
 
 
 class Job(Base):
@@ -225,6 +227,10 @@ class JobItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, done, failed
     image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The queue (services/job_queue.py): which replica works on the item, until when, how often it began.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     job: Mapped[Job] = relationship(back_populates="items")
 
