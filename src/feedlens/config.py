@@ -221,7 +221,7 @@ class InsightsSettings(BaseModel):
 
 
 class JobSettings(BaseModel):
-    """Batch jobs claimed from the database (services/job_queue.py, docs/scale-out.md):
+    """Batch jobs claimed from the database (services/job_queue.py, docs/scale.md):
     FEEDLENS_JOBS__LEASE_SECONDS=60 and so on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -358,7 +358,7 @@ class YoloSettings(BaseModel):
 
 
 class ClusterSettings(BaseModel):
-    """Ingest on a Ray cluster (`feedlens ingest --ray`, docs/scale-out.md):
+    """Ingest on a Ray cluster (`feedlens ingest --ray`, docs/scale.md):
     FEEDLENS_CLUSTER__CPUS_PER_ACTOR=2 and so on; the cluster's address is FEEDLENS_RAY_ADDRESS."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -510,14 +510,14 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None,
         description="a Ray cluster `ingest` analyses on (host:port, or `auto` for the one this node joined); "
-        "needs PostgreSQL (docs/scale-out.md)",
+        "needs PostgreSQL (docs/scale.md)",
     )
     cluster: ClusterSettings = ClusterSettings()
     insights: InsightsSettings = InsightsSettings()  # docs/insights.md
     jobs_worker: bool = Field(
         True,
         description="process batch jobs in this server; servers sharing one PostgreSQL claim items under "
-        "leases, so any number may keep it on (docs/scale-out.md)",
+        "leases, so any number may keep it on (docs/scale.md)",
     )
     jobs: JobSettings = JobSettings()
     host: str = Field("127.0.0.1", description="address `feedlens serve` listens on")

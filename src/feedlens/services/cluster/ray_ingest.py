@@ -70,7 +70,7 @@ def check_cluster_store(settings: Settings) -> None:
     if backend != "postgresql":
         raise ClusterStoreError(
             f"--ray needs PostgreSQL as the shared store, but the database is {backend}: set "
-            "FEEDLENS_DATABASE_URL=postgresql+psycopg://... (docs/scale-out.md)"
+            "FEEDLENS_DATABASE_URL=postgresql+psycopg://... (docs/scale.md)"
         )
 
 
