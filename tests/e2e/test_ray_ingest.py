@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +58,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = folder / "head.log"
     command = [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port)]
     command += ["--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"]
-    command += ["--temp-dir", str(folder / "t")]
+    # Ray's unix sockets live under its temp dir and their paths may not pass 107 bytes: pytest's own
+    # folders (deeper under pytest-xdist) are too long, so a short one of its own, removed afterwards
+    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    command += ["--temp-dir", str(short)]
     with log.open("w") as out:
         head = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -69,6 +74,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         _stop(head)
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def _stop(head: subprocess.Popen[bytes]) -> None:

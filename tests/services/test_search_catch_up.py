@@ -117,3 +117,25 @@ def test_a_restarted_replica_reads_only_what_was_written_since_its_saved_index(
         assert vectors.changed_from(session, workspace, VISUAL, saved.note["seq"]) == [newer]
     after = replica(db, settings, tmp_path / "index")  # one data folder: it opens the saved file
     assert held(after, workspace) == {*first, newer}
+
+
+def test_numbers_freed_by_deleting_the_newest_row_are_not_handed_out_again(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The newest vector rewritten, then the newest image erased and another added: the index holds as many
+    vectors as the table each time, so only the sequence can tell it what changed."""
+    workspace = AccessService(db).create_workspace("team-s")
+    old, newest = add_image(db, workspace, "old"), add_image(db, workspace, "newest")
+    b = replica(db, settings, tmp_path / "index")
+    assert held(b, workspace) == {old, newest}
+    rewritten = RNG.standard_normal(1280).astype(np.float32)
+    with db.session() as session:
+        vectors.put(session, newest, VISUAL, "test", rewritten)
+    held(b, workspace)
+    index = b.indexes.get(workspace, VISUAL, 1280)
+    [[(hit, score)]] = index.search((rewritten / np.linalg.norm(rewritten))[None], 1)
+    assert hit == newest and score == pytest.approx(1.0, abs=1e-5)  # the new vector, not the old one
+    with db.session() as session:  # erased elsewhere, and another image added there at once
+        session.execute(delete(Image).where(Image.id == newest))
+        replacement = write_image(session, workspace, "replacement")
+    assert held(b, workspace) == {old, replacement}

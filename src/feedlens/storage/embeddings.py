@@ -6,11 +6,14 @@ loads just the newer rows (services/search.py), also rows another process or rep
 - PostgreSQL: the writing transaction's 64-bit id. Transactions may commit out of order, so a reader's
   bound is the oldest transaction still running when it reads (`pg_snapshot_xmin`): every row below the
   bound is committed and was read; rows at or above it are read (again) next time.
-- SQLite: max(seq) + 1, taken under its single writer lock, so commit order is seq order.
+- SQLite: max(seq) + 1, taken under its single writer lock, so commit order is seq order; never below the
+  clock in microseconds, so a number freed by deleting the newest row (a vector rewritten, an image erased)
+  is not handed out again below a bound a reader already passed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -32,7 +35,8 @@ def _next_seq(session: Session) -> ColumnElement[int]:
     if _is_postgres(session):
         return literal_column(_PG_XACT)
     # deleting first (put) already holds SQLite's write lock, so no other writer can take the same number
-    return select(func.coalesce(func.max(Embedding.seq), 0) + 1).scalar_subquery()
+    now = int(time.time() * 1_000_000)
+    return select(func.max(func.coalesce(func.max(Embedding.seq), 0) + 1, now)).scalar_subquery()
 
 
 def sequence_bound(session: Session) -> int:
