@@ -15,6 +15,7 @@ from feedlens.analyzers.labels import LabelsAnalyzer
 from feedlens.config import Settings, load_settings
 from feedlens.images import ImageDecoder
 from feedlens.services.factory import Services, build_services
+from feedlens.storage.database import Database
 from tests.support.postgres import postgres_cluster, postgres_url  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +86,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'feedlens.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database on `database_url` (SQLite file, then throwaway PostgreSQL), disposed after."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

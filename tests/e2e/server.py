@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from feedlens.services.access import AccessService, Scope
 from feedlens.storage.database import Database
+from tests.support.api import auth
 from tests.support.postgres import PostgresCluster, unique_database_name
 
 FEEDLENS = str(Path(sys.executable).parent / "feedlens")
@@ -142,3 +144,15 @@ def on_postgres(request: pytest.FixtureRequest, name: str) -> dict[str, str]:
     """The setting that puts a server on a new database of the session's PostgreSQL cluster."""
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
     return {"FEEDLENS_DATABASE_URL": cluster.create_database(unique_database_name(name))}
+
+
+def wait_for_job(client: httpx.Client, key: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Poll `GET /v1/jobs/{id}` until the batch job is done (AssertionError with its last state if not)."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
+        if job["status"] == "done":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done in {timeout} s: {job}")

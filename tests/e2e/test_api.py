@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from feedlens.storage.database import Database
 from feedlens.storage.tables import JobItem
 from tests.conftest import encode
-from tests.e2e.server import Launch, Server, Team, on_postgres
+from tests.e2e.server import Launch, Server, Team, on_postgres, wait_for_job
 from tests.support.api import auth, is_problem
 from tests.support.images import png_with_bad_crc, truncated_jpeg
 
@@ -343,16 +343,6 @@ def test_store_query_filter_paginate_and_erase(
 
 
 # -- batches ---------------------------------------------------------------------------------------------
-def wait_for_job(client: httpx.Client, key: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
-        if job["status"] == "done":
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} not done in {timeout} s: {job}")
-
-
 def test_batch_job_with_good_and_bad_items(
     client: httpx.Client, keys: dict[str, str], sample_dir: Path, file_server: str
 ) -> None:

@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from feedlens.storage.database import Database
 from feedlens.storage.tables import Image as ImageRow
 from feedlens.storage.tables import JobItem, utcnow
 from tests.conftest import encode
-from tests.e2e.server import RELAXED_LIMITS, Server, on_postgres
+from tests.e2e.server import RELAXED_LIMITS, Server, on_postgres, wait_for_job
 from tests.support.api import auth, store
 
 LEASE_S = 3
@@ -90,7 +89,7 @@ def test_two_replicas_share_search_and_finish_a_killed_replicas_job(
             killed_at = time.monotonic()
             claimed = held_by(database, replica_a, job_id)
             assert claimed, "A finished its chunk before the kill: the test proves nothing"
-            job = wait(on_b, key, job_id)
+            job = wait_for_job(on_b, key, job_id, timeout=60)
             recovered_in = time.monotonic() - killed_at
         assert (job["done"], job["failed"], job["pending"]) == (12, 0, 0)
         with database.session() as session:
@@ -104,13 +103,3 @@ def test_two_replicas_share_search_and_finish_a_killed_replicas_job(
         assert recovered_in < 30, recovered_in
     finally:
         database.dispose()
-
-
-def wait(client: httpx.Client, key: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
-        if job["status"] == "done":
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not done on the surviving replica in {timeout} s: {job}")

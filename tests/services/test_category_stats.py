@@ -8,10 +8,7 @@ category_stats"; every path that opens a workspace database migrates it to the h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -24,14 +21,6 @@ from feedlens.storage.database import Database, alembic_config, current_revision
 from feedlens.storage.tables import Base
 
 COMPONENTS, CATEGORIES = ("labels", "visual"), ("animals", "music", "sports")
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def test_0009_upgrades_from_0008_matches_the_model_and_downgrades(database_url: str) -> None:

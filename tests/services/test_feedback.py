@@ -60,14 +60,6 @@ def add_images(database: Database, workspace_name: str, names: list[str]) -> tup
     return workspace, ids
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
 def visible(database: Database, workspace: int) -> set[str]:
     with database.session() as session:
         page, _ = repo.list_images(session, workspace, ImageFilter(hide_unreviewed=True), 200)

@@ -17,14 +17,6 @@ from feedlens.storage.tables import Job, JobItem, utcnow
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def replicas(db: Database, database_url: str) -> Iterator[tuple[JobQueue, JobQueue]]:
     """Two replicas, each with its own engine (connection pool) on the same database."""
     other = Database(database_url)

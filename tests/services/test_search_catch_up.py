@@ -6,7 +6,6 @@ vectors are random and only the `visual` index is used."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -26,14 +25,6 @@ from feedlens.storage.database import Database
 from feedlens.storage.tables import Image
 
 RNG = np.random.default_rng(21)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def replica(db: Database, settings: Settings, index_dir: Path) -> SearchService:
