@@ -74,6 +74,11 @@ def test_two_replicas_share_search_and_finish_a_killed_replicas_job(
             assert similar(on_b, key, images[0])[:1] == [first]  # B's index loads what A stored
             second = store(on_a, key, images[1], "second.png")
             assert similar(on_b, key, images[1])[:1] == [second]  # and catches up with what A adds later
+            # a web-app session made on A is good on B (one signing secret in the shared data folder)
+            assert on_a.post("/v1/session", json={"key": key}).status_code == 200
+            cookie = {"feedlens_session": on_a.cookies["feedlens_session"]}
+            assert httpx.get(f"{b.url}/v1/session", cookies=cookie).json()["workspace"] == "replicas"
+            assert httpx.get(f"{b.url}/v1/session", cookies={"feedlens_session": "forged"}).status_code == 401
 
             items = [
                 {"content": base64.b64encode(d).decode(), "name": f"r{n}.png"} for n, d in enumerate(images)

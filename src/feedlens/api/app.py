@@ -51,6 +51,7 @@ def build_state(services: Services, metrics: Metrics) -> AppState:
         coalescer=CoalescingIngestor(services.default_ingestor),
         metrics=metrics,
         runs=RunQueue(),
+        session_secret=services.session_secret(),
     )
 
 

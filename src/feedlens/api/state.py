@@ -58,8 +58,8 @@ class AppState:
     metrics: Metrics
     runs: RunQueue
     ready: bool = False
-    # Signs web-app session cookies (api/session.py). Per process: a restart logs browsers out, and no
-    # secret has to be configured or kept; a FEEDLENS_ setting would let several servers share sessions.
+    # Signs web-app session cookies (api/session.py). build_state passes the data folder's shared one
+    # (Services.session_secret: every replica accepts every replica's cookies); a fresh one otherwise.
     session_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     # /readyz's blocking checks run here, never queued behind inference on the shared thread pool
     probes: ThreadPoolExecutor = field(

@@ -11,6 +11,8 @@ Heavy modules are imported inside the builders below, never at the top of this f
 from __future__ import annotations
 
 import dataclasses
+import logging
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from feedlens.services.pipeline import Pipeline
     from feedlens.services.search import SearchService
     from feedlens.services.training import TrainingService
+
+log = logging.getLogger(__name__)
 
 CommitHook = Callable[[int, list[str]], None]
 
@@ -371,6 +375,18 @@ class Services:
         return calibrate(self.store, self.settings.threads_per_worker, models)
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    def session_secret(self) -> bytes:
+        """The key that signs web-app session cookies, shared by every process on this data folder (API
+        replicas: a cookie from one works on all); a per-process one where the folder cannot be written
+        (then a restart logs browsers out, as before, and `serve`'s storage check says why)."""
+        from feedlens.storage.secrets import shared_secret
+
+        try:
+            return shared_secret(self.settings.data_root / "secrets", "web-session")
+        except OSError as error:
+            log.warning("web sessions stay with this process: %s", error)
+            return secrets.token_bytes(32)
+
     def check_storage(self) -> None:
         """Raise StorageError when the data folder cannot be written or the database cannot be migrated
         (a full or read-only disk): `serve` checks before it listens, `/readyz` on every probe."""
