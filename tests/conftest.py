@@ -20,6 +20,30 @@ from tests.support.postgres import postgres_cluster, postgres_url  # noqa: F401 
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `make test` runs two pytest-xdist workers, each taking whole files in collection order. These files
+# take a minute or more each (servers with every model, training, fuzzing); started first, they do not
+# leave one worker alone on a long file at the end of the run while the other idles (longest first).
+SLOW_FIRST = (
+    "tests/e2e/test_training_api.py",
+    "tests/e2e/test_training_cli.py",
+    "tests/training/test_finetune.py",
+    "tests/test_fuzz.py",
+    "tests/e2e/test_readme_commands.py",
+    "tests/e2e/test_ingest_resume.py",
+    "tests/services/test_categories.py",
+    "tests/e2e/test_api.py",
+    "tests/services/test_learning.py",
+    "tests/services/test_training_service.py",
+    "tests/e2e/test_web_review.py",
+    "tests/e2e/test_search_api.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files in SLOW_FIRST first, in that order; every other test keeps its place (a stable sort)."""
+    rank = {name: n for n, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(REPO).as_posix(), len(rank)))
+
 
 def _load_sample_script() -> Callable[[Path], None]:
     spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts" / "make_samples.py")
