@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 import feedlens.storage.category_stats
 import feedlens.storage.face_collections
 import feedlens.storage.face_people
-import feedlens.storage.insights_tables  # noqa: F401
+import feedlens.storage.insights_tables
+import feedlens.storage.rate_limits  # noqa: F401
 from feedlens.core.errors import ConfigError
 from feedlens.storage import repositories as repo
 from feedlens.storage.database import Database, create_db_engine, schema_is_current
@@ -71,6 +72,7 @@ TABLES = {
     "insight_alert_rules",
     "insight_alerts",
     "face_identity_settings",
+    "rate_buckets",
     "face_collections",
     "face_people",
     "face_scans",

@@ -31,7 +31,6 @@ from feedlens.api.routers import (
 )
 from feedlens.api.state import AppState, Metrics
 from feedlens.config import Settings, load_settings
-from feedlens.services.access import RateLimiter
 from feedlens.services.coalescing import CoalescingIngestor
 from feedlens.services.factory import Services, build_services
 from feedlens.services.inference import InferenceGate
@@ -46,7 +45,7 @@ def build_state(services: Services, metrics: Metrics) -> AppState:
     services.database.migrate()
     return AppState(
         services=services,
-        limiter=RateLimiter(settings.api.rate_per_minute, settings.api.burst),
+        limiter=services.rate_limiter(),
         gate=InferenceGate(settings.api.inference_workers, settings.api.queue_size),
         coalescer=CoalescingIngestor(services.default_ingestor),
         metrics=metrics,

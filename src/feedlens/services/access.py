@@ -251,6 +251,25 @@ class RateLimiter:
             return float((1.0 - tokens) / rate)
 
 
+class SharedRateLimiter(RateLimiter):
+    """The same buckets kept in PostgreSQL (storage/rate_limits.py), so every API replica on the database
+    spends from one budget per key: N replicas allow the configured rate, not N times it. It costs each
+    request one short transaction; `clock` is wall time (replicas compare it, as job leases do)."""
+
+    def __init__(self, database: Database, per_minute: int, burst: int, clock: Any = time.time) -> None:
+        super().__init__(per_minute, burst, clock)
+        self.database = database
+
+    def take(self, key: int, bucket: Bucket = Bucket.API) -> float:
+        from feedlens.storage import rate_limits
+
+        scale = VIEWS_FACTOR if bucket is Bucket.VIEWS else 1
+        with self.database.session() as session:
+            return rate_limits.take(
+                session, key, bucket.value, self.rate * scale, self.burst * scale, float(self.clock())
+            )
+
+
 def authorise(
     principal: Principal | None, needed: Scope, limiter: RateLimiter, bucket: Bucket = Bucket.API
 ) -> Principal:

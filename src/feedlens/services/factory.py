@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from feedlens.core.vocabulary import Vocabulary
     from feedlens.runtime.calibration import Measurement
     from feedlens.runtime.text_encoder import TextEncoder
-    from feedlens.services.access import AccessService
+    from feedlens.services.access import AccessService, RateLimiter
     from feedlens.services.analytics import AnalyticsService
     from feedlens.services.brands.service import BrandService
     from feedlens.services.categories import CategoryService
@@ -375,6 +375,16 @@ class Services:
         return calibrate(self.store, self.settings.threads_per_worker, models)
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    def rate_limiter(self) -> RateLimiter:
+        """Per-key rate limits: in the database on PostgreSQL (shared by every API replica on it), in
+        memory on SQLite (one process)."""
+        from feedlens.services.access import RateLimiter, SharedRateLimiter
+
+        api = self.settings.api
+        if self.database.engine.dialect.name == "postgresql":
+            return SharedRateLimiter(self.database, api.rate_per_minute, api.burst)
+        return RateLimiter(api.rate_per_minute, api.burst)
+
     def session_secret(self) -> bytes:
         """The key that signs web-app session cookies, shared by every process on this data folder (API
         replicas: a cookie from one works on all); a per-process one where the folder cannot be written
