@@ -1,21 +1,13 @@
 """`feedlens ingest --ray` against a real Ray head node on loopback and a real PostgreSQL.
 
-The head (`ray start --head --block`, 2 CPUs, no dashboard, usage stats off) runs in its own process group
-from a temporary folder; the in-process CLI is the driver. Only `labels` and `properties` are switched on
-to keep model loading (once per actor) short.
+The head (`ray start --head --block`, 2 CPUs, no dashboard, usage stats off; tests/e2e/ray_cluster.py) runs
+in its own process group from a temporary folder; the in-process CLI is the driver. Only `labels` and
+`properties` are switched on to keep model loading (once per actor) short.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,70 +19,23 @@ from feedlens.config import Settings
 from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
 from feedlens.storage.tables import Analysis, Image
+from tests.e2e.ray_cluster import RayNode, free_port
 from tests.support.cli import in_process_cli
 
 pytest.importorskip("ray", reason="the `cluster` extra is not installed")
 pytestmark = pytest.mark.slow
 
-RAY = str(Path(sys.executable).parent / "ray")
-SRC = Path(__file__).resolve().parents[2] / "src"  # the nodes import this checkout's feedlens
 ANALYZERS = ("labels", "properties")
-START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The address of a one-node Ray cluster on loopback; stopped (its whole process group) afterwards."""
-    folder = tmp_path_factory.mktemp("ray")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    log = folder / "head.log"
-    command = [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port)]
-    command += ["--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"]
-    # Ray's unix sockets live under its temp dir and their paths may not pass 107 bytes: pytest's own
-    # folders (deeper under pytest-xdist) are too long, so a short one of its own, removed afterwards
-    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    command += ["--temp-dir", str(short)]
-    with log.open("w") as out:
-        head = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+def ray_head() -> Iterator[str]:
+    """The address of a one-node Ray cluster on loopback; every process of it is stopped afterwards."""
+    head = RayNode(cpus=2)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "Ray runtime started" not in log.read_text():
-            assert head.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield head.start().address
     finally:
-        _stop(head)
-        shutil.rmtree(short, ignore_errors=True)
-
-
-def _stop(head: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the head's process group (its raylet, GCS and workers), SIGKILL what is left after 1 s."""
-    for sig, wait in ((signal.SIGTERM, 1), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(head.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            head.wait(wait)
-            os.killpg(head.pid, 0)  # raises once the whole group is gone
-        except (subprocess.TimeoutExpired, PermissionError):
-            continue
-        except ProcessLookupError:
-            return
+        head.stop()
 
 
 def _wired(services: Services, settings: Settings, folder: Path, url: str) -> Services:
@@ -163,6 +108,6 @@ def test_unreachable_cluster_is_a_clear_error(
     services: Services, settings: Settings, sample_dir: Path, postgres_url: str, tmp_path: Path
 ) -> None:
     wired = _wired(services, settings, tmp_path, postgres_url)
-    run = in_process_cli(wired)("ingest", sample_dir, "-w", "nowhere", "--ray", f"127.0.0.1:{_free_port()}")
+    run = in_process_cli(wired)("ingest", sample_dir, "-w", "nowhere", "--ray", f"127.0.0.1:{free_port()}")
     assert run.code == 2
     assert "[cluster_failed] cannot reach the Ray cluster" in run.stderr

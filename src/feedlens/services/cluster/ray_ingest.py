@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REACH_TIMEOUT_S = 5.0
+RESENDS = 3  # times a round's unanalysed contents are sent again after the cluster lost work (a node died)
 ROW_KEYS = ("sha256", "report", "visual", "content", "versions")
 # What only this process needs: where data lives, which cluster, its own threads. Each node finds its models
 # in its own FEEDLENS_HOME (the environment `ray start` ran in).
@@ -169,7 +170,7 @@ class ClusterIngestor:
         needed = [{sha for _, sha in batch if sha in fresh} for batch in batches]
         done = 0
         self.reports.reports.clear()
-        for sha, report in self._analyse(ray, fresh):
+        for sha, report in self._analyse_all(ray, fresh):
             self.reports.reports[sha] = report
             while done < len(batches) and needed[done] <= self.reports.reports.keys():
                 yield self._store(workspace, chunk, batches[done], done * size)
@@ -203,6 +204,24 @@ class ClusterIngestor:
             return item, None
         return replace(item, data=data), hashlib.sha256(data).hexdigest()
 
+    def _analyse_all(
+        self, ray: ModuleType, fresh: dict[str, tuple[str, bytes]]
+    ) -> Iterator[tuple[str, ImageReport]]:
+        """(SHA-256, report) of each new content. When the cluster loses work (a node died with actors or
+        results on it), the contents whose reports have not come back are sent again, to the nodes still
+        alive, up to RESENDS times; what came back is kept, and stored batches stay stored."""
+        left = dict(fresh)
+        for attempt in range(RESENDS + 1):
+            try:
+                for sha, report in self._analyse(ray, left):
+                    left.pop(sha, None)
+                    yield sha, report
+                return
+            except ClusterError as exc:
+                if attempt == RESENDS or not _lost_work(ray, exc):
+                    raise
+                log.warning("the cluster lost work (%s); sending %d images again", exc, len(left))
+
     def _analyse(
         self, ray: ModuleType, fresh: dict[str, tuple[str, bytes]]
     ) -> Iterator[tuple[str, ImageReport]]:
@@ -230,6 +249,28 @@ class ClusterIngestor:
         except Exception as exc:  # Ray's own errors (an actor that cannot load its models, a lost node)
             log.exception("the cluster failed while analysing")
             raise ClusterError(f"the Ray cluster failed while analysing: {_first_line(exc)}") from exc
+
+
+def _lost_work(ray: ModuleType, exc: BaseException) -> bool:
+    """Whether Ray failed because workers, actors or results were lost (a node died), which sending the work
+    again mends; not because the analysis itself failed (an actor that cannot load its models)."""
+    lost = (
+        ray.exceptions.RayActorError,
+        ray.exceptions.ObjectLostError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.WorkerCrashedError,
+    )
+    cause: BaseException | None = exc
+    for _ in range(20):  # a chain of causes, which in rare cases loops
+        if cause is None:
+            return False
+        if isinstance(cause, lost):
+            return not (isinstance(cause, ray.exceptions.RayActorError) and cause.actor_init_failed)
+        if isinstance(cause, ray.exceptions.RayTaskError) and cause.cause is not None:
+            cause = cause.cause
+        else:
+            cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
