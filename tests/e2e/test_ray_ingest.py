@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from feedlens.config import Settings
 from feedlens.services.access import AccessService
@@ -94,14 +94,30 @@ def test_cluster_ingest_stores_what_local_ingest_stores_exactly_once(
         assert version == here[key][0], key
         assert _close(result, here[key][1]), key
 
+    # reanalysis on the cluster: the labels results are gone (as after a model update), recomputed there
+    workspace_id = AccessService(wired.database).workspace_id("cluster")
+    with wired.database.session() as session:
+        ids = select(Image.id).where(Image.workspace_id == workspace_id)
+        session.execute(delete(Analysis).where(Analysis.analyzer == "labels", Analysis.image_id.in_(ids)))
+    redo = feedlens("reanalyze", "--analyzer", "labels", "-w", "cluster", "--ray", ray_head)
+    assert redo.code == 0, redo.stderr
+    assert f": {images} recomputed, 0 failed" in redo.stderr, redo.stderr
+    again_stored = _stored(wired, "cluster")
+    for name in names:
+        version, result = again_stored[(name, "labels")]
+        assert version == on_cluster[(name, "labels")][0] and _close(result, on_cluster[(name, "labels")][1])
+
 
 def test_cluster_ingest_refuses_sqlite(
     services: Services, settings: Settings, sample_dir: Path, tmp_path: Path
 ) -> None:
     wired = _wired(services, settings, tmp_path, f"sqlite:///{tmp_path / 'feedlens.db'}")
-    run = in_process_cli(wired)("ingest", sample_dir, "-w", "cluster", "--ray", "127.0.0.1:1")
+    feedlens = in_process_cli(wired)
+    run = feedlens("ingest", sample_dir, "-w", "cluster", "--ray", "127.0.0.1:1")
     assert run.code == 2
     assert "[cluster_needs_postgresql]" in run.stderr and "PostgreSQL" in run.stderr
+    redo = feedlens("reanalyze", "--analyzer", "labels", "--ray", "127.0.0.1:1")
+    assert redo.code == 2 and "[cluster_needs_postgresql]" in redo.stderr
 
 
 def test_unreachable_cluster_is_a_clear_error(

@@ -136,17 +136,32 @@ def reanalyze(
     ctx: typer.Context,
     analyzer: Annotated[str, typer.Option("--analyzer", "-a", help="the analyzer whose results to refresh")],
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="default: all")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="analyse on this Ray cluster (host:port, auto); needs PostgreSQL; env FEEDLENS_RAY_ADDRESS",
+        ),
+    ] = None,
 ) -> None:
     """Recompute results stored by an older version of an analyzer (older results are kept)."""
-    reanalyze_stale(ctx, analyzer, workspace)
+    reanalyze_stale(ctx, analyzer, workspace, ray=ray or services_from(ctx).settings.ray_address)
 
 
-def reanalyze_stale(ctx: typer.Context, analyzer: str, workspace: str | None, quiet: bool = False) -> int:
+def reanalyze_stale(
+    ctx: typer.Context, analyzer: str, workspace: str | None, quiet: bool = False, ray: str | None = None
+) -> int:
     """Recompute `analyzer`'s stale results with progress; how many were recomputed. `quiet`: say
-    nothing when nothing was stale (the demo's start-up)."""
+    nothing when nothing was stale (the demo's start-up). `ray`: a Ray cluster's address to analyse on
+    (rounds of `cluster.chunk_images` stored originals; storing stays here)."""
     from feedlens.services.reanalyze import ReanalyzeProgress
     from feedlens.services.reanalyze import reanalyze as reanalyze_images
 
+    if ray:  # refused before anything is read: a cluster needs PostgreSQL
+        from feedlens.services.cluster.ray_ingest import check_cluster_store
+
+        check_cluster_store(services_from(ctx).settings)
     services = _migrated(ctx)
     library = services.library
     workspace_id = services.access.workspace_id(workspace) if workspace else None
@@ -155,21 +170,32 @@ def reanalyze_stale(ctx: typer.Context, analyzer: str, workspace: str | None, qu
     pipeline = services.pipeline([analyzer, *services.followers(analyzer)], decode_like_ingest=True)
     last = ReanalyzeProgress(total=0)
     where = ("--workspace", workspace) if workspace else ()
-    again = command_line("reanalyze", "--analyzer", analyzer, *where)
+    again = command_line("reanalyze", "--analyzer", analyzer, *where, *(("--ray", ray) if ray else ()))
+    batch = services.settings.batch_size
+    cluster = None
+    if ray:
+        from feedlens.services.cluster.ray_ingest import ClusterPipeline
+
+        pipeline = cluster = ClusterPipeline(pipeline, services.settings, ray)
+        batch = services.settings.cluster.chunk_images  # a round per actor pool: models load once a round
 
     def work(stop: threading.Event) -> None:
         nonlocal last
         reporter.loading()
         pipeline.load()
         reporter.loading("first batch under way")  # the total comes with the first committed batch
-        steps = reanalyze_images(library, pipeline, analyzer, workspace_id, services.settings.batch_size)
-        for step in steps:  # each step is a committed batch
-            if reporter.total is None:
-                reporter.start(step.total)
-            reporter.advance(step.done + step.failed - last.done - last.failed)
-            last = step
-            if stop.is_set():
-                return
+        steps = reanalyze_images(library, pipeline, analyzer, workspace_id, batch)
+        try:
+            for step in steps:  # each step is a committed batch
+                if reporter.total is None:
+                    reporter.start(step.total)
+                reporter.advance(step.done + step.failed - last.done - last.failed)
+                last = step
+                if stop.is_set():
+                    return
+        finally:
+            if cluster is not None:
+                cluster.close()
 
     def on_quit() -> str:
         return f"quit: {last.done} recomputed so far; to finish, run again: {again}"

@@ -87,10 +87,14 @@ class AnalyzeActor:
     """A Ray Data actor: builds the ingest pipeline once (models load once per actor), then analyses
     batches of rows {name, sha256, data} into report rows (wire.report_row)."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], names: list[str] | None = None) -> None:
         from feedlens.services.factory import build_services
 
-        self.pipeline = build_services(Settings(**settings)).ingest_pipeline
+        services = build_services(Settings(**settings))
+        # `names`: reanalysis runs only the analyzers it refreshes, decoded at ingest's size as it does here
+        self.pipeline = (
+            services.ingest_pipeline if names is None else services.pipeline(names, decode_like_ingest=True)
+        )
         self.pipeline.load()
         self.versions = self.pipeline.versions()
 
@@ -132,6 +136,43 @@ class ClusterReports(Pipeline):
         return ImageReport(path=name, error={"code": ANALYZER_FAILED, "message": "not analysed; run again"})
 
 
+class ClusterPipeline(ClusterReports):
+    """`feedlens reanalyze --ray`: a pipeline whose `analyze_sources` sends the round of stored originals it
+    is given to the cluster (only `base`'s analyzers run there, decoded as ingest decodes) and returns
+    their reports in order; storing stays with the caller. `close()` disconnects."""
+
+    def __init__(self, base: Pipeline, settings: Settings, address: str) -> None:
+        check_cluster_store(settings)
+        super().__init__(base)
+        self.address = address
+        names = [a.name for a in base.analyzers]
+        self.analysis = RayAnalysis(settings, settings.batch_size, self.versions(), names)
+        self._ray: ModuleType | None = None
+        self._connected = False
+
+    def analyze_sources(
+        self,
+        names: Sequence[str],
+        sources: Sequence[Any],
+        digests: Sequence[str | None] | None = None,
+    ) -> list[ImageReport]:
+        data = [bytes(source) for source in sources]
+        shas = [hashlib.sha256(d).hexdigest() for d in data]
+        fresh: dict[str, tuple[str, bytes]] = {}
+        for name, sha, d in zip(names, shas, data, strict=True):
+            fresh.setdefault(sha, (name, d))
+        if self._ray is None:
+            self._ray, self._connected = _connect(self.address)
+        self.reports = dict(self.analysis.analyse_all(self._ray, fresh))
+        return super().analyze_sources(names, data, shas)
+
+    def close(self) -> None:
+        self.reports = {}
+        if self._ray is not None and self._connected:
+            self._ray.shutdown()
+        self._ray = None
+
+
 class ClusterIngestor:
     """Ingest whose analysis runs on a Ray cluster; storing is `base`'s (library, hooks, batch size)."""
 
@@ -142,6 +183,7 @@ class ClusterIngestor:
         self.reports = ClusterReports(base.pipeline)
         self.ingestor = Ingestor(base.library, self.reports, base.fetcher, base.batch_size, base.after_commit)
         self.batch_size = base.batch_size
+        self.analysis = RayAnalysis(settings, base.batch_size, self.reports.versions())
 
     def ingest(self, workspace: int, items: Sequence[IngestItem]) -> Generator[list[ItemOutcome]]:
         """The outcomes of each batch once it has committed, batches in input order. Connects on first
@@ -170,7 +212,7 @@ class ClusterIngestor:
         needed = [{sha for _, sha in batch if sha in fresh} for batch in batches]
         done = 0
         self.reports.reports.clear()
-        for sha, report in self._analyse_all(ray, fresh):
+        for sha, report in self.analysis.analyse_all(ray, fresh):
             self.reports.reports[sha] = report
             while done < len(batches) and needed[done] <= self.reports.reports.keys():
                 yield self._store(workspace, chunk, batches[done], done * size)
@@ -204,7 +246,20 @@ class ClusterIngestor:
             return item, None
         return replace(item, data=data), hashlib.sha256(data).hexdigest()
 
-    def _analyse_all(
+
+class RayAnalysis:
+    """Contents in, (SHA-256, report) out, on the cluster: a Ray Data actor pool per call (models load
+    once per actor and call). `names`: run only these analyzers (reanalysis); None: the ingest pipeline."""
+
+    def __init__(
+        self, settings: Settings, batch_size: int, versions: dict[str, str], names: list[str] | None = None
+    ) -> None:
+        self.settings = settings
+        self.batch_size = batch_size
+        self.versions = versions
+        self.names = names
+
+    def analyse_all(
         self, ray: ModuleType, fresh: dict[str, tuple[str, bytes]]
     ) -> Iterator[tuple[str, ImageReport]]:
         """(SHA-256, report) of each new content. When the cluster loses work (a node died with actors or
@@ -235,15 +290,14 @@ class ClusterIngestor:
         rows = [{"name": name, "sha256": sha, "data": data} for sha, (name, data) in fresh.items()]
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             AnalyzeActor,
-            fn_constructor_kwargs={"settings": actor_settings(self.settings)},
+            fn_constructor_kwargs={"settings": actor_settings(self.settings), "names": self.names},
             batch_size=size,
             compute=ray.data.ActorPoolStrategy(size=min(actors, blocks)),  # more would only load models
             num_cpus=cpus,
         )
-        versions = self.reports.versions()
         try:
             for row in dataset.iter_rows():
-                yield str(row["sha256"]), report_from_row(row, versions)
+                yield str(row["sha256"]), report_from_row(row, self.versions)
         except FeedlensError:
             raise
         except Exception as exc:  # Ray's own errors (an actor that cannot load its models, a lost node)
