@@ -7,11 +7,16 @@ in its own process group from a temporary folder; the in-process CLI is the driv
 
 from __future__ import annotations
 
+import base64
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete, select
 
@@ -20,12 +25,15 @@ from feedlens.services.access import AccessService
 from feedlens.services.factory import Services
 from feedlens.storage.tables import Analysis, Image
 from tests.e2e.ray_cluster import RayNode, free_port
+from tests.e2e.server import RELAXED_LIMITS, Server, on_postgres, wait_for_job
+from tests.support.api import auth
 from tests.support.cli import in_process_cli
 
 pytest.importorskip("ray", reason="the `cluster` extra is not installed")
 pytestmark = pytest.mark.slow
 
 ANALYZERS = ("labels", "properties")
+FEEDLENS = str(Path(sys.executable).parent / "feedlens")
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +135,42 @@ def test_unreachable_cluster_is_a_clear_error(
     run = in_process_cli(wired)("ingest", sample_dir, "-w", "nowhere", "--ray", f"127.0.0.1:{free_port()}")
     assert run.code == 2
     assert "[cluster_failed] cannot reach the Ray cluster" in run.stderr
+
+
+def test_a_replica_with_a_cluster_analyses_batch_jobs_there(
+    request: pytest.FixtureRequest, ray_head: str, sample_dir: Path, tmp_path: Path
+) -> None:
+    """`feedlens serve` with FEEDLENS_RAY_ADDRESS: the items of a batch it claims are analysed by the
+    cluster's actors and stored by the replica, every one once."""
+    env = {
+        **RELAXED_LIMITS,
+        **on_postgres(request, "ray-batches"),
+        "FEEDLENS_ANALYZERS": ",".join(ANALYZERS),
+        "FEEDLENS_RAY_ADDRESS": ray_head,
+    }
+    server = Server(tmp_path, env)
+    request.addfinalizer(server.stop)
+    server.start()
+    key = server.key("ray-batches", "write")
+    files = sorted(sample_dir.iterdir())[:4]
+    items = [{"content": base64.b64encode(f.read_bytes()).decode(), "name": f.name} for f in files]
+    items.append(dict(items[0]))  # the same bytes twice: one image
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id = client.post("/v1/batches", headers=auth(key), json={"items": items}).json()["id"]
+        job = wait_for_job(client, key, job_id, timeout=120)
+    assert (job["done"], job["failed"], job["pending"]) == (5, 0, 0)
+    assert len({i["image_id"] for i in job["items"]}) == 4
+    assert "4 images of a batch job analysed on the Ray cluster" in server.log.read_text()
+
+
+def test_a_replica_with_a_cluster_refuses_sqlite(tmp_path: Path) -> None:
+    env = {"FEEDLENS_RAY_ADDRESS": "127.0.0.1:1", "FEEDLENS_DATA_DIR": str(tmp_path)}
+    run = subprocess.run(
+        [FEEDLENS, "serve", "--port", str(free_port())],
+        check=False,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "[cluster_needs_postgresql]" in run.stderr, run.stderr

@@ -170,6 +170,10 @@ def serve(
     say = Console(stderr=True, highlight=False)
     services.check_storage()  # a full or read-only data folder: one line, exit 2, before listening
     check_port(host, port)  # a busy port: one line, exit 2, before any model loads
+    if settings.ray_address and settings.jobs_worker:  # batch jobs would be analysed on the cluster
+        from feedlens.services.cluster.ray_ingest import check_cluster_store
+
+        check_cluster_store(settings)  # which needs PostgreSQL: refused here, not on the first job
     if settings.jobs_worker and settings.jobs.replica_id is None:
         # named by host and port: a restarted server takes back at once what its killed self had claimed
         services.jobs.queue.replica = f"{socket.gethostname()[:40]}:{port}"

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,6 +32,9 @@ from feedlens.services.job_queue import (
 from feedlens.services.library import Library, printable, utc
 from feedlens.storage import repositories as repo
 from feedlens.storage.tables import Job, JobItem
+
+if TYPE_CHECKING:
+    from feedlens.services.cluster.ray_ingest import ClusterIngestor
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class JobService:
             jobs.max_attempts,
         )
         self.poll_seconds = jobs.poll_seconds
+        self.chunk_images = library.settings.cluster.chunk_images
+        self._on_cluster: ClusterIngestor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,6 +145,8 @@ class JobService:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._on_cluster is not None:
+            self._on_cluster.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -155,7 +162,9 @@ class JobService:
 
     def run_once(self) -> bool:
         """Lease and process one chunk of the oldest job with free items; False when there is nothing."""
-        claim = self.queue.claim(self.ingestor.batch_size)
+        cluster = self._cluster()
+        # on a cluster a claim is a round of `chunk_images`: its actors load their models once per round
+        claim = self.queue.claim(self.ingestor.batch_size if cluster is None else self.chunk_images)
         if claim is None:
             return self._finish(None)
         if not claim.items:
@@ -171,7 +180,7 @@ class JobService:
                         status = FAILED if outcome.status == FAILED else DONE
                         self.queue.complete(session, item_id, status, outcome.image_id, outcome.error)
 
-                self.ingestor.process_batch(claim.workspace, items, on_commit=mark)
+                (cluster or self.ingestor).process_batch(claim.workspace, items, on_commit=mark)
         except LeaseLostError as e:  # another replica owns them now; what we stored was rolled back
             log.warning("gave up a chunk of job %s: %s", claim.job_id, e)
             return True
@@ -182,6 +191,18 @@ class JobService:
         self._free_staged({i.source_blob for i in items if i.source_blob})
         self._finish(claim.job_id)
         return True
+
+    def _cluster(self) -> ClusterIngestor | None:
+        """With FEEDLENS_RAY_ADDRESS set, the Ray cluster analyses the items this replica claims (the
+        replica stores them); None: this process analyses them."""
+        address = self.library.settings.ray_address
+        if not address:
+            return None
+        if self._on_cluster is None:
+            from feedlens.services.cluster.ray_ingest import ClusterIngestor
+
+            self._on_cluster = ClusterIngestor(self.ingestor, self.library.settings, address)
+        return self._on_cluster
 
     def _finish(self, job_id: str | None) -> bool:
         """Close jobs with nothing pending (this one, or any: a replica may have died before closing its

@@ -31,7 +31,7 @@ from feedlens.config import Settings
 from feedlens.core.errors import ConfigError, FeedlensError
 from feedlens.core.results.base import ImageReport
 from feedlens.services.cluster.wire import report_from_row, report_row
-from feedlens.services.ingest import IngestItem, Ingestor, ItemOutcome
+from feedlens.services.ingest import BatchHook, IngestItem, Ingestor, ItemOutcome
 from feedlens.services.pipeline import ANALYZER_FAILED, Pipeline
 from feedlens.storage import repositories as repo
 
@@ -184,6 +184,8 @@ class ClusterIngestor:
         self.ingestor = Ingestor(base.library, self.reports, base.fetcher, base.batch_size, base.after_commit)
         self.batch_size = base.batch_size
         self.analysis = RayAnalysis(settings, base.batch_size, self.reports.versions())
+        self._ray: ModuleType | None = None
+        self._connected = False
 
     def ingest(self, workspace: int, items: Sequence[IngestItem]) -> Generator[list[ItemOutcome]]:
         """The outcomes of each batch once it has committed, batches in input order. Connects on first
@@ -219,6 +221,37 @@ class ClusterIngestor:
                 done += 1
         for index in range(done, len(batches)):  # all arrived (or failed: stored as failures)
             yield self._store(workspace, chunk, batches[index], index * size)
+
+    def process_batch(
+        self, workspace: int, items: Sequence[IngestItem], on_commit: BatchHook | None = None
+    ) -> list[ItemOutcome]:
+        """`Ingestor.process_batch` with the analysis on the cluster: batch jobs (`/v1/batches`) on a replica
+        with FEEDLENS_RAY_ADDRESS. One transaction, `on_commit` in it, as there. Stays connected until
+        `close()` (the job worker calls it once per chunk it claims)."""
+        loaded = [self._load(item) for item in items]
+        digests = sorted({sha for _, sha in loaded if sha is not None})
+        with self.ingestor.library.database.session() as session:
+            known = repo.images_by_sha(session, workspace, digests)
+        fresh: dict[str, tuple[str, bytes]] = {}
+        for item, sha in loaded:
+            if sha is not None and sha not in known and sha not in fresh and item.data is not None:
+                fresh[sha] = (item.source, item.data)
+        self.reports.reports = {}
+        if fresh:
+            if self._ray is None:
+                self._ray, self._connected = _connect(self.address)
+            self.reports.reports = dict(self.analysis.analyse_all(self._ray, fresh))
+        log.info("%d images of a batch job analysed on the Ray cluster at %s", len(fresh), self.address)
+        try:
+            return self.ingestor.process_batch(workspace, [item for item, _ in loaded], on_commit=on_commit)
+        finally:
+            self.reports.reports = {}
+
+    def close(self) -> None:
+        """Disconnect from the cluster if `process_batch` connected."""
+        if self._ray is not None and self._connected:
+            self._ray.shutdown()
+        self._ray, self._connected = None, False
 
     def _store(
         self, workspace: int, chunk: list[IngestItem], batch: list[tuple[IngestItem, str | None]], start: int
