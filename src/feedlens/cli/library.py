@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from feedlens.services.factory import Services
     from feedlens.services.ingest import IngestItem, ItemOutcome
 
+# `--ray ADDRESS` of ingest and reanalyze: analysis on a Ray cluster (docs/scale.md)
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="analyse on this Ray cluster (host:port, auto); needs PostgreSQL; env FEEDLENS_RAY_ADDRESS",
+    ),
+]
+
 workspaces_app = typer.Typer(help="Create and list workspaces (one per team).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one workspace and one scope each.", no_args_is_help=True)
 MAX_FAILURES_SHOWN = 20
@@ -38,14 +48,7 @@ def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="image files, folders, feed exports (.jsonl/.csv)")],
     workspace: Workspace = "default",
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="analyse on this Ray cluster (host:port, auto); needs PostgreSQL; env FEEDLENS_RAY_ADDRESS",
-        ),
-    ] = None,
+    ray: RayAddress = None,
 ) -> None:
     """Store and analyse images and posts in a workspace. Idempotent and resumable: a rerun skips what
     is stored (same bytes, same post id) and finishes what a killed or interrupted run left."""
@@ -136,14 +139,7 @@ def reanalyze(
     ctx: typer.Context,
     analyzer: Annotated[str, typer.Option("--analyzer", "-a", help="the analyzer whose results to refresh")],
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="default: all")] = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="analyse on this Ray cluster (host:port, auto); needs PostgreSQL; env FEEDLENS_RAY_ADDRESS",
-        ),
-    ] = None,
+    ray: RayAddress = None,
 ) -> None:
     """Recompute results stored by an older version of an analyzer (older results are kept)."""
     reanalyze_stale(ctx, analyzer, workspace, ray=ray or services_from(ctx).settings.ray_address)

@@ -205,10 +205,7 @@ class ClusterIngestor:
         digests = {sha for _, sha in loaded if sha is not None}
         with self.ingestor.library.database.session() as session:
             known = repo.images_by_sha(session, workspace, sorted(digests))
-        fresh: dict[str, tuple[str, bytes]] = {}  # each new content once, under its first item's name
-        for item, sha in loaded:
-            if sha is not None and sha not in known and sha not in fresh and item.data is not None:
-                fresh[sha] = (item.source, item.data)
+        fresh = _new_contents(loaded, known)
         size = self.batch_size
         batches = [loaded[i : i + size] for i in range(0, len(loaded), size)]
         needed = [{sha for _, sha in batch if sha in fresh} for batch in batches]
@@ -232,10 +229,7 @@ class ClusterIngestor:
         digests = sorted({sha for _, sha in loaded if sha is not None})
         with self.ingestor.library.database.session() as session:
             known = repo.images_by_sha(session, workspace, digests)
-        fresh: dict[str, tuple[str, bytes]] = {}
-        for item, sha in loaded:
-            if sha is not None and sha not in known and sha not in fresh and item.data is not None:
-                fresh[sha] = (item.source, item.data)
+        fresh = _new_contents(loaded, known)
         self.reports.reports = {}
         if fresh:
             if self._ray is None:
@@ -336,6 +330,17 @@ class RayAnalysis:
         except Exception as exc:  # Ray's own errors (an actor that cannot load its models, a lost node)
             log.exception("the cluster failed while analysing")
             raise ClusterError(f"the Ray cluster failed while analysing: {_first_line(exc)}") from exc
+
+
+def _new_contents(
+    loaded: Sequence[tuple[IngestItem, str | None]], known: Mapping[str, Any]
+) -> dict[str, tuple[str, bytes]]:
+    """SHA-256 -> (name, bytes) of the contents not stored yet: each once, under its first item's name."""
+    fresh: dict[str, tuple[str, bytes]] = {}
+    for item, sha in loaded:
+        if sha is not None and sha not in known and sha not in fresh and item.data is not None:
+            fresh[sha] = (item.source, item.data)
+    return fresh
 
 
 def _lost_work(ray: ModuleType, exc: BaseException) -> bool:
