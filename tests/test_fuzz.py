@@ -39,7 +39,7 @@ from tests.support.fresh import fresh
 
 REPO = Path(__file__).resolve().parents[1]
 ATHERIS_SECONDS = 60
-ATHERIS_RUNS = 10_000  # ~15 s here
+ATHERIS_RUNS = 5_000  # ~8 s here; `make fuzz` runs for longer
 ATHERIS_SEED = 20261206
 SCHEMATHESIS_SECONDS = 75
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def fuzz_server() -> Iterator[Running]:
 
 def test_schemathesis_finds_no_server_error(fuzz_server: Running) -> None:
     server = fuzz_server
-    report = fuzz_api(server.url, server.key, server.pair, budget_s=SCHEMATHESIS_SECONDS, examples=24)
+    report = fuzz_api(server.url, server.key, server.pair, budget_s=SCHEMATHESIS_SECONDS, examples=12)
     print(report.table(), report.summary(), sep="\n")
     assert len(report.cases) == report.planned >= 70, report.summary()  # every operation was reached
     # a 500 on an operation with a known, still open bug is that bug (its own test below is the xfail)

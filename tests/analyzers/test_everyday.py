@@ -14,8 +14,10 @@ from feedlens.analyzers.everyday import (
     Found,
     LabelScorer,
     Logistic,
+    Membership,
     classifier_features,
     fingerprint,
+    logit,
 )
 from feedlens.core.results import Face, FacesResult
 from feedlens.core.results.faces import EMOTIONS
@@ -105,6 +107,19 @@ def test_a_flat_distribution_is_not_confidently_anything(vocabulary: Vocabulary)
     classifier = calibration.classifier["efficientnet-lite0-onnx"]
     scorer = LabelScorer(vocabulary, vocabulary.imagenet_wnids, classifier, calibration.faces)
     assert max(f.score for f in scorer.from_classifier(p).values()) < 0.5
+
+
+def test_the_sparse_roll_up_equals_the_dense_one(vocabulary: Vocabulary) -> None:
+    """The precomputed membership (a sparse max per label) gives the dense formula's features exactly."""
+    matrix = vocabulary.imagenet_matrix(vocabulary.imagenet_wnids)[1]
+    p = np.random.default_rng(3).dirichlet(np.full(1000, 0.05))
+    raw, features = classifier_features(p, Membership.of(matrix))
+    top = (p[:, None] * matrix).max(axis=0)
+    assert np.allclose(raw, np.clip(p @ matrix, 0, 1))
+    assert np.allclose(features[:, 2], logit(top))
+    assert np.allclose(features[:, 1], np.log(matrix.sum(axis=0)))
+    with pytest.raises(ValueError, match="at least one class"):
+        Membership.of(np.zeros((3, 2), dtype=np.float32))
 
 
 def test_the_shipped_calibration_loads_and_says_where_it_came_from(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.e2e.server import RELAXED_LIMITS, Launch, Server, on_postgres
 from tests.support.api import auth, is_problem, store
+from tests.support.category_stack import TRAINING_ANALYZERS
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,
@@ -38,6 +39,9 @@ def server(request: pytest.FixtureRequest, launch: Launch) -> Server:
         **RELAXED_LIMITS,
         **on_postgres(request, "models"),
         "FEEDLENS_LEARNING__RETRAIN_AFTER": str(len(CLASSES) * (PER_CLASS + 2)),  # the last test's labels
+        # training reads the classifier's stored features; zero-shot, the search vectors: nothing else
+        # needs computing at ingest (objects, poses, faces and OCR would triple the module's time)
+        "FEEDLENS_ANALYZERS": ",".join(TRAINING_ANALYZERS),
     }
     return launch("models-api", env)
 

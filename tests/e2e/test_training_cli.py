@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from feedlens.config import Settings
+from feedlens.services.factory import Services, build_services
+from tests.support.category_stack import TRAINING_ANALYZERS
 from tests.support.cli import Cli, Run
 from tests.support.tuxpaint import (
     ANIMALS,
@@ -31,6 +34,15 @@ def write_folder(root: Path, stamps: list[Any]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         render(stamp, 320).convert("RGB").save(target)
     return root
+
+
+@pytest.fixture(scope="module")
+def cli_services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Services:
+    """The module's data folder, ingesting what training reads (the classifier's features, the search
+    vectors zero-shot compares): objects, poses, faces and OCR would triple its time and change nothing."""
+    data = tmp_path_factory.mktemp("training-cli")
+    update = {"data_dir": data, "database_url": None, "analyzers": TRAINING_ANALYZERS}
+    return build_services(settings.model_copy(update=update))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from feedlens.services.factory import Services
 from feedlens.services.feedback.learning import ActiveLearning, LearningError, decide
 from feedlens.services.ingest import IngestItem
 from feedlens.services.training import ActiveLearningError, TrainingService, TrainOptions
-from tests.support.category_stack import Stack, build_stack
+from tests.support.category_stack import TRAINING_ANALYZERS, Stack, build_stack
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,
@@ -40,7 +40,7 @@ class Loop:
 def loop(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     chosen, _ = pick(CLASSES, 12, 0)
     data = tmp_path_factory.mktemp("learning")
-    stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}")
+    stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}", TRAINING_ANALYZERS)
     settings = stack.services.settings.model_copy(
         update={"learning": stack.services.settings.learning.model_copy(update={"retrain_after": 10})}
     )

@@ -25,7 +25,7 @@ from feedlens.services.training import (
     TrainOptions,
     routes_to_candidate,
 )
-from tests.support.category_stack import Stack, build_stack
+from tests.support.category_stack import TRAINING_ANALYZERS, Stack, build_stack
 from tests.support.tuxpaint import (
     ANIMALS,
     FOOD,
@@ -53,7 +53,7 @@ class World:
 def world(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     chosen, held = pick(CLASSES, PER_CLASS, 3)
     data = tmp_path_factory.mktemp("training")
-    stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}")
+    stack = build_stack(services, data, f"sqlite:///{data / 'feedlens.db'}", TRAINING_ANALYZERS)
     training = TrainingService(
         stack.services.database,
         stack.services.blobs,

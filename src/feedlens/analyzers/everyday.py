@@ -131,18 +131,42 @@ class Calibration:
         )
 
 
-def classifier_features(probabilities: np.ndarray, membership: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Membership:
+    """A (1000, L) 0/1 class-to-label matrix with what every image's roll-up needs precomputed: a float64
+    copy (no cast per image), each label's classes as one sorted index (a sparse max instead of a dense
+    (1000, L) product: ~1% of its entries are 1) and log(classes under each label)."""
+
+    dense: np.ndarray  # (1000, L) float64
+    classes: np.ndarray  # (nnz,) class index of each (label, class) pair, grouped by label
+    starts: np.ndarray  # (L,) where each label's group begins in `classes`
+    breadth: np.ndarray  # (L,) log(max(classes under the label, 1))
+
+    @classmethod
+    def of(cls, membership: np.ndarray) -> Membership:
+        labels, classes = np.nonzero(np.asarray(membership).T)  # row-major: grouped by label
+        counts = np.bincount(labels, minlength=membership.shape[1])
+        if (counts == 0).any():  # imagenet_matrix keeps only labels some class reaches
+            raise ValueError("every label needs at least one class under it")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        breadth = np.log(np.maximum(counts, 1).astype(np.float64))
+        return cls(np.asarray(membership, dtype=np.float64), classes, starts, breadth)
+
+
+def classifier_features(
+    probabilities: np.ndarray, membership: np.ndarray | Membership
+) -> tuple[np.ndarray, np.ndarray]:
     """(1000,) probabilities, (1000, L) membership -> raw sums (L,) and features (L, 5): logit(raw sum),
     log(classes under the label), logit(largest class under it), and two of the whole image, the same for
     every label: logit(the largest class of all) and the distribution's entropy / log(1000). A flat
     distribution (a pattern, a galaxy field) sums to a fair share under any wide label without being one."""
-    raw = np.clip(probabilities @ membership, 0.0, 1.0)
-    top = (probabilities[:, None] * membership).max(axis=0)
-    breadth = np.log(np.maximum(membership.sum(axis=0), 1.0))
+    m = membership if isinstance(membership, Membership) else Membership.of(membership)
+    raw = np.clip(probabilities @ m.dense, 0.0, 1.0)
+    top = np.maximum.reduceat(probabilities[m.classes], m.starts)
     p = np.clip(probabilities, EPS, 1.0)
     entropy = float(-(p * np.log(p)).sum() / np.log(len(p)))
     image = np.broadcast_to([float(logit(p.max())), entropy], (len(raw), 2))
-    return raw, np.column_stack([logit(raw), breadth, logit(top), image])
+    return raw, np.column_stack([logit(raw), m.breadth, logit(top), image])
 
 
 @dataclass
@@ -167,13 +191,14 @@ class LabelScorer:
     ) -> None:
         self.vocabulary = vocabulary
         self.columns, self.membership = vocabulary.imagenet_matrix(wnids)  # (1000, L)
+        self._rollup = Membership.of(self.membership)
         self.classifier = classifier
         self.faces = faces
         self._ancestors = {label.id: vocabulary.ancestors(label.id) for label in vocabulary}
 
     # -- evidence ---------------------------------------------------------------------------------------
     def from_classifier(self, probabilities: np.ndarray) -> dict[str, Found]:
-        raw, features = classifier_features(np.asarray(probabilities, dtype=np.float64), self.membership)
+        raw, features = classifier_features(np.asarray(probabilities, dtype=np.float64), self._rollup)
         scored = np.flatnonzero(raw >= RAW_FLOOR)
         calibrated = self.classifier(features[scored])
         return {

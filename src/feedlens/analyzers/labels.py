@@ -63,7 +63,7 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
     _session: InferenceSession
     _classes: list[dict[str, str]]
     _concepts: list[dict[str, Any]]
-    _membership: np.ndarray  # (1000, C) float32, 1 where WordNet concept c is above class i
+    _membership: np.ndarray  # (1000, C) float64, 1 where WordNet concept c is above class i
     _scorer: LabelScorer
     _vocabulary: Vocabulary
 
@@ -93,7 +93,9 @@ class LabelsAnalyzer(Analyzer[np.ndarray, LabelsResult]):
             membership[i, above] = 1.0
         # Concepts too near WordNet's root (entity, object, whole ...) say nothing: drop their columns.
         shown = np.array([c["depth"] >= self.settings.labels_concept_min_depth for c in self._concepts])
-        self._membership = membership * shown[None, :]
+        # float64 once here: the roll-up multiplies float64 probabilities, and a float32 matrix would be
+        # cast again for every batch
+        self._membership = (membership * shown[None, :]).astype(np.float64)
         self._vocabulary = Vocabulary.load()
         calibration = Calibration.load()
         self._scorer = LabelScorer(

@@ -197,7 +197,8 @@ class CropJudge:
         self.classes = tuple(classes) if classes is not None else detector_classes(COCO_CLASSES, vocabulary)
         self.detector = detector
         self.relabel = relabel
-        columns, self.membership = vocabulary.imagenet_matrix(vocabulary.imagenet_wnids)  # (1000, L)
+        columns, membership = vocabulary.imagenet_matrix(vocabulary.imagenet_wnids)  # (1000, L)
+        self.membership = membership.astype(np.float64)  # cast once, not per crop batch
         column = {label_id: j for j, label_id in enumerate(columns)}
         self._label = [c.label for c in self.classes]
         # the label's column; -1 when no ImageNet class reaches it (Giraffe, Ball), it is UNNAMED or none
