@@ -93,6 +93,7 @@ bench: setup
 	$(BIN)/python benchmarks/faces_quality.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/face_identity_bench.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/ocr_speed.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/ocr_gate_sides.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/cluster_bench.py --out docs/benchmarks.md
 
 # Longer fuzzing than the bounded runs in `make test` (tests/fuzz/README.md): atheris on the decoder for

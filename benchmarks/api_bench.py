@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import PHOTOS, QUALITY, SIZE, SOURCES, machine, write_section
+from run import GRAIN_SIGMA, PHOTOS, QUALITY, SIZE, SOURCES, machine, write_section
 
 from feedlens.analyzers.registry import DEFAULT_ANALYZERS
 from feedlens.config import Settings, load_settings
@@ -87,7 +87,7 @@ def variant(image: Image.Image, side: float, cx: float, cy: float, mirror: bool)
 
 @dataclass
 class Inputs:
-    big: bytes  # one 12 MP JPEG (astronaut)
+    big: bytes  # one camera-like 12 MP JPEG (astronaut with sensor-like grain)
     small: bytes  # one ~1 MP JPEG without text (chelsea), for the overload run
     ingest: list[tuple[str, bytes]]  # distinct ~1 MP JPEGs
     warmup: list[tuple[str, bytes]]  # more distinct ones, never timed
@@ -95,7 +95,9 @@ class Inputs:
     @classmethod
     def make(cls) -> Inputs:
         shipped = dict(photos())
-        big = jpeg(ImageOps.fit(shipped["astronaut"], SIZE, Image.Resampling.BICUBIC))
+        smooth = np.asarray(ImageOps.fit(shipped["astronaut"], SIZE, Image.Resampling.BICUBIC), np.float32)
+        noise = np.random.default_rng(0).normal(0, GRAIN_SIGMA, smooth.shape).astype(np.float32)
+        big = jpeg(Image.fromarray(np.clip(smooth + noise, 0, 255).astype(np.uint8)))
         small = jpeg(variant(shipped["chelsea"], 1.0, 0.5, 0.5, False))
         ingest = [
             (f"{n}-{k}.jpg", jpeg(variant(im, *v)))
@@ -415,6 +417,7 @@ PATHS = {
     "pipeline": "in process, `Pipeline.analyze_sources`, batch {n} (nothing stored)",
     "ingestor": "in process, `Ingestor`, batch {n} (stores: database, blobs, thumbnails)",
     "ingestor-1": "in process, `Ingestor`, batch 1 (the server's work per request)",
+    "ingestor-k": "in process, `Ingestor`, batch {clients} (what {clients} clients can coalesce)",
 }
 
 
@@ -450,6 +453,7 @@ def render(r: Results) -> str:
     batch_vs_ingest = statistics.median(x["api-batch"] / x["ingestor"] for x in r.rounds)
     retries = sum(t.retries for t in r.ingest)
     vs_one = statistics.median(x["api"] / x["ingestor-1"] for x in r.rounds)
+    vs_k = statistics.median(x["api"] / x["ingestor-k"] for x in r.rounds)
     ingest_lat = percentiles([o.seconds for t in r.ingest for o in t.outcomes])
     ok, busy = r.overload.of(200, 300), r.overload.of(429, 430)
     fivexx, none = r.overload.of(500, 600), r.overload.of(0, 1)
@@ -484,8 +488,8 @@ def render(r: Results) -> str:
         "",
         f"### `/v1/analyze`, one 12 MP JPEG, sequential ({SIZE[0]}x{SIZE[1]}, {r.big_mb:.1f} MB)",
         "",
-        f"The image: scikit-image's astronaut upscaled to {SIZE[0]}x{SIZE[1]}, quality {QUALITY} (smooth, so "
-        "smaller and quicker to decode than a camera's 3-4 MB photo; see the foundation section). One "
+        f"The image: scikit-image's astronaut upscaled to {SIZE[0]}x{SIZE[1]} with camera-like grain (sigma "
+        f"{GRAIN_SIGMA:g}, quality {QUALITY}: as large and as slow to decode as a phone's photo). One "
         f"client, one request at a time; analyzers `{NO_OCR}` (no OCR); {len(r.latency)} timed requests "
         "after 10 warm-up ones; client-side wall time (upload + analysis + JSON answer). Each request is "
         "followed by the same analysis in process (`Pipeline.analyze_one(bytes)`), timed alike.",
@@ -518,7 +522,8 @@ def render(r: Results) -> str:
         f"**{100 * vs_ingest:.0f}%**; `POST /v1/batches` / in-process `Ingestor`: "
         f"{100 * batch_vs_ingest:.0f}%; "
         f"`POST /v1/images` / bare pipeline (stores nothing): {100 * ratio:.0f}%; / `Ingestor` at batch 1: "
-        f"{100 * vs_one:.0f}% (medians of the rounds' ratios). The server coalesces concurrent "
+        f"{100 * vs_one:.0f}%; / `Ingestor` at the batch its {capacity} clients can fill: {100 * vs_k:.0f}% "
+        "(medians of the rounds' ratios). The server coalesces concurrent "
         f"`POST /v1/images` requests into shared batches; its {capacity} clients resent {retries} requests "
         "refused with 429 while the queue was full. "
         f"Per-request latency during the API ingest: p50 {ingest_lat['p50']:.0f} ms, p99 "
@@ -565,9 +570,12 @@ def render(r: Results) -> str:
         f"{local['p50']:.1f} ms) | {met[lat['p50'] <= 150]} |",
         f"| ... p99 <= 300 ms | {lat['p99']:.1f} ms (in process: {local['p99']:.1f} ms) "
         f"| {met[lat['p99'] <= 300]} |",
+        f"| ... p50 <= 120 ms (issue 25) | {lat['p50']:.1f} ms | {met[lat['p50'] <= 120]} |",
         f"| API ingest >= 80% of in-process ingest throughput | `POST /v1/images` {100 * vs_ingest:.0f}% "
         f"({rate['api']:.1f} vs {rate['ingestor']:.1f} images/s); `/v1/batches` {100 * batch_vs_ingest:.0f}% "
         f"| {met[vs_ingest >= 0.8]} |",
+        f"| ... >= 90% (issue 25) | {100 * vs_ingest:.0f}%; at the batch {capacity} clients can fill: "
+        f"{100 * vs_k:.0f}% | {met[vs_ingest >= 0.9]} |",
         f"| ... against the bare pipeline (stores nothing) | {100 * ratio:.0f}% ({rate['api']:.1f} vs "
         f"{rate['pipeline']:.1f} images/s) | {met[ratio >= 0.8]} |",
         f"| 2x overload: no 5xx, excess refused with 429 + Retry-After | {len(fivexx)} 5xx, {len(none)} "
@@ -600,6 +608,7 @@ def ingest_rounds(
             "pipeline": len(images) / local.analyse(images),
             "ingestor": len(images) / local.ingest(images, n),
             "ingestor-1": len(images) / local.ingest(images, 1),
+            "ingestor-k": len(images) / local.ingest(images, server_capacity(r.settings)),
         }
         clients = server_capacity(r.settings)
         r.ingest.append(api_ingest(server, key, images, clients=clients))
