@@ -98,7 +98,9 @@ class Library:
             size_bytes=len(data),
             source=printable(source)[:2000],
         )
-        repo.add_analyses(session, image_id, results, {n: versions[n] for n in results})
+        stored_versions = {n: versions[n] for n in results}
+        add = repo.add_first_analyses if created else repo.add_analyses  # new image: nothing to replace
+        add(session, image_id, results, stored_versions)
         self.store_vectors(session, image_id, report, versions)
         return image_id, created
 
@@ -120,9 +122,12 @@ class Library:
         if decoded is None or max(decoded.size) < min(side, original):
             decoded = self.decoder.decode(data, min_side=side).image
         thumb = decoded.copy()
-        thumb.thumbnail((side, side), PILImage.Resampling.LANCZOS)
+        # An integer box reduce to near the size first (reducing_gap 1), then Lanczos for the rest; WebP's
+        # method 2 instead of 4. Measured on a 981x736 decode: 22 -> 10 ms a thumbnail, 3% more bytes, no
+        # visible difference at 320 px (a box average is itself a fair antialias).
+        thumb.thumbnail((side, side), PILImage.Resampling.LANCZOS, reducing_gap=1.0)
         out = io.BytesIO()
-        thumb.save(out, "WEBP", quality=80)
+        thumb.save(out, "WEBP", quality=80, method=2)
         return out.getvalue()
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -94,6 +94,30 @@ def add_analyses(
             Facet(image_id=image_id, analyzer=name, kind=k, value=v, score=s)
             for k, v, s in facets_for(name, result)
         )
+
+
+def add_first_analyses(
+    session: Session, image_id: str, results: dict[str, dict[str, Any]], versions: dict[str, str]
+) -> None:
+    """`add_analyses` for an image inserted in this transaction: nothing to replace, so no DELETEs, and
+    the rows go in as two multi-row INSERTs rather than ORM objects (ingest's per-image storing cost).
+    Only for a new image: no loaded ORM object of it exists to go stale."""
+    if not results:
+        return
+    session.execute(
+        insert(Analysis),
+        [
+            {"image_id": image_id, "analyzer": n, "version": versions[n], "result": r}
+            for n, r in results.items()
+        ],
+    )
+    facets = [
+        {"image_id": image_id, "analyzer": n, "kind": k, "value": v, "score": score}
+        for n, r in results.items()
+        for k, v, score in facets_for(n, r)
+    ]
+    if facets:
+        session.execute(insert(Facet), facets)
 
 
 def current_analyses(session: Session, image_ids: Sequence[str]) -> dict[str, dict[str, Analysis]]:
