@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import SIZE, Bench, machine, make_jpegs, timed, write_section
+from run import SIZE, Bench, machine, make_jpegs, publish, timed
 
 from feedlens.config import load_settings
 from feedlens.runtime import sessions
@@ -231,10 +231,7 @@ def main() -> None:  # noqa: PLR0915 - one linear measurement script
         "Machine: " + "; ".join(machine(settings)),
         END,
     ]
-    section = "\n".join(rows)
-    print(section)
-    if args.out:
-        write_section(args.out, section, START, END)
+    publish(rows, args.out, START, END)
 
 
 if __name__ == "__main__":

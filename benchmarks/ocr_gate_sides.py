@@ -28,7 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from ocr_accuracy import PHOTOS, caption_scene
-from run import machine, make_jpegs, write_section
+from run import machine, make_jpegs, publish
 
 from feedlens.analyzers.text import TextAnalyzer
 from feedlens.analyzers.text_detect import OCR_SIDE
@@ -127,10 +127,7 @@ def main() -> None:
         "Machine: " + "; ".join(machine(settings)),
         END,
     ]
-    section = "\n".join(lines)
-    print(section)
-    if args.out:
-        write_section(args.out, section, START, END)
+    publish(lines, args.out, START, END)
 
 
 if __name__ == "__main__":

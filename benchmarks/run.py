@@ -337,6 +337,14 @@ def write_section(path: Path, section: str, start: str = START, end: str = END) 
     path.write_text(text)
 
 
+def publish(lines: Sequence[str], out: Path | None, start: str, end: str) -> None:
+    """Print a section (its lines, markers included) and, given `out`, write it there in place."""
+    section = "\n".join(lines)
+    print(section)
+    if out:
+        write_section(out, section, start, end)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="feedlens foundation benchmarks")
     parser.add_argument("--out", type=Path, help="markdown file whose foundation section is (re)written")
