@@ -140,7 +140,7 @@ class Membership:
     dense: np.ndarray  # (1000, L) float64
     classes: np.ndarray  # (nnz,) class index of each (label, class) pair, grouped by label
     starts: np.ndarray  # (L,) where each label's group begins in `classes`
-    breadth: np.ndarray  # (L,) log(max(classes under the label, 1))
+    breadth: np.ndarray  # (L,) log(classes under the label)
 
     @classmethod
     def of(cls, membership: np.ndarray) -> Membership:
@@ -149,7 +149,7 @@ class Membership:
         if (counts == 0).any():  # imagenet_matrix keeps only labels some class reaches
             raise ValueError("every label needs at least one class under it")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        breadth = np.log(np.maximum(counts, 1).astype(np.float64))
+        breadth = np.log(counts.astype(np.float64))
         return cls(np.asarray(membership, dtype=np.float64), classes, starts, breadth)
 
 
@@ -190,15 +190,15 @@ class LabelScorer:
         self, vocabulary: Vocabulary, wnids: Sequence[str], classifier: Logistic, faces: Logistic
     ) -> None:
         self.vocabulary = vocabulary
-        self.columns, self.membership = vocabulary.imagenet_matrix(wnids)  # (1000, L)
-        self._rollup = Membership.of(self.membership)
+        self.columns, matrix = vocabulary.imagenet_matrix(wnids)  # (1000, L)
+        self.membership = Membership.of(matrix)
         self.classifier = classifier
         self.faces = faces
         self._ancestors = {label.id: vocabulary.ancestors(label.id) for label in vocabulary}
 
     # -- evidence ---------------------------------------------------------------------------------------
     def from_classifier(self, probabilities: np.ndarray) -> dict[str, Found]:
-        raw, features = classifier_features(np.asarray(probabilities, dtype=np.float64), self._rollup)
+        raw, features = classifier_features(np.asarray(probabilities, dtype=np.float64), self.membership)
         scored = np.flatnonzero(raw >= RAW_FLOOR)
         calibrated = self.classifier(features[scored])
         return {

@@ -63,9 +63,9 @@ def insert_image(session: Session, **values: Any) -> tuple[str, bool]:
     INSERT ... ON CONFLICT DO NOTHING instead of a savepoint: with pysqlite a SAVEPOINT that opens the
     transaction becomes the outer one and its RELEASE would commit half a batch.
     """
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(Image)
+        dialect_insert(Image)
         .values(id=new_id(), **values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "sha256"])
         .returning(Image.id)
